@@ -1,0 +1,264 @@
+"""Exact output-size arithmetic of torch's convolutions and poolings, as pure integer functions.
+
+Every public function takes an int or one int per spatial dimension for each
+argument and answers in the same form: ints in, int out; a tuple anywhere, tuples out.
+"""
+
+from __future__ import annotations
+
+from typing import Union, overload
+
+from ._sizes import IntOrTuple, as_tuple, like, spatial_ndim
+from .errors import ShapeError
+
+__all__ = [
+    "conv_output_size",
+    "conv_transpose_output_range",
+    "conv_transpose_output_size",
+    "pool_output_size",
+]
+
+Padding = Union[IntOrTuple, str]
+
+
+def conv_out(i: int, k: int, s: int, p: int, d: int) -> int:
+    """One dimension of ``nn.Conv*d``: ``floor((i + 2p - d(k-1) - 1) / s) + 1`` (may be < 1)."""
+    return (i + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+def conv_transpose_out(i: int, k: int, s: int, p: int, d: int, op: int) -> int:
+    """One dimension of ``nn.ConvTranspose*d``: ``(i-1)s - 2p + d(k-1) + op + 1`` (may be < 1)."""
+    return (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def pool_out(i: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
+    """One dimension of torch's max/avg pooling, ``ceil_mode`` included (may be < 1)."""
+    span = i + 2 * p - d * (k - 1) - 1
+    out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= i + p:
+        out -= 1  # torch drops a last window that would start inside the right padding
+    return out
+
+
+def same_padding(k: int, d: int) -> tuple[int, int]:
+    """Left and right padding of torch's ``padding='same'`` (stride 1): ``d(k-1)`` split, extra on the right."""
+    total = d * (k - 1)
+    return total // 2, total - total // 2
+
+
+def _ndim(*values: object) -> int:
+    return spatial_ndim(*values) or 1
+
+
+def _checked_output(sizes: list[int], what: str, inputs: tuple[int, ...]) -> tuple[int, ...]:
+    if min(sizes) < 1:
+        raise ShapeError(
+            f"{what} gives output size {tuple(sizes)} for input size {inputs}: every size must be >= 1. "
+            "Fix: use a larger input, a smaller kernel or dilation, or more padding."
+        )
+    return tuple(sizes)
+
+
+def _string_padding(padding: str, stride: tuple[int, ...]) -> str:
+    if padding not in ("same", "valid"):
+        raise ValueError(f"padding must be an int, a tuple, 'same' or 'valid', got {padding!r}")
+    if padding == "same" and any(s != 1 for s in stride):
+        raise ValueError(f"padding='same' needs stride 1 (as in torch), got stride={stride}")
+    return padding
+
+
+@overload
+def conv_output_size(
+    input_size: int, kernel_size: int, stride: int = ..., padding: int | str = ..., dilation: int = ...
+) -> int: ...
+@overload
+def conv_output_size(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = ...,
+    padding: Padding = ...,
+    dilation: IntOrTuple = ...,
+) -> int | tuple[int, ...]: ...
+def conv_output_size(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: Padding = 0,
+    dilation: IntOrTuple = 1,
+) -> int | tuple[int, ...]:
+    """Output size of ``nn.Conv1d/2d/3d``, exactly as torch computes it.
+
+    Args:
+        input_size: spatial input size, an int or one int per dimension.
+        kernel_size, stride, dilation: as for ``nn.Conv2d``.
+        padding: an int, a tuple, ``'valid'`` (0) or ``'same'`` (output = input; stride 1).
+
+    Shape:
+        ``out = floor((in + 2·padding - dilation·(kernel_size - 1) - 1) / stride) + 1``
+
+    Example:
+        >>> conv_output_size(24, kernel_size=3, stride=2, padding=1)
+        12
+        >>> conv_output_size((25, 24), kernel_size=3, stride=2, padding=1)
+        (13, 12)
+
+    Raises:
+        TypeError: a size is not an int or tuple of ints.
+        ValueError: a value is out of range, or tuples disagree in length.
+        ShapeError: the input is too small for the kernel.
+    """
+    n = _ndim(input_size, kernel_size, stride, padding, dilation)
+    i = as_tuple(input_size, "input_size", n)
+    k = as_tuple(kernel_size, "kernel_size", n)
+    s = as_tuple(stride, "stride", n)
+    d = as_tuple(dilation, "dilation", n)
+    if isinstance(padding, str) and _string_padding(padding, s) == "same":
+        sizes = list(i)
+    else:
+        p = (0,) * n if isinstance(padding, str) else as_tuple(padding, "padding", n, minimum=0)
+        sizes = [conv_out(*args) for args in zip(i, k, s, p, d)]
+    return like(input_size, _checked_output(sizes, "this convolution", i))
+
+
+@overload
+def conv_transpose_output_size(
+    input_size: int,
+    kernel_size: int,
+    stride: int = ...,
+    padding: int = ...,
+    dilation: int = ...,
+    output_padding: int = ...,
+) -> int: ...
+@overload
+def conv_transpose_output_size(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = ...,
+    padding: IntOrTuple = ...,
+    dilation: IntOrTuple = ...,
+    output_padding: IntOrTuple = ...,
+) -> int | tuple[int, ...]: ...
+def conv_transpose_output_size(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    output_padding: IntOrTuple = 0,
+) -> int | tuple[int, ...]:
+    """Output size of ``nn.ConvTranspose1d/2d/3d``, exactly as torch computes it.
+
+    Shape:
+        ``out = (in - 1)·stride - 2·padding + dilation·(kernel_size - 1) + output_padding + 1``
+
+    Example:
+        >>> conv_transpose_output_size(12, kernel_size=3, stride=2, padding=1)
+        23
+        >>> conv_transpose_output_size(12, kernel_size=3, stride=2, padding=1, output_padding=1)
+        24
+
+    Raises:
+        TypeError: a size is not an int or tuple of ints.
+        ValueError: a value is out of range, or ``output_padding`` is not below stride or dilation
+            (torch's own rule).
+        ShapeError: the output would be smaller than 1.
+    """
+    n = _ndim(input_size, kernel_size, stride, padding, dilation, output_padding)
+    i = as_tuple(input_size, "input_size", n)
+    k = as_tuple(kernel_size, "kernel_size", n)
+    s = as_tuple(stride, "stride", n)
+    p = as_tuple(padding, "padding", n, minimum=0)
+    d = as_tuple(dilation, "dilation", n)
+    op = as_tuple(output_padding, "output_padding", n, minimum=0)
+    for o, si, di in zip(op, s, d):
+        if o >= max(si, di):
+            raise ValueError(
+                f"output_padding={op} must be smaller than stride={s} or dilation={d} in every dimension (torch's rule)"
+            )
+    sizes = [conv_transpose_out(*args) for args in zip(i, k, s, p, d, op)]
+    return like(input_size, _checked_output(sizes, "this transposed convolution", i))
+
+
+def conv_transpose_output_range(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple = 1,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+) -> tuple[int | tuple[int, ...], int | tuple[int, ...]]:
+    """Smallest and largest output sizes a transposed convolution reaches through ``output_padding``.
+
+    These are the sizes ``ConvTranspose2d.forward(x, output_size=...)`` accepts:
+    ``output_padding`` runs from 0 to ``max(stride, dilation) - 1``.
+
+    Shape:
+        ``lo = (in - 1)·stride - 2·padding + dilation·(kernel_size - 1) + 1``,
+        ``hi = lo + max(stride, dilation) - 1``
+
+    Example:
+        >>> conv_transpose_output_range(6, kernel_size=3, stride=3)
+        (18, 20)
+        >>> conv_transpose_output_range((12, 12), kernel_size=3, stride=2, padding=1)
+        ((23, 23), (24, 24))
+
+    Raises:
+        TypeError: a size is not an int or tuple of ints.
+        ValueError: a value is out of range.
+        ShapeError: even the largest output would be smaller than 1.
+    """
+    n = _ndim(input_size, kernel_size, stride, padding, dilation)
+    i = as_tuple(input_size, "input_size", n)
+    k = as_tuple(kernel_size, "kernel_size", n)
+    s = as_tuple(stride, "stride", n)
+    p = as_tuple(padding, "padding", n, minimum=0)
+    d = as_tuple(dilation, "dilation", n)
+    lo = [conv_transpose_out(*args, 0) for args in zip(i, k, s, p, d)]
+    hi = [a + max(si, di) - 1 for a, si, di in zip(lo, s, d)]
+    _checked_output(hi, "this transposed convolution", i)
+    return like(input_size, tuple(max(a, 1) for a in lo)), like(input_size, tuple(hi))
+
+
+def pool_output_size(
+    input_size: IntOrTuple,
+    kernel_size: IntOrTuple,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple = 0,
+    dilation: IntOrTuple = 1,
+    ceil_mode: bool = False,
+) -> int | tuple[int, ...]:
+    """Output size of ``nn.MaxPool*d`` / ``nn.AvgPool*d``, ``ceil_mode`` included, exactly as torch.
+
+    ``stride=None`` means ``stride = kernel_size``, as in torch. Average pooling has no
+    dilation: leave it at 1.
+
+    Shape:
+        ``out = floor_or_ceil((in + 2·padding - dilation·(kernel_size - 1) - 1) / stride) + 1``;
+        with ``ceil_mode`` a last window that would start in the right padding is dropped.
+
+    Example:
+        >>> pool_output_size(7, kernel_size=2)
+        3
+        >>> pool_output_size(7, kernel_size=2, ceil_mode=True)
+        4
+        >>> pool_output_size((5, 5), kernel_size=2, stride=2, padding=1, ceil_mode=True)
+        (3, 3)
+
+    Raises:
+        TypeError: a size is not an int or tuple of ints.
+        ValueError: padding is more than half the (dilated) kernel, as torch forbids.
+        ShapeError: the input is too small for the window.
+    """
+    n = _ndim(input_size, kernel_size, stride, padding, dilation)
+    i = as_tuple(input_size, "input_size", n)
+    k = as_tuple(kernel_size, "kernel_size", n)
+    s = k if stride is None else as_tuple(stride, "stride", n)
+    p = as_tuple(padding, "padding", n, minimum=0)
+    d = as_tuple(dilation, "dilation", n)
+    if not isinstance(ceil_mode, bool):
+        raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+    for pi, ki, di in zip(p, k, d):
+        if 2 * pi > di * (ki - 1) + 1:
+            raise ValueError(f"pool padding={p} must be at most half the effective kernel size (torch's rule)")
+    sizes = [pool_out(*args, ceil_mode) for args in zip(i, k, s, p, d)]
+    return like(input_size, _checked_output(sizes, "this pooling", i))
+

@@ -1,0 +1,265 @@
+"""Target layers: torch convolutions that solve their own kernel, stride and padding at construction.
+
+Each class subclasses the torch layer it replaces, so after ``__init__`` it is that layer:
+same kernels, same state_dict, same repr plus the declared sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._sizes import IntOrTuple, as_int, as_tuple
+from .errors import ShapeError
+from .solver import ConvParams, scaled_size, solve_conv, solve_conv_transpose
+
+__all__ = [
+    "TargetConv1d",
+    "TargetConv2d",
+    "TargetConv3d",
+    "TargetConvTranspose1d",
+    "TargetConvTranspose2d",
+    "TargetConvTranspose3d",
+]
+
+
+def _target_size(
+    input_size: tuple[int, ...], output_size: IntOrTuple | None, scale_factor: float | Sequence[float] | None, n: int
+) -> tuple[int, ...]:
+    if (output_size is None) == (scale_factor is None):
+        raise ValueError("give exactly one of output_size and scale_factor")
+    if scale_factor is None:
+        return as_tuple(output_size, "output_size", n)
+    return as_tuple(scaled_size(input_size, scale_factor), "floor(input_size·scale_factor)", n)
+
+
+def _same_transpose_params(kernel_size: IntOrTuple | None, stride: IntOrTuple | None,
+                           dilation: IntOrTuple | None, n: int) -> ConvParams:
+    """Keras' padding='same' for a transposed conv: output = input·stride for every input size."""
+    if kernel_size is None:
+        raise ValueError("padding='same' needs kernel_size (and usually stride): nothing is solved")
+    k = as_tuple(kernel_size, "kernel_size", n)
+    s = as_tuple(1 if stride is None else stride, "stride", n)
+    d = as_tuple(1 if dilation is None else dilation, "dilation", n)
+    padding, output_padding = [], []
+    for ki, si, di in zip(k, s, d):
+        excess = di * (ki - 1) + 1 - si  # need 2·padding - output_padding == excess
+        p = max(0, -(-excess // 2))
+        if 2 * p - excess >= max(si, di):
+            raise ShapeError(
+                f"padding='same' cannot give output = input·stride with kernel_size={ki}, stride={si}, "
+                f"dilation={di}: it needs output_padding={2 * p - excess}, but torch allows less than "
+                f"max(stride, dilation)={max(si, di)}. Fix: use an odd kernel_size with stride 1, "
+                "or a kernel_size whose extent d·(k-1)+1 is at least the stride."
+            )
+        padding.append(p)
+        output_padding.append(2 * p - excess)
+    return ConvParams(k, s, tuple(padding), d, tuple(output_padding), transposed=True)
+
+
+class _Target:
+    """What the six Target layers share: the declared sizes, the forward check and the repr."""
+
+    _ndim: int
+    _transposed: bool
+    input_size: tuple[int, ...] | None
+    output_size: tuple[int, ...] | None
+    conv_params: ConvParams
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        input_size: IntOrTuple | None = None,
+        output_size: IntOrTuple | None = None,
+        scale_factor: float | Sequence[float] | None = None,
+        kernel_size: IntOrTuple | None = None,
+        stride: IntOrTuple | None = None,
+        padding: IntOrTuple | str | None = None,
+        dilation: IntOrTuple | None = None,
+        max_kernel_size: IntOrTuple | None = None,
+        max_stride: IntOrTuple | None = None,
+        groups: int = 1,
+        bias: bool = True,
+        padding_mode: str = "zeros",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        n = self._ndim
+        as_int(in_channels, "in_channels")
+        as_int(out_channels, "out_channels")
+        if padding == "same" and self._transposed:
+            self.input_size = self.output_size = None
+            params = _same_transpose_params(kernel_size, stride, dilation, n)
+        else:
+            if isinstance(padding, str):
+                raise ValueError(
+                    f"padding={padding!r} is not solvable here: give an int, a tuple or None"
+                    + (" ('same' is supported by the transposed layers)" if padding == "same" else "")
+                )
+            if input_size is None:
+                raise TypeError(f"{type(self).__name__} needs input_size (the spatial size it will receive)")
+            self.input_size = as_tuple(input_size, "input_size", n)
+            self.output_size = _target_size(self.input_size, output_size, scale_factor, n)
+            solve = solve_conv_transpose if self._transposed else solve_conv
+            params = solve(self.input_size, self.output_size, kernel_size=kernel_size, stride=stride,
+                           padding=padding, dilation=dilation, max_kernel_size=max_kernel_size,
+                           max_stride=max_stride)
+            self._check_padding_mode(params, padding_mode)
+        self.conv_params = params
+        super().__init__(in_channels, out_channels, **params.as_kwargs(), groups=groups,  # type: ignore[call-arg]
+                         bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
+
+    def _check_padding_mode(self, params: ConvParams, padding_mode: str) -> None:
+        assert self.input_size is not None
+        if padding_mode in ("reflect", "circular"):
+            limit_excl = 1 if padding_mode == "reflect" else 0  # reflect needs padding < size
+            for p, i in zip(params.padding, self.input_size):
+                if p > i - limit_excl:
+                    raise ShapeError(
+                        f"the solved padding {params.padding} is too large for padding_mode={padding_mode!r} "
+                        f"on input size {self.input_size}. Fix: pass a smaller padding or padding_mode='zeros'."
+                    )
+
+    def _check_input(self, input: Tensor) -> None:
+        if self.input_size is not None and tuple(input.shape[-self._ndim:]) != self.input_size:
+            raise ShapeError(
+                f"{type(self).__name__} was built for input size {self.input_size} (to give {self.output_size}) "
+                f"but got {tuple(input.shape[-self._ndim:])}. Fix: build it with "
+                f"input_size={tuple(input.shape[-self._ndim:])}, or use MirrorAutoencoder for per-call sizes."
+            )
+
+    def extra_repr(self) -> str:
+        base: str = super().extra_repr()  # type: ignore[misc]
+        if self.input_size is None:
+            return base + ", output=input·stride"
+        return base + f", input_size={self.input_size}, output_size={self.output_size}"
+
+
+class _TargetConv(_Target):
+    _transposed = False
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input(input)
+        return super().forward(input)  # type: ignore[misc, no-any-return]
+
+
+class _TargetConvTranspose(_Target):
+    _transposed = True
+
+    def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
+        self._check_input(input)
+        return super().forward(input, output_size)  # type: ignore[misc, no-any-return]
+
+
+_SHAPE_CONV = """
+    Shape:
+        Input ``(N, C_in, {dims})`` with ``{dims}`` equal to ``input_size``; output
+        ``(N, C_out, {dims_out})`` equal to ``output_size``, where per dimension
+        ``out = floor((in + 2·padding - dilation·(kernel_size-1) - 1) / stride) + 1``.
+"""
+_SHAPE_TRANSPOSE = """
+    Shape:
+        Input ``(N, C_in, {dims})`` with ``{dims}`` equal to ``input_size``; output
+        ``(N, C_out, {dims_out})`` equal to ``output_size``, where per dimension
+        ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``.
+        With ``padding='same'`` any input is accepted and ``out = in·stride``.
+"""
+_ARGS = """
+    Args:
+        in_channels, out_channels, groups, bias, padding_mode, device, dtype: as for ``nn.{base}``.
+        input_size: the spatial size the layer receives (int or one per dimension).
+        output_size: the spatial size it must produce. Give this or ``scale_factor``.
+        scale_factor: ``output = floor(input·scale_factor)``, as in ``nn.Upsample``.
+        kernel_size, stride, padding, dilation: fix any of them; the rest are solved
+            (``dilation`` defaults to 1). The solved values are the layer's usual attributes.
+        max_kernel_size, max_stride: bounds for the free values.
+
+    Raises:
+        TypeError: a size is not an int or tuple of ints, or ``input_size`` is missing.
+        ValueError: a value is out of range; both or neither of ``output_size``/``scale_factor``.
+        ShapeError: the fixed values make the target unreachable (the message names the
+            nearest reachable sizes), or ``forward`` gets another spatial size than ``input_size``.
+"""
+
+
+def _doc(summary: str, base: str, transposed: bool, dims: str, dims_out: str, example: str) -> str:
+    shape = (_SHAPE_TRANSPOSE if transposed else _SHAPE_CONV).format(dims=dims, dims_out=dims_out)
+    return f"{summary}\n{_ARGS.format(base=base)}{shape}\n    Example:\n{example}"
+
+
+class TargetConv1d(_TargetConv, nn.Conv1d):
+    __doc__ = _doc(
+        "An ``nn.Conv1d`` that solves kernel_size, stride and padding to reach ``output_size``.",
+        "Conv1d", False, "L_in", "L_out",
+        """        >>> layer = TargetConv1d(1, 8, input_size=16000, output_size=3199)
+        >>> layer(torch.zeros(2, 1, 16000)).shape
+        torch.Size([2, 8, 3199])
+""")
+    _ndim = 1
+
+
+class TargetConv2d(_TargetConv, nn.Conv2d):
+    __doc__ = _doc(
+        "An ``nn.Conv2d`` that solves kernel_size, stride and padding to reach ``output_size``.",
+        "Conv2d", False, "H_in, W_in", "H_out, W_out",
+        """        >>> layer = TargetConv2d(3, 16, input_size=25, output_size=13)
+        >>> layer
+        TargetConv2d(3, 16, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), input_size=(25, 25), output_size=(13, 13))
+        >>> layer(torch.zeros(1, 3, 25, 25)).shape
+        torch.Size([1, 16, 13, 13])
+""")
+    _ndim = 2
+
+
+class TargetConv3d(_TargetConv, nn.Conv3d):
+    __doc__ = _doc(
+        "An ``nn.Conv3d`` that solves kernel_size, stride and padding to reach ``output_size``.",
+        "Conv3d", False, "D_in, H_in, W_in", "D_out, H_out, W_out",
+        """        >>> layer = TargetConv3d(1, 4, input_size=(9, 16, 16), scale_factor=0.5)
+        >>> layer(torch.zeros(1, 1, 9, 16, 16)).shape
+        torch.Size([1, 4, 4, 8, 8])
+""")
+    _ndim = 3
+
+
+class TargetConvTranspose1d(_TargetConvTranspose, nn.ConvTranspose1d):
+    __doc__ = _doc(
+        "An ``nn.ConvTranspose1d`` that solves kernel_size, stride, padding and output_padding.",
+        "ConvTranspose1d", True, "L_in", "L_out",
+        """        >>> layer = TargetConvTranspose1d(8, 1, input_size=4, output_size=250)
+        >>> layer(torch.zeros(2, 8, 4)).shape
+        torch.Size([2, 1, 250])
+""")
+    _ndim = 1
+
+
+class TargetConvTranspose2d(_TargetConvTranspose, nn.ConvTranspose2d):
+    __doc__ = _doc(
+        "An ``nn.ConvTranspose2d`` that solves kernel_size, stride, padding and output_padding.",
+        "ConvTranspose2d", True, "H_in, W_in", "H_out, W_out",
+        """        >>> layer = TargetConvTranspose2d(256, 128, input_size=12, output_size=24)
+        >>> layer
+        TargetConvTranspose2d(256, 128, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1), input_size=(12, 12), output_size=(24, 24))
+        >>> layer(torch.zeros(1, 256, 12, 12)).shape
+        torch.Size([1, 128, 24, 24])
+        >>> same = TargetConvTranspose2d(4, 4, kernel_size=3, stride=2, padding="same")
+        >>> same(torch.zeros(1, 4, 7, 10)).shape
+        torch.Size([1, 4, 14, 20])
+""")
+    _ndim = 2
+
+
+class TargetConvTranspose3d(_TargetConvTranspose, nn.ConvTranspose3d):
+    __doc__ = _doc(
+        "An ``nn.ConvTranspose3d`` that solves kernel_size, stride, padding and output_padding.",
+        "ConvTranspose3d", True, "D_in, H_in, W_in", "D_out, H_out, W_out",
+        """        >>> layer = TargetConvTranspose3d(4, 1, input_size=(5, 8, 8), output_size=(9, 16, 16))
+        >>> layer(torch.zeros(1, 4, 5, 8, 8)).shape
+        torch.Size([1, 1, 9, 16, 16])
+""")
+    _ndim = 3
+

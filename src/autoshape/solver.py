@@ -1,0 +1,286 @@
+"""The parameter solver: the kernel, stride, padding and output_padding that hit a size exactly."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+
+from ._search import Candidate, Request, candidates, nearest_reachable
+from ._sizes import IntOrTuple, as_tuple, like, spatial_ndim
+from .arithmetic import conv_out, conv_transpose_out
+from .errors import ShapeError
+
+__all__ = ["ConvParams", "ranked_solutions", "solve_conv", "solve_conv_transpose"]
+
+_DIM_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+
+
+@dataclass(frozen=True)
+class ConvParams:
+    """Solved hyper-parameters of one convolution, one entry per spatial dimension.
+
+    Args:
+        kernel_size, stride, padding, dilation, output_padding: tuples of ints.
+        transposed: True for ``nn.ConvTranspose*d``, False for ``nn.Conv*d``.
+
+    Shape:
+        transposed: ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``;
+        plain: ``out = floor((in + 2·padding - dilation·(kernel_size-1) - 1) / stride) + 1``.
+
+    Example:
+        >>> params = solve_conv_transpose(12, 24)
+        >>> params.as_kwargs()
+        {'kernel_size': (4,), 'stride': (2,), 'padding': (1,), 'dilation': (1,), 'output_padding': (0,)}
+        >>> params.output_size((12,))
+        (24,)
+
+    Raises:
+        ValueError: ``output_size`` gets an input with another number of dimensions.
+    """
+
+    kernel_size: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    output_padding: tuple[int, ...]
+    transposed: bool = True
+
+    def as_kwargs(self) -> dict[str, tuple[int, ...]]:
+        """The keyword arguments of the matching torch layer (no output_padding for a plain conv)."""
+        kwargs = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "transposed"}
+        if not self.transposed:
+            del kwargs["output_padding"]
+        return kwargs
+
+    def output_size(self, input_size: Sequence[int]) -> tuple[int, ...]:
+        """The output size these parameters give for ``input_size`` (one int per dimension)."""
+        if len(input_size) != len(self.kernel_size):
+            raise ValueError(f"input_size {tuple(input_size)} needs {len(self.kernel_size)} dimension(s)")
+        per_dim = zip(input_size, self.kernel_size, self.stride, self.padding, self.dilation, self.output_padding)
+        if self.transposed:
+            return tuple(conv_transpose_out(*args) for args in per_dim)
+        return tuple(conv_out(*args[:5]) for args in per_dim)
+
+
+def _requests(
+    transposed: bool,
+    input_size: IntOrTuple,
+    output_size: IntOrTuple,
+    kernel_size: IntOrTuple | None,
+    stride: IntOrTuple | None,
+    padding: IntOrTuple | None,
+    dilation: IntOrTuple | None,
+    max_kernel_size: IntOrTuple | None,
+    max_stride: IntOrTuple | None,
+) -> list[Request]:
+    """Check every argument once and split the request into one Request per dimension."""
+    given = {
+        "kernel_size": kernel_size,
+        "stride": stride,
+        "padding": padding,
+        "dilation": dilation,
+        "max_kernel_size": max_kernel_size,
+        "max_stride": max_stride,
+    }
+    n = spatial_ndim(input_size, output_size, *given.values()) or 1
+    sizes = [as_tuple(input_size, "input_size", n), as_tuple(output_size, "output_size", n)]
+    per_dim = {
+        name: (None,) * n if value is None else as_tuple(value, name, n, minimum=0 if name == "padding" else 1)
+        for name, value in given.items()
+    }
+    return [
+        Request(transposed, i, o, k, s, p, d or 1, mk, ms)
+        for i, o, k, s, p, d, mk, ms in zip(*sizes, *per_dim.values())
+    ]
+
+
+def _describe_fixed(r: Request) -> str:
+    parts = [f"{name}={value}" for name, value in
+             (("kernel_size", r.kernel), ("stride", r.stride), ("padding", r.padding)) if value is not None]
+    parts.append(f"dilation={r.dilation}")
+    parts += [f"{name}={value}" for name, value in
+              (("max_kernel_size", r.max_kernel), ("max_stride", r.max_stride)) if value is not None]
+    return ", ".join(parts)
+
+
+def _unreachable(r: Request, dim: str) -> ShapeError:
+    layer = "transposed convolution" if r.transposed else "convolution"
+    below, above = nearest_reachable(r)
+    near = [f"{below} below" if below is not None else "none below",
+            f"{above} above" if above is not None else "none above"]
+    asks = " or ".join(str(v) for v in (below, above) if v is not None)
+    freeable = [n for n, v in (("kernel_size", r.kernel), ("stride", r.stride), ("padding", r.padding),
+                               ("max_kernel_size", r.max_kernel), ("max_stride", r.max_stride)) if v is not None]
+    fix = f"ask for {asks}" if asks else "change the request"
+    if freeable:
+        fix += f", or leave {'/'.join(freeable)} free (None)"
+    return ShapeError(
+        f"no {layer} takes size {r.i} to {r.o} in dimension {dim} with {_describe_fixed(r)}. "
+        f"Nearest reachable sizes: {', '.join(near)}. Fix: {fix}."
+    )
+
+
+def _combine(per_dim: Sequence[Candidate], requests: Sequence[Request]) -> ConvParams:
+    k, s, p, op = (tuple(column) for column in zip(*per_dim))
+    transposed = requests[0].transposed
+    return ConvParams(k, s, p, tuple(r.dilation for r in requests), op if transposed else (0,) * len(k), transposed)
+
+
+def _solve(requests: list[Request]) -> ConvParams:
+    names = _DIM_NAMES.get(len(requests), tuple(str(n) for n in range(len(requests))))
+    best = []
+    for r, dim in zip(requests, names):
+        first = next(candidates(r), None)
+        if first is None:
+            raise _unreachable(r, dim)
+        best.append(first)
+    return _combine(best, requests)
+
+
+def solve_conv_transpose(
+    input_size: IntOrTuple,
+    output_size: IntOrTuple,
+    *,
+    kernel_size: IntOrTuple | None = None,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple | None = None,
+    dilation: IntOrTuple | None = None,
+    max_kernel_size: IntOrTuple | None = None,
+    max_stride: IntOrTuple | None = None,
+) -> ConvParams:
+    """Solve a transposed convolution that takes ``input_size`` to exactly ``output_size``.
+
+    Every dimension is solved on its own; a tuple anywhere means n-d. Fixed values are
+    honoured as given; ``None`` leaves a value free, ``dilation`` defaults to 1, and the
+    ``max_*`` arguments bound the free ones.
+
+    Rules:
+        * Exact: torch's ``ConvTranspose*d`` with these values gives ``output_size``.
+        * Valid: ``output_padding < max(stride, dilation)``; a padding the solver picks lies in
+          ``[0, dilation·(kernel_size-1)]``.
+        * Complete: if any parameters within the bounds reach the target, one is returned;
+          with no bounds every target is reachable (a transposed conv may also shrink).
+        * Ranked, deterministically: the stride closest to ``output/input`` (exactly the ratio
+          when it is whole; stride 1 for an input of size 1), then a kernel divisible by the
+          stride (no checkerboard), then the smallest kernel larger than the stride, then the
+          least padding and output_padding. 12→24 gives the conventional kernel 4, stride 2,
+          padding 1; 1→4 gives kernel 4, stride 1, padding 0, as in DCGAN.
+
+    Shape:
+        ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``
+
+    Example:
+        >>> solve_conv_transpose(12, 24)
+        ConvParams(kernel_size=(4,), stride=(2,), padding=(1,), dilation=(1,), output_padding=(0,), transposed=True)
+        >>> solve_conv_transpose((1, 7), (4, 28)).kernel_size
+        (4, 8)
+
+    Raises:
+        TypeError: a size or value is not an int or tuple of ints.
+        ValueError: a value is out of range, or tuples disagree in length.
+        ShapeError: nothing within the fixed values and bounds reaches the target; the message
+            names the nearest reachable sizes and a fix.
+    """
+    requests = _requests(True, input_size, output_size, kernel_size, stride, padding, dilation,
+                         max_kernel_size, max_stride)
+    return _solve(requests)
+
+
+def solve_conv(
+    input_size: IntOrTuple,
+    output_size: IntOrTuple,
+    *,
+    kernel_size: IntOrTuple | None = None,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple | None = None,
+    dilation: IntOrTuple | None = None,
+    max_kernel_size: IntOrTuple | None = None,
+    max_stride: IntOrTuple | None = None,
+) -> ConvParams:
+    """Solve a plain convolution that takes ``input_size`` to exactly ``output_size``.
+
+    The same rules as :func:`solve_conv_transpose`, mirrored: the stride closest to
+    ``input/output`` (stride 1 where the output has size 1), then the smallest kernel larger than
+    the stride, then the least padding. A convolution may also grow (padding larger than the
+    kernel's reach is never chosen, so growth is bounded by ``dilation·(kernel_size-1)``).
+
+    Shape:
+        ``out = floor((in + 2·padding - dilation·(kernel_size-1) - 1) / stride) + 1``
+
+    Example:
+        >>> solve_conv(24, 12)
+        ConvParams(kernel_size=(3,), stride=(2,), padding=(1,), dilation=(1,), output_padding=(0,), transposed=False)
+        >>> solve_conv((64, 64), (1, 1), kernel_size=4).as_kwargs()["kernel_size"]
+        (4, 4)
+
+    Raises:
+        TypeError: a size or value is not an int or tuple of ints.
+        ValueError: a value is out of range, or tuples disagree in length.
+        ShapeError: nothing within the fixed values and bounds reaches the target.
+    """
+    requests = _requests(False, input_size, output_size, kernel_size, stride, padding, dilation,
+                         max_kernel_size, max_stride)
+    return _solve(requests)
+
+
+def ranked_solutions(
+    input_size: IntOrTuple,
+    output_size: IntOrTuple,
+    *,
+    transposed: bool = True,
+    kernel_size: IntOrTuple | None = None,
+    stride: IntOrTuple | None = None,
+    padding: IntOrTuple | None = None,
+    dilation: IntOrTuple | None = None,
+    max_kernel_size: IntOrTuple | None = None,
+    max_stride: IntOrTuple | None = None,
+    limit: int | None = 10,
+) -> list[ConvParams]:
+    """Every solution within the bounds, best first; the first is what the solve functions return.
+
+    With no bounds the search covers strides up to just past the scale ratio and kernels up to
+    just past the smallest that reach the target. Dimensions with identical requests get
+    identical (square) solutions; otherwise combinations are ordered by their summed ranks.
+
+    Shape:
+        as :func:`solve_conv_transpose` or :func:`solve_conv`.
+
+    Example:
+        >>> [p.kernel_size[0] for p in ranked_solutions(12, 24, limit=3)]
+        [4, 2, 3]
+        >>> ranked_solutions(6, 21, kernel_size=3, stride=3)
+        []
+
+    Raises:
+        TypeError, ValueError: as the solve functions; ``limit`` below 1.
+    """
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1 or None, got {limit}")
+    requests = _requests(transposed, input_size, output_size, kernel_size, stride, padding, dilation,
+                         max_kernel_size, max_stride)
+    ranked = [list(itertools.islice(candidates(r), limit)) for r in requests]
+    if all(r == requests[0] for r in requests):
+        combos: list[tuple[Candidate, ...]] = [(c,) * len(requests) for c in ranked[0]]
+    else:
+        order = sorted(itertools.product(*(range(len(r)) for r in ranked)), key=lambda ix: (sum(ix), ix))
+        combos = [tuple(ranked[d][j] for d, j in enumerate(ix)) for ix in order]
+    return [_combine(c, requests) for c in combos[:limit]]
+
+
+def scaled_size(input_size: IntOrTuple, scale_factor: float | Sequence[float]) -> IntOrTuple:
+    """``floor(input·scale)`` per dimension, as ``nn.Upsample`` computes its output size.
+
+    Raises:
+        TypeError: a scale is not a real number.
+        ValueError: a scale is not positive, or tuples disagree in length.
+    """
+    n = spatial_ndim(input_size, scale_factor) or 1
+    sizes = as_tuple(input_size, "input_size", n)
+    scales = tuple(scale_factor) if isinstance(scale_factor, Sequence) else (scale_factor,) * n
+    for scale in scales:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise TypeError(f"scale_factor must be a number or a tuple of numbers, got {scale_factor!r}")
+        if not scale > 0:
+            raise ValueError(f"scale_factor must be > 0, got {scale_factor!r}")
+    return like(input_size, tuple(int(i * f // 1) for i, f in zip(sizes, scales)))

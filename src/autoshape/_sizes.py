@@ -56,8 +56,6 @@ def as_tuple(value: object, name: str, ndim: int, minimum: int = 1) -> tuple[int
     return (as_int(value, name, minimum),) * ndim
 
 
-def like(template: object, values: tuple[int, ...]) -> int | tuple[int, ...]:
-    """Return ``values`` in the form of ``template``: a bare int if it was an int."""
-    if isinstance(template, Sequence) and not isinstance(template, (str, bytes)):
-        return values
-    return values[0]
+def like(*templates: object, values: tuple[int, ...]) -> int | tuple[int, ...]:
+    """Return ``values`` as a bare int if every template is an int, else as the tuple."""
+    return values[0] if spatial_ndim(*templates) is None else values

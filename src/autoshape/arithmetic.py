@@ -50,6 +50,10 @@ def _ndim(*values: object) -> int:
     return spatial_ndim(*values) or 1
 
 
+def _form(args: tuple[object, ...], sizes: tuple[int, ...]) -> int | tuple[int, ...]:
+    return like(*args, values=sizes)
+
+
 def _checked_output(sizes: list[int], what: str, inputs: tuple[int, ...]) -> tuple[int, ...]:
     if min(sizes) < 1:
         raise ShapeError(
@@ -117,7 +121,7 @@ def conv_output_size(
     else:
         p = (0,) * n if isinstance(padding, str) else as_tuple(padding, "padding", n, minimum=0)
         sizes = [conv_out(*args) for args in zip(i, k, s, p, d)]
-    return like(input_size, _checked_output(sizes, "this convolution", i))
+    return _form((input_size, kernel_size, stride, padding, dilation), _checked_output(sizes, "this convolution", i))
 
 
 @overload
@@ -176,7 +180,8 @@ def conv_transpose_output_size(
                 f"output_padding={op} must be smaller than stride={s} or dilation={d} in every dimension (torch's rule)"
             )
     sizes = [conv_transpose_out(*args) for args in zip(i, k, s, p, d, op)]
-    return like(input_size, _checked_output(sizes, "this transposed convolution", i))
+    args = (input_size, kernel_size, stride, padding, dilation, output_padding)
+    return _form(args, _checked_output(sizes, "this transposed convolution", i))
 
 
 def conv_transpose_output_range(
@@ -188,8 +193,8 @@ def conv_transpose_output_range(
 ) -> tuple[int | tuple[int, ...], int | tuple[int, ...]]:
     """Smallest and largest output sizes a transposed convolution reaches through ``output_padding``.
 
-    These are the sizes ``ConvTranspose2d.forward(x, output_size=...)`` accepts:
-    ``output_padding`` runs from 0 to ``max(stride, dilation) - 1``.
+    ``output_padding`` runs from 0 to ``max(stride, dilation) - 1`` (torch's rule). Note that
+    ``ConvTranspose2d.forward(x, output_size=...)`` reaches only the first ``stride`` of these.
 
     Shape:
         ``lo = (in - 1)·stride - 2·padding + dilation·(kernel_size - 1) + 1``,
@@ -214,8 +219,8 @@ def conv_transpose_output_range(
     d = as_tuple(dilation, "dilation", n)
     lo = [conv_transpose_out(*args, 0) for args in zip(i, k, s, p, d)]
     hi = [a + max(si, di) - 1 for a, si, di in zip(lo, s, d)]
-    _checked_output(hi, "this transposed convolution", i)
-    return like(input_size, tuple(max(a, 1) for a in lo)), like(input_size, tuple(hi))
+    args = (input_size, kernel_size, stride, padding, dilation)
+    return _form(args, tuple(max(a, 1) for a in lo)), _form(args, _checked_output(hi, "this transposed convolution", i))
 
 
 def pool_output_size(
@@ -245,7 +250,7 @@ def pool_output_size(
 
     Raises:
         TypeError: a size is not an int or tuple of ints.
-        ValueError: padding is more than half the (dilated) kernel, as torch forbids.
+        ValueError: padding is more than half the kernel size, as torch forbids.
         ShapeError: the input is too small for the window.
     """
     n = _ndim(input_size, kernel_size, stride, padding, dilation)
@@ -256,9 +261,8 @@ def pool_output_size(
     d = as_tuple(dilation, "dilation", n)
     if not isinstance(ceil_mode, bool):
         raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
-    for pi, ki, di in zip(p, k, d):
-        if 2 * pi > di * (ki - 1) + 1:
-            raise ValueError(f"pool padding={p} must be at most half the effective kernel size (torch's rule)")
+    if any(2 * pi > ki for pi, ki in zip(p, k)):
+        raise ValueError(f"pool padding={p} must be at most half of kernel_size={k} (torch's rule)")
     sizes = [pool_out(*args, ceil_mode) for args in zip(i, k, s, p, d)]
-    return like(input_size, _checked_output(sizes, "this pooling", i))
+    return _form((input_size, kernel_size, stride, padding, dilation), _checked_output(sizes, "this pooling", i))
 

@@ -283,4 +283,4 @@ def scaled_size(input_size: IntOrTuple, scale_factor: float | Sequence[float]) -
             raise TypeError(f"scale_factor must be a number or a tuple of numbers, got {scale_factor!r}")
         if not scale > 0:
             raise ValueError(f"scale_factor must be > 0, got {scale_factor!r}")
-    return like(input_size, tuple(int(i * f // 1) for i, f in zip(sizes, scales)))
+    return like(input_size, scale_factor, values=tuple(int(i * f // 1) for i, f in zip(sizes, scales)))

@@ -1,0 +1,47 @@
+"""Output sizes measured by running torch itself: the ground truth the tests compare against.
+
+Nothing here uses autoshape's arithmetic. Shapes come from torch's functional ops on
+small real CPU tensors (faster than meta at these sizes, and meta skips some of torch's checks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+def torch_conv_size(
+    i: Sequence[int], k: Sequence[int], s: Sequence[int], p: Sequence[int], d: Sequence[int]
+) -> tuple[int, ...] | None:
+    """Spatial output of F.convNd on an input of spatial size ``i``; None where torch refuses."""
+    n = len(i)
+    x = torch.zeros(1, 1, *i)
+    w = torch.zeros(1, 1, *k)
+    try:
+        return tuple(_CONV[n](x, w, stride=list(s), padding=list(p), dilation=list(d)).shape[2:])
+    except RuntimeError:
+        return None
+
+
+def torch_conv_transpose_size(
+    i: Sequence[int],
+    k: Sequence[int],
+    s: Sequence[int],
+    p: Sequence[int],
+    d: Sequence[int],
+    op: Sequence[int],
+) -> tuple[int, ...] | None:
+    """Spatial output of F.conv_transposeNd; None where torch refuses (e.g. invalid output_padding)."""
+    n = len(i)
+    x = torch.zeros(1, 1, *i)
+    w = torch.zeros(1, 1, *k)
+    try:
+        out = _CONV_T[n](x, w, stride=list(s), padding=list(p), output_padding=list(op), dilation=list(d))
+    except RuntimeError:
+        return None
+    return tuple(out.shape[2:]) if min(out.shape[2:], default=1) >= 1 else None

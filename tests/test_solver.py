@@ -1,0 +1,291 @@
+"""The solver: exact against torch, complete by brute force, ranked as documented, clear when impossible."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from autoshape import ConvParams, ShapeError, ranked_solutions, solve_conv, solve_conv_transpose
+from tests.torch_reference import torch_conv_size, torch_conv_transpose_size
+
+MAX_K, MAX_S = 4, 3
+
+
+def torch_size(params: ConvParams, input_size: tuple[int, ...]) -> tuple[int, ...] | None:
+    """What torch itself makes of ``params`` on ``input_size``."""
+    args = (input_size, params.kernel_size, params.stride, params.padding, params.dilation)
+    if params.transposed:
+        return torch_conv_transpose_size(*args, params.output_padding)
+    return torch_conv_size(*args)
+
+
+def solve(transposed: bool, *args: object, **kwargs: object) -> ConvParams:
+    return (solve_conv_transpose if transposed else solve_conv)(*args, **kwargs)  # type: ignore[arg-type]
+
+
+# -- brute force: every configuration in a small box, sized by torch -------------------------------------------------
+
+Config = tuple[int, int, int, int]  # kernel, stride, padding, output_padding
+
+
+def box(transposed: bool, i: int, d: int) -> Iterator[tuple[Config, int]]:
+    """Every (k, s, p, op) with k <= MAX_K, s <= MAX_S and the output size torch gives it."""
+    for k, s in itertools.product(range(1, MAX_K + 1), range(1, MAX_S + 1)):
+        for p in range(max(d * (k - 1), 1) + 1):
+            for op in range(max(s, d)) if transposed else (0,):
+                size = (torch_conv_transpose_size([i], [k], [s], [p], [d], [op]) if transposed
+                        else torch_conv_size([i], [k], [s], [p], [d]))
+                if size is not None:
+                    yield (k, s, p, op), size[0]
+
+
+def allowed(config: Config, d: int, kernel: int | None, stride: int | None, padding: int | None) -> bool:
+    k, s, p, _ = config
+    return ((kernel is None or k == kernel) and (stride is None or s == stride)
+            and (p == padding if padding is not None else p <= d * (k - 1)))
+
+
+@pytest.mark.parametrize("transposed", [True, False], ids=["transposed", "conv"])
+@pytest.mark.parametrize("d", [1, 2])
+@pytest.mark.parametrize("i", [1, 2, 3, 5])
+def test_complete_and_exact_on_a_small_grid(transposed: bool, d: int, i: int) -> None:
+    table = list(box(transposed, i, d))
+    for kernel, stride, padding in itertools.product((None, 2, 3), (None, 1, 2), (None, 0, 1)):
+        reachable = {size for config, size in table if allowed(config, d, kernel, stride, padding)}
+        for o in range(1, 13):
+            kwargs = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=d,
+                          max_kernel_size=None if kernel else MAX_K, max_stride=None if stride else MAX_S)
+            if o in reachable:
+                params = solve(transposed, i, o, **kwargs)
+                assert torch_size(params, (i,)) == (o,), (o, kwargs, params)
+                continue
+            with pytest.raises(ShapeError) as caught:
+                solve(transposed, i, o, **kwargs)
+            below = max((r for r in reachable if r < o), default=None)
+            above = min((r for r in reachable if r > o), default=None)
+            message = str(caught.value)
+            assert (f"{below} below" if below else "none below") in message, (o, kwargs, message)
+            assert (f"{above} above" if above else "none above") in message, (o, kwargs, message)
+
+
+# -- properties over random requests, checked by running torch --------------------------------------------------------
+
+dims = st.integers(1, 3)
+
+
+@st.composite
+def requests(draw: st.DrawFn, transposed: bool) -> tuple[tuple[int, ...], tuple[int, ...], dict[str, object]]:
+    n = draw(dims)
+    sizes = st.integers(1, 20 if n < 3 else 9)
+    i = tuple(draw(sizes) for _ in range(n))
+    o = tuple(draw(sizes) for _ in range(n))
+    kwargs: dict[str, object] = {}
+    for name, values in (("kernel_size", st.integers(1, 5)), ("stride", st.integers(1, 3)),
+                         ("padding", st.integers(0, 3)), ("dilation", st.integers(1, 2))):
+        if draw(st.booleans()):
+            kwargs[name] = draw(values)
+    return i, o, kwargs
+
+
+@given(request=requests(True))
+def test_transposed_solutions_are_exact_or_refused(request: tuple[tuple[int, ...], tuple[int, ...], dict]) -> None:
+    i, o, kwargs = request
+    try:
+        params = solve_conv_transpose(i, o, **kwargs)
+    except ShapeError as error:
+        assert re.search(r"Nearest reachable sizes: .* Fix: ", str(error))
+        return
+    assert torch_size(params, i) == o
+    assert all(getattr(params, name) == (value,) * len(i) for name, value in kwargs.items())
+
+
+@given(request=requests(False))
+def test_conv_solutions_are_exact_or_refused(request: tuple[tuple[int, ...], tuple[int, ...], dict]) -> None:
+    i, o, kwargs = request
+    try:
+        params = solve_conv(i, o, **kwargs)
+    except ShapeError:
+        return
+    assert torch_size(params, i) == o
+    assert all(getattr(params, name) == (value,) * len(i) for name, value in kwargs.items())
+
+
+@given(transposed=st.booleans(), i=st.integers(1, 40), o=st.integers(1, 40), d=st.integers(1, 3))
+def test_with_no_bounds_every_target_is_reachable(transposed: bool, i: int, o: int, d: int) -> None:
+    params = solve(transposed, i, o, dilation=d)
+    assert torch_size(params, (i,)) == (o,)
+    k, s, p, op = params.kernel_size[0], params.stride[0], params.padding[0], params.output_padding[0]
+    assert 0 <= p <= d * (k - 1)
+    assert op < max(s, d)
+
+
+@given(transposed=st.booleans(), i=st.integers(1, 8), o=st.integers(1, 12), kernel=st.integers(1, 4),
+       padding=st.integers(0, 3))
+def test_unbounded_refusals_are_confirmed_by_a_larger_box(
+    transposed: bool, i: int, o: int, kernel: int, padding: int
+) -> None:
+    try:
+        solve(transposed, i, o, kernel_size=kernel, padding=padding)
+        return
+    except ShapeError:
+        pass
+    for s in range(1, 4 * (i + o) + 8):
+        for op in range(s) if transposed else (0,):
+            size = (torch_conv_transpose_size([i], [kernel], [s], [padding], [1], [op]) if transposed
+                    else torch_conv_size([i], [kernel], [s], [padding], [1]))
+            assert size != (o,), f"stride={s}, output_padding={op} reaches {o}"
+
+
+# -- the ranking rules -----------------------------------------------------------------------------------------------
+
+@given(i=st.integers(2, 30), r=st.integers(1, 6))
+def test_whole_ratio_gives_that_stride(i: int, r: int) -> None:
+    assert solve_conv_transpose(i, r * i).stride == (r,)
+    assert solve_conv(r * i, i).stride == (r,)
+
+
+@given(o=st.integers(1, 64))
+def test_input_of_size_one_prefers_stride_one(o: int) -> None:
+    assert solve_conv_transpose(1, o).stride == (1,)
+    assert solve_conv(o, 1).stride == (1,)
+
+
+@given(i=st.integers(1, 40), o=st.integers(1, 80))
+def test_transposed_kernel_divisible_by_stride_when_free(i: int, o: int) -> None:
+    params = solve_conv_transpose(i, o)
+    assert params.kernel_size[0] % params.stride[0] == 0
+
+
+@given(i=st.integers(1, 12), o=st.integers(1, 30), kernel=st.integers(1, 6))
+def test_divisible_kernel_chosen_whenever_one_reaches(i: int, o: int, kernel: int) -> None:
+    """With the stride fixed, a kernel divisible by it is chosen whenever one (up to a bound) reaches."""
+    stride = 2
+    try:
+        params = solve_conv_transpose(i, o, stride=stride, max_kernel_size=kernel)
+    except ShapeError:
+        return
+    divisible_reaches = any(
+        torch_conv_transpose_size([i], [k], [stride], [p], [1], [op]) == (o,)
+        for k in range(stride, kernel + 1, stride) for p in range(k) for op in range(stride)
+    )
+    assert (params.kernel_size[0] % stride == 0) == divisible_reaches
+
+
+@pytest.mark.parametrize(
+    ("transposed", "i", "o", "fixed", "expected"),
+    [
+        (True, 12, 24, {}, ((4,), (2,), (1,), (0,))),  # the conventional k4 s2 p1
+        (True, 4, 8, {}, ((4,), (2,), (1,), (0,))),
+        (True, 1, 4, {}, ((4,), (1,), (0,), (0,))),  # DCGAN's first block
+        (True, 4, 8, {"kernel_size": 4}, ((4,), (2,), (1,), (0,))),
+        (True, 7, 14, {}, ((4,), (2,), (1,), (0,))),
+        (True, 24, 24, {}, ((3,), (1,), (1,), (0,))),
+        (False, 24, 12, {}, ((3,), (2,), (1,), (0,))),  # the ResNet-style k3 s2 p1
+        (False, 25, 13, {}, ((3,), (2,), (1,), (0,))),
+        (False, 64, 32, {"kernel_size": 4}, ((4,), (2,), (1,), (0,))),  # DCGAN discriminator
+        (False, 4, 1, {"kernel_size": 4}, ((4,), (1,), (0,), (0,))),
+        (False, 10, 10, {}, ((3,), (1,), (1,), (0,))),
+    ],
+)
+def test_conventional_choices(transposed: bool, i: int, o: int, fixed: dict, expected: tuple) -> None:
+    params = solve(transposed, i, o, **fixed)
+    assert (params.kernel_size, params.stride, params.padding, params.output_padding) == expected
+    assert torch_size(params, (i,)) == (o,)
+
+
+def test_square_requests_give_square_solutions_and_dimensions_are_independent() -> None:
+    params = solve_conv_transpose((12, 7), (24, 28))
+    assert params.stride == (2, 4)
+    assert torch_size(params, (12, 7)) == (24, 28)
+    assert solve_conv_transpose((5, 5), (10, 10)).kernel_size == (4, 4)
+
+
+def test_ranked_solutions_start_with_the_solve_result_and_are_all_exact() -> None:
+    for transposed, (i, o) in itertools.product((True, False), ((12, 24), (24, 12), (7, 15), (3, 3))):
+        ranked = ranked_solutions(i, o, transposed=transposed, limit=None)
+        assert ranked[0] == solve(transposed, i, o)
+        assert len(set(ranked)) == len(ranked)
+        assert all(torch_size(p, (i,)) == (o,) for p in ranked)
+    assert len(ranked_solutions((6, 6), (12, 13), limit=4)) == 4
+
+
+def test_ranked_solutions_within_bounds_match_brute_force_count() -> None:
+    expected = {c for c, size in box(True, 5, 1) if size == 10 and c[2] <= c[0] - 1}
+    ranked = ranked_solutions(5, 10, max_kernel_size=MAX_K, max_stride=MAX_S, limit=None)
+    assert {(p.kernel_size[0], p.stride[0], p.padding[0], p.output_padding[0]) for p in ranked} == expected
+
+
+def test_solutions_are_deterministic() -> None:
+    assert solve_conv_transpose((9, 31), (20, 64)) == solve_conv_transpose((9, 31), (20, 64))
+
+
+def test_pytorch_suite_case_k3_s3_on_6_reaches_18_to_20_only() -> None:
+    reached = set()
+    for o in range(10, 26):
+        try:
+            params = solve_conv_transpose((6, 6), (o, o), kernel_size=3, stride=3, padding=0)
+        except ShapeError:
+            continue
+        assert torch_size(params, (6, 6)) == (o, o)
+        reached.add(o)
+    assert reached == {18, 19, 20}
+
+
+def test_as_kwargs_fit_the_torch_layers() -> None:
+    import torch
+
+    up = solve_conv_transpose((5, 6), (11, 12))
+    down = solve_conv((11, 12), (5, 6))
+    assert "output_padding" not in down.as_kwargs()
+    x = torch.zeros(1, 2, 5, 6)
+    y = torch.nn.ConvTranspose2d(2, 3, **up.as_kwargs())(x)
+    assert y.shape[2:] == (11, 12)
+    assert torch.nn.Conv2d(3, 2, **down.as_kwargs())(y).shape[2:] == (5, 6)
+    assert up.output_size((5, 6)) == (11, 12)
+    with pytest.raises(ValueError, match="needs 2 dimension"):
+        up.output_size((5,))
+
+
+# -- bad input -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "error", "pattern"),
+    [
+        ((0, 4), {}, ValueError, "input_size must be >= 1, got 0"),
+        ((4, -2), {}, ValueError, "output_size must be >= 1, got -2"),
+        ((4.5, 8), {}, TypeError, "input_size must be an int, got 4.5"),
+        ((True, 8), {}, TypeError, "input_size must be an int, got True"),
+        (("4", 8), {}, TypeError, "input_size must be an int, got '4'"),
+        (((4, 4), (8, 8, 8)), {}, ValueError, "different lengths"),
+        ((4, 8), {"kernel_size": 0}, ValueError, "kernel_size must be >= 1, got 0"),
+        ((4, 8), {"stride": -1}, ValueError, "stride must be >= 1, got -1"),
+        ((4, 8), {"padding": -1}, ValueError, "padding must be >= 0, got -1"),
+        ((4, 8), {"max_stride": 0}, ValueError, "max_stride must be >= 1"),
+        ((6, 21), {"kernel_size": 3, "stride": 3},
+         ShapeError, r"takes size 6 to 21 in dimension L with kernel_size=3, stride=3, dilation=1\. "
+                     r"Nearest reachable sizes: 20 below, none above\. Fix: ask for 20, or leave kernel_size/stride"),
+        (((8, 6), (16, 15)), {"kernel_size": 4, "stride": 2, "padding": 1},
+         ShapeError, r"takes size 6 to 15 in dimension W .* 13 below, none above"),
+        ((10, 40), {"max_kernel_size": 3, "max_stride": 2}, ShapeError, r"22 below, none above.*max_kernel_size"),
+    ],
+)
+def test_errors_name_the_value_the_range_and_a_fix(
+    args: tuple, kwargs: dict, error: type[Exception], pattern: str
+) -> None:
+    with pytest.raises(error, match=pattern):
+        solve_conv_transpose(*args, **kwargs)
+
+
+def test_conv_growth_beyond_fixed_padding_is_refused_with_the_maximum() -> None:
+    with pytest.raises(ShapeError, match="12 below, none above"):
+        solve_conv(10, 14, padding=1)
+
+
+def test_ranked_solutions_rejects_bad_limit() -> None:
+    with pytest.raises(ValueError, match="limit"):
+        ranked_solutions(4, 8, limit=0)

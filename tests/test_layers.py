@@ -1,0 +1,164 @@
+"""Target layers: exact sizes by running them, plain-torch equivalence, and every error path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+from autoshape import (
+    ShapeError,
+    TargetConv1d,
+    TargetConv2d,
+    TargetConv3d,
+    TargetConvTranspose1d,
+    TargetConvTranspose2d,
+    TargetConvTranspose3d,
+)
+
+TARGETS = {
+    (False, 1): (TargetConv1d, nn.Conv1d),
+    (False, 2): (TargetConv2d, nn.Conv2d),
+    (False, 3): (TargetConv3d, nn.Conv3d),
+    (True, 1): (TargetConvTranspose1d, nn.ConvTranspose1d),
+    (True, 2): (TargetConvTranspose2d, nn.ConvTranspose2d),
+    (True, 3): (TargetConvTranspose3d, nn.ConvTranspose3d),
+}
+ALL = list(TARGETS.values())
+
+
+@st.composite
+def layer_requests(draw: st.DrawFn) -> tuple[bool, tuple[int, ...], tuple[int, ...], dict[str, object]]:
+    transposed, n = draw(st.booleans()), draw(st.integers(1, 3))
+    sizes = st.integers(1, 16 if n < 3 else 7)
+    i = tuple(draw(sizes) for _ in range(n))
+    o = tuple(draw(sizes) for _ in range(n))
+    fixed = {name: draw(values) for name, values in (("kernel_size", st.integers(1, 4)), ("stride", st.integers(1, 3)))
+             if draw(st.booleans())}
+    return transposed, i, o, fixed
+
+
+@given(request=layer_requests(), groups=st.sampled_from([1, 2]))
+def test_layers_produce_exactly_the_declared_size(request: tuple, groups: int) -> None:
+    transposed, i, o, fixed = request
+    cls, _ = TARGETS[(transposed, len(i))]
+    try:
+        layer = cls(2, 4, input_size=i, output_size=o, groups=groups, **fixed)
+    except ShapeError:
+        return
+    y = layer(torch.randn(3, 2, *i))
+    assert y.shape == (3, 4, *o)
+    assert layer.input_size == i and layer.output_size == o
+
+
+@pytest.mark.parametrize(("cls", "plain"), ALL, ids=lambda c: c.__name__)
+def test_layer_is_the_plain_torch_layer(cls: type[nn.Module], plain: type[nn.Module]) -> None:
+    n = int(plain.__name__[-2])
+    layer = cls(3, 5, input_size=(9,) * n, output_size=(5,) * n if "Transpose" not in cls.__name__ else (17,) * n)
+    assert isinstance(layer, plain)
+    twin = plain(3, 5, **layer.conv_params.as_kwargs())
+    assert layer.state_dict().keys() == twin.state_dict().keys()
+    twin.load_state_dict(layer.state_dict())
+    layer.load_state_dict(twin.state_dict())
+    x = torch.randn(2, 3, *(9,) * n)
+    torch.testing.assert_close(layer(x), twin(x), rtol=0, atol=0)
+
+
+def test_solved_values_are_the_ordinary_attributes_and_in_the_repr() -> None:
+    layer = TargetConvTranspose2d(8, 4, input_size=(12, 7), output_size=(24, 28))
+    assert (layer.kernel_size, layer.stride, layer.padding, layer.output_padding) == ((4, 8), (2, 4), (1, 2), (0, 0))
+    assert "input_size=(12, 7), output_size=(24, 28)" in repr(layer)
+
+
+def test_scale_factor_works_as_nn_upsample() -> None:
+    for size, scale in ((7, 2.0), (7, 1.5), (10, 0.5), (9, 1 / 3), (5, 2.7)):
+        expected = nn.Upsample(scale_factor=scale)(torch.zeros(1, 1, size)).shape[-1]
+        cls = TargetConvTranspose1d if expected >= size else TargetConv1d
+        layer = cls(1, 1, input_size=size, scale_factor=scale)
+        assert layer(torch.zeros(1, 1, size)).shape[-1] == expected
+
+
+def test_scale_factor_per_dimension() -> None:
+    layer = TargetConvTranspose2d(1, 1, input_size=(5, 6), scale_factor=(2, 3))
+    assert layer(torch.zeros(1, 1, 5, 6)).shape[2:] == (10, 18)
+
+
+@given(k=st.integers(1, 7), s=st.integers(1, 4), d=st.integers(1, 2), sizes=st.lists(st.integers(1, 12), min_size=2,
+       max_size=2))
+def test_same_padding_gives_input_times_stride_for_every_size(k: int, s: int, d: int, sizes: list[int]) -> None:
+    try:
+        layer = TargetConvTranspose2d(1, 2, kernel_size=k, stride=s, dilation=d, padding="same")
+    except ShapeError as error:
+        assert s == 1 and d == 1 and k % 2 == 0, error  # the only combination that needs asymmetric padding
+        return
+    for h in sizes:
+        w = h + 3
+        assert layer(torch.zeros(1, 1, h, w)).shape[2:] == (h * s, w * s)
+
+
+def test_forward_refuses_another_input_size() -> None:
+    layer = TargetConv2d(1, 1, input_size=24, output_size=12)
+    with pytest.raises(ShapeError, match=r"built for input size \(24, 24\).*got \(25, 25\).*input_size=\(25, 25\)"):
+        layer(torch.zeros(1, 1, 25, 25))
+    assert layer(torch.zeros(1, 24, 24)).shape == (1, 12, 12)  # unbatched input works as in torch
+
+
+def test_device_dtype_channels_last_and_autocast() -> None:
+    layer = TargetConvTranspose2d(4, 4, input_size=6, output_size=13, dtype=torch.float64)
+    assert layer.weight.dtype == torch.float64
+    layer = TargetConvTranspose2d(4, 4, input_size=6, output_size=13).to(memory_format=torch.channels_last)
+    x = torch.randn(2, 4, 6, 6).to(memory_format=torch.channels_last)
+    assert layer(x).shape == (2, 4, 13, 13)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert layer(x).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"input_size": 0, "output_size": 4}, ValueError, "input_size must be >= 1, got 0"),
+        ({"input_size": -3, "output_size": 4}, ValueError, "input_size must be >= 1, got -3"),
+        ({"input_size": 4.0, "output_size": 4}, TypeError, "input_size must be an int, got 4.0"),
+        ({"input_size": 4, "output_size": False}, TypeError, "output_size must be an int, got False"),
+        ({"input_size": "4", "output_size": 4}, TypeError, "input_size must be an int"),
+        ({"input_size": (4, 4, 4), "output_size": 4}, ValueError, r"input_size needs 2 value\(s\)"),
+        ({"input_size": 4, "output_size": (4,)}, ValueError, r"output_size needs 2 value\(s\)"),
+        ({"input_size": 4}, ValueError, "exactly one of output_size and scale_factor"),
+        ({"input_size": 4, "output_size": 8, "scale_factor": 2}, ValueError, "exactly one of"),
+        ({"input_size": 4, "scale_factor": -1.0}, ValueError, "scale_factor must be > 0"),
+        ({"input_size": 4, "scale_factor": "2"}, TypeError, "scale_factor must be a number"),
+        ({"output_size": 8}, TypeError, "needs input_size"),
+        ({"input_size": 4, "output_size": 8, "kernel_size": 0}, ValueError, "kernel_size must be >= 1"),
+        ({"input_size": 4, "output_size": 8, "stride": 0}, ValueError, "stride must be >= 1"),
+        ({"input_size": 4, "output_size": 10, "kernel_size": 2, "stride": 2}, ShapeError, "9 below, none above"),
+        ({"input_size": 4, "output_size": 8, "padding": "valid"}, ValueError, "padding='valid' is not solvable"),
+        ({"padding": "same", "stride": 2}, ValueError, "needs kernel_size"),
+        ({"padding": "same", "kernel_size": 2, "stride": 1}, ShapeError, "odd kernel_size"),
+        ({"input_size": 4, "output_size": 8, "padding_mode": "reflect"}, ValueError, "zeros"),
+    ],
+)
+def test_transposed_construction_errors(kwargs: dict, error: type[Exception], pattern: str) -> None:
+    with pytest.raises(error, match=pattern):
+        TargetConvTranspose2d(2, 2, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"input_size": 4, "output_size": 8, "padding": "same"}, ValueError, "supported by the transposed layers"),
+        ({"input_size": 5, "output_size": 13, "padding": 1}, ShapeError, "7 below, none above"),
+        ({"input_size": 3, "output_size": 9, "padding_mode": "reflect"}, ShapeError, "too large for padding_mode"),
+    ],
+)
+def test_conv_construction_errors(kwargs: dict, error: type[Exception], pattern: str) -> None:
+    with pytest.raises(error, match=pattern):
+        TargetConv1d(2, 2, **kwargs)
+
+
+def test_channel_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match="in_channels must be >= 1"):
+        TargetConv2d(0, 2, input_size=4, output_size=2)
+    with pytest.raises(TypeError, match="out_channels must be an int"):
+        TargetConv2d(2, 2.5, input_size=4, output_size=2)  # type: ignore[arg-type]

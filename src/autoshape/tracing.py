@@ -154,7 +154,8 @@ def trace(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Trace:
 
     Raises:
         TypeError, ValueError: ``input_shape`` is not a shape or a tensor.
-        RuntimeError: the model's own forward fails on this input (its message is kept).
+        RuntimeError: the model's own forward fails on this input (the real forward's message, which
+            names the problem better than the meta one).
     """
     example = input_shape if isinstance(input_shape, Tensor) else None
     shape = as_input_shape(input_shape)
@@ -163,10 +164,7 @@ def trace(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Trace:
         return _record(model, torch.empty(shape, dtype=dtype, device="meta"), on_meta=True)
     except (NotImplementedError, RuntimeError) as meta_error:
         device = next((t.device for t in model.parameters()), torch.device("cpu"))
-        try:
-            traced = _record(model, torch.zeros(shape, dtype=dtype, device=device), on_meta=False)
-        except Exception:
-            raise meta_error from None
+        traced = _record(model, torch.zeros(shape, dtype=dtype, device=device), on_meta=False)
         warnings.warn(
             f"{type(model).__name__} cannot run on meta tensors ({meta_error}); traced it with a real forward",
             RuntimeWarning,

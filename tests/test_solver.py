@@ -289,3 +289,13 @@ def test_conv_growth_beyond_fixed_padding_is_refused_with_the_maximum() -> None:
 def test_ranked_solutions_rejects_bad_limit() -> None:
     with pytest.raises(ValueError, match="limit"):
         ranked_solutions(4, 8, limit=0)
+
+
+def test_pytorch_suite_downsample_upsample_mirror_is_always_solvable() -> None:
+    """From torch's test_ConvTranspose2d_output_size_downsample_upsample: the mirror of any conv exists."""
+    for h, k, d, s, p in itertools.product(range(13, 24), range(2, 5), range(1, 5), range(1, 4), range(3)):
+        down = torch_conv_size([h], [k], [s], [p], [d])
+        if down is None:
+            continue
+        params = solve_conv_transpose(down[0], h, kernel_size=k, stride=s, padding=p, dilation=d)
+        assert torch_size(params, down) == (h,)

@@ -105,9 +105,13 @@ class _Target:
             self.input_size = as_tuple(input_size, "input_size", n)
             self.output_size = _target_size(self.input_size, output_size, scale_factor, n)
             solve = solve_conv_transpose if self._transposed else solve_conv
-            params = solve(self.input_size, self.output_size, kernel_size=kernel_size, stride=stride,
-                           padding=padding, dilation=dilation, max_kernel_size=max_kernel_size,
-                           max_stride=max_stride)
+            try:
+                params = solve(self.input_size, self.output_size, kernel_size=kernel_size, stride=stride,
+                               padding=padding, dilation=dilation, max_kernel_size=max_kernel_size,
+                               max_stride=max_stride)
+            except ShapeError as error:
+                context = f"{type(self).__name__}({in_channels}, {out_channels}, input_size={self.input_size}, "
+                raise ShapeError(f"{context}output_size={self.output_size}): {error}") from None
             self._check_padding_mode(params, padding_mode)
         self.conv_params = params
         super().__init__(in_channels, out_channels, **params.as_kwargs(), groups=groups,  # type: ignore[call-arg]

@@ -1,0 +1,164 @@
+"""Build cost and its growth: meta tracing against tracing with a real forward, on 3-d volumes up to 512³.
+
+autoshape traces on meta tensors, so its cost should not depend on the input size. Shape
+tools that run a real forward with hooks (torchinfo-style) pay compute and activation memory
+that grow with the volume, i.e. cubically in the side length.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from autoshape.tracing import trace
+
+from .memory import Peak, in_fresh_process, peak_memory
+from .report import Settings, table
+from .timing import median_seconds
+
+Builder = Callable[[nn.Module, tuple[int, ...]], object]
+
+
+def encoder_3d() -> nn.Module:
+    """Four stride-2 stages as at the top of a 3-d U-Net: Conv3d(k=3, s=2, p=1) + BatchNorm3d + ReLU."""
+    layers: list[nn.Module] = []
+    channels = 1
+    for width in (16, 32, 64, 128):
+        layers += [nn.Conv3d(channels, width, 3, stride=2, padding=1), nn.BatchNorm3d(width), nn.ReLU(inplace=True)]
+        channels = width
+    return nn.Sequential(*layers)
+
+
+def real_forward_trace(model: nn.Module, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """What hook-based summary tools do: a real no-grad forward on a random input, recording leaf outputs."""
+    shapes: list[tuple[int, ...]] = []
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    handles = [m.register_forward_hook(lambda _m, _args, out: shapes.append(tuple(out.shape))) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(torch.rand(shape))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shapes
+
+
+def activation_bytes(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """Largest input+output pair of any leaf call, from the meta trace: a no-grad forward's least peak."""
+    calls = trace(model, shape).calls
+    size = torch.finfo(torch.float32).bits // 8
+    return max(size * (_numel(c.input_shape) + _numel(c.output_shape or ())) for c in calls)
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for dim in shape:
+        n *= dim
+    return n
+
+
+def real_forward_budget() -> int:
+    """Bytes a real forward may use here: a third of the available memory, at most 6 GiB."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return min(6 * 2**30, int(line.split()[1]) * 1024 // 3)
+    except OSError:
+        pass
+    return 2 * 2**30
+
+
+@dataclass(frozen=True)
+class Method:
+    """One way of building shape information for a model; ``real`` methods run real compute."""
+
+    name: str
+    build: Builder
+    real: bool
+
+
+METHODS: list[Method] = [
+    Method("meta trace (`autoshape.tracing.trace`)", trace, real=False),
+    Method("real forward + hooks (torchinfo-style)", real_forward_trace, real=True),
+]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Median seconds and peak memory of one method at one size, or why it was not run."""
+
+    seconds: float = 0.0
+    peak: Peak | None = None
+    skipped: str = ""
+
+
+WARM_UP_SHAPE = (1, 1, 8, 8, 8)
+
+
+def measure_peak(method: int, shape: tuple[int, ...]) -> Peak:
+    """Peak memory of one build, after a warm-up build on a tiny volume (run it in a fresh process)."""
+    model = encoder_3d().eval()
+    build = METHODS[method].build
+    build(model, WARM_UP_SHAPE)
+    return peak_memory(lambda: build(model, shape))
+
+
+def measure(settings: Settings, method: int, side: int, budget: int) -> Measured:
+    """Time (in this process) and peak memory (in a fresh one) of ``METHODS[method]`` on a side³ volume."""
+    shape = (1, 1, side, side, side)
+    model = encoder_3d().eval()
+    build, real = METHODS[method].build, METHODS[method].real
+    if real and (need := activation_bytes(model, shape)) > budget:
+        return Measured(skipped=f"not run: needs ≥ {need / 2**30:.1f} GiB (cap {budget / 2**30:.1f} GiB)")
+    repeats = 1 if settings.quick else (3 if real else 7)
+    build(model, WARM_UP_SHAPE)
+    seconds = median_seconds(lambda: build(model, shape), repeats=repeats)
+    return Measured(seconds, in_fresh_process(measure_peak, method, shape))
+
+
+def _mib(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / 2**20:,.2f}"
+
+
+def _cells(m: Measured) -> list[str]:
+    if m.peak is None:
+        return [m.skipped, "–"]
+    return [f"{m.seconds * 1e3:,.1f}", f"{_mib(m.peak.rss)} / {_mib(m.peak.python)}"]
+
+
+def _growth(name: str, by_side: dict[int, Measured]) -> list[object]:
+    ran = {side: m.peak for side, m in by_side.items() if m.peak is not None}
+    lo, hi = min(ran), max(ran)
+    return [name, f"{lo}³ → {hi}³", f"×{(hi / lo) ** 3:,.0f}", f"×{by_side[hi].seconds / by_side[lo].seconds:,.1f}",
+            f"{_mib(ran[lo].rss)} → {_mib(ran[hi].rss)} MiB"]
+
+
+def sides(settings: Settings) -> tuple[int, ...]:
+    """Cube side lengths to measure."""
+    return (16,) if settings.quick else (64, 128, 256, 384, 512)
+
+
+def section(settings: Settings) -> str:
+    """The build-cost section of RESULTS.md."""
+    torch.manual_seed(0)
+    budget = real_forward_budget()
+    results = {i: {side: measure(settings, i, side, budget) for side in sides(settings)} for i in range(len(METHODS))}
+    rows = [[f"{side}³", METHODS[i].name, *_cells(results[i][side])] for side in sides(settings) for i in results]
+    growth = [_growth(METHODS[i].name, results[i]) for i in results]
+    return "\n\n".join([
+        "## Build cost and scaling on 3-d volumes",
+        f"Encoder: {encoder_3d.__doc__} Timing: median of 7 (meta) or 3 (real) runs on "
+        f"{torch.get_num_threads()} torch thread(s). Memory, in a freshly spawned process after a warm-up on "
+        "8³: the peak extra resident set (`/proc/self/status` VmHWM, reset before the call; it covers tensor "
+        "storage) and the peak Python heap (`tracemalloc`, a separate call). A real forward is skipped when the "
+        "meta trace says it needs more than a third of the available memory (at most 6 GiB) on this "
+        f"{os.cpu_count()}-core machine shared with other engineers.",
+        table(("input 1×1×S³", "method", "time ms (median)", "peak MiB: RSS / Python heap"), rows),
+        "Growth from the smallest to the largest volume each method ran on:",
+        table(("method", "volumes", "voxels", "time", "peak RSS"), growth),
+    ])

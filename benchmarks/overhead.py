@@ -1,0 +1,141 @@
+"""Run-time overhead: forward+backward of autoshape modules against plain torch with identical weights.
+
+Every case builds the autoshape module and its plain twin, checks that both give the same
+output on the same input, then times training steps (forward, then backward of a fixed
+output gradient into the weights and the input) as paired, alternating runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+import autoshape
+
+from .report import Settings, ratio_cell, table
+from .timing import Step, ns_per_call, paired_ratio
+from .twins import plain_conv
+
+Pair = tuple[nn.Module, nn.Module]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One overhead measurement: the autoshape module and its plain twin on one input shape."""
+
+    module: str
+    size: str
+    input_shape: tuple[int, ...]
+    build: Callable[[], Pair]
+
+
+def _target_case(cls: type[nn.Module], size: str, channels: tuple[int, int], batch: int,
+                 sizes: tuple[tuple[int, ...], tuple[int, ...]]) -> Case:
+    def build() -> Pair:
+        layer = cls(*channels, input_size=sizes[0], output_size=sizes[1])
+        return layer, plain_conv(layer)
+    return Case(cls.__name__, size, (batch, channels[0], *sizes[0]), build)
+
+
+TINY_TARGET_CASES = [
+    _target_case(autoshape.TargetConv1d, "tiny", (4, 4), 1, ((16,), (8,))),
+    _target_case(autoshape.TargetConv2d, "tiny", (4, 8), 1, ((8, 8), (4, 4))),
+    _target_case(autoshape.TargetConv3d, "tiny", (2, 4), 1, ((6, 6, 6), (3, 3, 3))),
+    _target_case(autoshape.TargetConvTranspose1d, "tiny", (4, 4), 1, ((8,), (16,))),
+    _target_case(autoshape.TargetConvTranspose2d, "tiny", (8, 4), 1, ((4, 4), (8, 8))),
+    _target_case(autoshape.TargetConvTranspose3d, "tiny", (4, 2), 1, ((3, 3, 3), (6, 6, 6))),
+]
+
+REALISTIC_TARGET_CASES = [
+    _target_case(autoshape.TargetConv1d, "realistic", (1, 512), 4, ((16000,), (3199,))),
+    _target_case(autoshape.TargetConv2d, "realistic", (64, 128), 8, ((56, 56), (28, 28))),
+    _target_case(autoshape.TargetConv3d, "realistic", (16, 32), 2, ((32, 32, 32), (16, 16, 16))),
+    _target_case(autoshape.TargetConvTranspose1d, "realistic", (256, 128), 8, ((1000,), (2000,))),
+    _target_case(autoshape.TargetConvTranspose2d, "realistic", (128, 64), 8, ((28, 28), (56, 56))),
+    _target_case(autoshape.TargetConvTranspose3d, "realistic", (32, 16), 2, ((16, 16, 16), (32, 32, 32))),
+]
+
+
+def training_steps(pair: Pair, x: Tensor) -> tuple[Step, Step]:
+    """One forward+backward step for each module of the pair, after checking their outputs agree.
+
+    Raises:
+        AssertionError: the two modules give different outputs (they are not twins).
+    """
+    candidate, reference = pair
+    torch.testing.assert_close(candidate(x), reference(x), msg=lambda m: f"not twins: {m}")
+    grad = torch.randn_like(reference(x))
+    x = x.detach().requires_grad_()
+
+    def step_for(module: nn.Module) -> Step:
+        return lambda: module(x).backward(grad)
+
+    return step_for(candidate), step_for(reference)
+
+
+def _timing(settings: Settings, size: str) -> dict[str, Any]:
+    if settings.quick:
+        return {"pairs": 3, "warmup": 1, "min_sample_seconds": 0.001}
+    return {"pairs": 41, "warmup": 5, "min_sample_seconds": 0.02 if size == "tiny" else 0.05}
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "×".join(map(str, shape))
+
+
+def measure(settings: Settings, case: Case) -> list[object]:
+    """One table row: module, size, input, plain time per step, paired ratio, per-step delta, pairs."""
+    torch.manual_seed(0)
+    candidate, reference = (m.to(settings.device) for m in case.build())
+    x = torch.randn(case.input_shape, device=settings.device)
+    steps = training_steps((candidate, reference), x)
+    result = paired_ratio(*steps, device=settings.device, **_timing(settings, case.size))
+    return [f"`{case.module}`", case.size, _shape(case.input_shape), f"{result.reference_us / 1e3:.3f}",
+            ratio_cell(result.ratio, result.ratio_q1, result.ratio_q3), f"{result.delta_ns / 1e3:+.2f}",
+            result.pairs]
+
+
+OVERHEAD_HEADERS = ("module", "size", "input", "plain torch ms/step (median)", "ratio (IQR)",
+                    "Δ µs/step (median)", "pairs")
+
+
+def check_cost(settings: Settings, case: Case) -> list[object]:
+    """The forward input-size check of a Target layer, in isolation and inside a no-grad forward."""
+    layer, plain = (m.to(settings.device) for m in case.build())
+    x = torch.randn(case.input_shape, device=settings.device)
+    check = getattr(layer, "_check_input", None)
+    calls, repeats = (2000, 3) if settings.quick else (50_000, 15)
+    alone = "no check" if check is None else f"{ns_per_call(lambda: check(x), calls=calls, repeats=repeats):.0f}"
+    with torch.no_grad():
+        forward = paired_ratio(lambda: layer(x), lambda: plain(x), device=settings.device,
+                               **_timing(settings, case.size))
+    return [f"`{case.module}`", _shape(case.input_shape), alone, f"{forward.delta_ns:+.0f}",
+            f"{forward.reference_us:.1f}", ratio_cell(forward.ratio, forward.ratio_q1, forward.ratio_q3)]
+
+
+CHECK_HEADERS = ("layer", "input", "check alone, ns/call", "Δ forward ns/call (paired median)",
+                 "plain forward µs/call", "forward ratio (IQR)")
+
+
+def section(settings: Settings) -> str:
+    """The overhead section of RESULTS.md."""
+    cases = TINY_TARGET_CASES if settings.quick else TINY_TARGET_CASES + REALISTIC_TARGET_CASES
+    parts = [
+        "## Run-time overhead: forward+backward vs plain torch",
+        "Each autoshape module against the same network in plain torch with identical weights (outputs "
+        "checked equal first). A step is forward, then backward of a fixed gradient into weights and input. "
+        "Ratio = autoshape time / plain time per alternating pair; the median over pairs, with the "
+        "interquartile range. 1.000 means no overhead; goal ≤ 1.01 at realistic sizes.",
+        "### Target layers",
+        table(OVERHEAD_HEADERS, [measure(settings, case) for case in cases]),
+        "### Per-call cost of the forward input-size check",
+        "Target layers check in `forward` that the spatial input size is the one they were built for. "
+        "'check alone' times that check by itself; 'Δ forward' is the paired median difference of a whole "
+        "no-grad forward (check plus the extra Python frame of the subclass) against plain torch.",
+        table(CHECK_HEADERS, [check_cost(settings, TINY_TARGET_CASES[i]) for i in (1, 4)]),
+    ]
+    return "\n\n".join(parts)

@@ -1,0 +1,81 @@
+"""Markdown for RESULTS.md: the run's settings, the machine it ran on, and tables."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import autoshape
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every benchmark section is told: the device and whether this is the quick CI run."""
+
+    device: torch.device
+    quick: bool
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ratio_cell(ratio: float, q1: float, q3: float) -> str:
+    """A paired ratio with its interquartile range, e.g. ``1.003 (0.991–1.012)``."""
+    return f"{ratio:.3f} ({q1:.3f}–{q3:.3f})"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                             timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def _ram_gib() -> str:
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return "unknown"
+    return f"{pages * page_size / 2**30:.0f} GiB"
+
+
+def environment(settings: Settings) -> str:
+    """The header block: date, machine, versions, device and run mode."""
+    gpu = torch.cuda.get_device_name(settings.device) if settings.device.type == "cuda" else "none used"
+    rows = [
+        ("date (UTC)", datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")),
+        ("machine", f"{_cpu_model()}, {os.cpu_count()} logical CPUs, {_ram_gib()} RAM"),
+        ("torch threads", torch.get_num_threads()),
+        ("GPU", gpu),
+        ("device benchmarked", settings.device.type),
+        ("python", platform.python_version()),
+        ("torch", torch.__version__),
+        ("autoshape", f"{autoshape.__version__} (commit {_git_commit()})"),
+        ("mode", "--quick (CI smoke run: few repeats, numbers are NOT meaningful)" if settings.quick else "full"),
+    ]
+    return table(("", ""), rows)

@@ -1,0 +1,69 @@
+"""Run every autoshape benchmark and write the results as markdown.
+
+    python benchmarks/run.py [--quick] [--device auto|cpu|cuda] [--threads N] [--out benchmarks/RESULTS.md]
+
+``--quick`` is the CI smoke run (under a minute; its numbers mean nothing). Times are
+medians and overheads are paired ratios against plain torch, never single absolute times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``tests`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch
+
+from benchmarks import build_cost, compat, overhead, solver_speed
+from benchmarks.report import Settings, environment
+
+SECTIONS = (overhead, solver_speed, build_cost, compat)
+
+INTRO = (
+    "Written by `python benchmarks/run.py`. Overheads are paired ratios (autoshape / plain torch, median "
+    "of alternating pairs with the interquartile range), so drift on a busy machine cancels; other times are "
+    "medians. The CPU figures come from a 2-core machine shared with other engineers' test runs: ratios are "
+    "robust to that, absolute times are context only."
+)
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available here. Fix: use --device cpu or auto.")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="CI smoke run: few repeats, small sizes")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's own choice); 1 is steadier on a shared machine")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sections in order and write the markdown file; returns the exit code."""
+    args = _arguments(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    settings = Settings(_device(args.device), args.quick)
+    parts = ["# autoshape benchmark results", INTRO, environment(settings)]
+    for module in SECTIONS:
+        start = time.perf_counter()
+        parts.append(module.section(settings))
+        print(f"{module.__name__.rsplit('.', 1)[-1]}: {time.perf_counter() - start:.1f} s", flush=True)
+    args.out.write_text("\n\n".join(parts) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

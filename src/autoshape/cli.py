@@ -1,8 +1,321 @@
-"""PLACEHOLDER until its issue lands: every name here raises NotImplementedError."""
+"""The ``autoshape`` command line: ``solve``, ``plan``, ``explain`` and ``taps``.
 
+Exit codes: 0 success; 1 the request is impossible (a ShapeError naming the nearest reachable
+sizes, or a model whose forward fails); 2 a usage error. User mistakes print one message, never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import math
+import os
+import sys
+import warnings
+from collections.abc import Sequence
 from typing import Any
 
+from torch import nn
 
-def main(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("main is not built yet")
+from ._formulas import aligned_table, dim_names, format_terms, params_terms
+from ._sizes import IntOrTuple, as_tuple, spatial_ndim
+from .errors import ShapeError
+from .explain import explain
+from .planning import plan_downsampling, plan_upsampling
+from .solver import ConvParams, ranked_solutions, solve_conv, solve_conv_transpose
+from .taps import overlap_map, transpose_taps
+from .tracing import as_input_shape
 
+__all__ = ["main"]
+
+OK, IMPOSSIBLE, USAGE = 0, 1, 2
+
+
+class _UsageError(Exception):
+    """A mistake in the command line's arguments (exit code 2)."""
+
+
+class _ModelFailure(Exception):
+    """The user's model could not be run on the given input (exit code 1)."""
+
+
+def _size(text: str) -> IntOrTuple:
+    """``"12"`` → 12 and ``"12,24"`` → (12, 24): the argparse type of every size argument."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an int or comma-separated ints (e.g. 12 or 12,24)") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _show(value: IntOrTuple) -> str:
+    return str(value) if isinstance(value, int) else "×".join(map(str, value))
+
+
+def _is_upsampling(input_size: IntOrTuple, output_size: IntOrTuple) -> bool:
+    """The default direction: transposed when the output is at least the input in every dimension
+    and larger in one; a plain convolution otherwise (smaller, equal or mixed)."""
+    n = spatial_ndim(input_size, output_size) or 1
+    pairs = list(zip(as_tuple(input_size, "IN", n), as_tuple(output_size, "OUT", n)))
+    return all(o >= i for i, o in pairs) and any(o > i for i, o in pairs)
+
+
+def _transposed(args: argparse.Namespace) -> bool:
+    if args.conv or args.transpose:
+        return bool(args.transpose)
+    return _is_upsampling(args.input, args.output)
+
+
+# --- solve ------------------------------------------------------------------------------------
+
+def _kwargs_text(params: ConvParams, int_form: bool) -> str:
+    defaults = {"padding": 0, "dilation": 1, "output_padding": 0}
+    shown = []
+    for name, values in params.as_kwargs().items():
+        if name in defaults and set(values) == {defaults[name]}:
+            continue
+        shown.append(f"{name}={values[0] if int_form else values}")
+    return ", ".join(shown)
+
+
+def _describe(params: ConvParams, input_size: IntOrTuple, output_size: IntOrTuple, int_form: bool) -> str:
+    n = len(params.kernel_size)
+    layer = ("ConvTranspose" if params.transposed else "Conv") + ("" if int_form else f"{n}d")
+    sizes = as_tuple(input_size, "IN", n)
+    names = ("out",) if int_form else dim_names(n)
+    return (f"{layer} {_show(input_size)} → {_show(output_size)}: {_kwargs_text(params, int_form)}\n"
+            f"  {format_terms(params_terms(params, sizes), names)}")
+
+
+def _ranked_table(solutions: Sequence[ConvParams], int_form: bool) -> str:
+    names = ["kernel_size", "stride", "padding", "dilation", "output_padding"]
+    lines = [["rank", *names]]
+    for rank, params in enumerate(solutions, 1):
+        values = [getattr(params, name) for name in names]
+        lines.append([str(rank), *(str(v[0] if int_form else v) for v in values)])
+    return aligned_table(lines)
+
+
+def _solve(args: argparse.Namespace) -> int:
+    transposed = _transposed(args)
+    fixed = {"kernel_size": args.kernel_size, "stride": args.stride, "padding": args.padding,
+             "dilation": args.dilation}
+    best = (solve_conv_transpose if transposed else solve_conv)(args.input, args.output, **fixed)
+    solutions = ranked_solutions(args.input, args.output, transposed=transposed, **fixed) if args.all else [best]
+    int_form = spatial_ndim(args.input, args.output, *fixed.values()) is None  # no tuple anywhere: show ints
+    if args.json:
+        fields = [dataclasses.asdict(params) for params in solutions]
+        print(json.dumps(fields if args.all else fields[0]))
+        return OK
+    print(_describe(best, args.input, args.output, int_form))
+    if args.all:
+        print()
+        print(_ranked_table(solutions, int_form))
+    return OK
+
+
+# --- plan -------------------------------------------------------------------------------------
+
+def _plan(args: argparse.Namespace) -> int:
+    options = {name: value for name, value in (("kernel_size", args.kernel_size), ("max_stride", args.max_stride))
+               if value is not None}
+    planner = plan_upsampling if _transposed(args) else plan_downsampling
+    plan = planner(args.input, args.output, args.layers, **options)
+    print(json.dumps(plan.to_dict()) if args.json else plan)
+    return OK
+
+
+# --- explain ----------------------------------------------------------------------------------
+
+def _import(module_name: str) -> Any:
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise _UsageError(f"cannot import {module_name!r}: {error}. Fix: run from the directory that holds it, "
+                         "or add that directory to PYTHONPATH.") from None
+    except Exception as error:
+        raise _UsageError(f"importing {module_name!r} failed: {type(error).__name__}: {error}") from None
+
+
+def _build(target: str, found: object) -> nn.Module:
+    if isinstance(found, nn.Module):
+        return found
+    if not callable(found):
+        raise _UsageError(f"{target} is a {type(found).__name__}, not an nn.Module, a Module class or a factory")
+    try:
+        model = found()
+    except Exception as error:
+        raise _UsageError(f"calling {target}() failed: {type(error).__name__}: {error}. Fix: point to an "
+                         "instance, or to a factory that takes no arguments.") from None
+    if not isinstance(model, nn.Module):
+        raise _UsageError(f"{target}() returned a {type(model).__name__}, not an nn.Module")
+    return model
+
+
+def _load_model(target: str) -> nn.Module:
+    """The model named by ``MODULE:ATTR``: an ``nn.Module`` instance, a class or a zero-argument factory.
+
+    Raises:
+        _UsageError: a malformed target, a failed import, a missing attribute or not a module.
+    """
+    module_name, _, attribute = target.partition(":")
+    if not module_name or not attribute:
+        raise _UsageError(f"expected MODULE:ATTR (e.g. mymodels:Generator), got {target!r}")
+    found = _import(module_name)
+    for part in attribute.split("."):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            raise _UsageError(f"{module_name!r} has no attribute {attribute!r}") from None
+    return _build(target, found)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    shape = as_input_shape(args.input_shape if isinstance(args.input_shape, tuple) else (args.input_shape,),
+                           "--input-shape")
+    model = _load_model(args.target)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            explanation = explain(model, shape)
+        except ShapeError:
+            raise
+        except Exception as error:
+            raise _ModelFailure(f"{args.target} fails on an input of shape {_show(shape)}: "
+                               f"{type(error).__name__}: {error}") from None
+    for warning in caught:
+        print(f"autoshape explain: warning: {warning.message}", file=sys.stderr)
+    print(json.dumps(explanation.to_dict()) if args.json else explanation)
+    return OK
+
+
+# --- taps -------------------------------------------------------------------------------------
+
+def _index(value: object) -> str:
+    return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _taps(args: argparse.Namespace) -> int:
+    layer = {"input_size": args.input, "kernel_size": args.kernel_size, "stride": args.stride,
+             "padding": args.padding, "dilation": args.dilation}
+    counts = overlap_map(**layer, output_padding=args.output_padding)
+    taps = None if args.at is None else transpose_taps(args.at, **layer)
+    if args.png:
+        counts.save_png(args.png)
+    if args.json:
+        print(json.dumps({"output_size": list(counts.size), "counts": counts.counts,
+                          "taps": None if taps is None else [list(tap) for tap in taps]}))
+        return OK
+    fewest, most = (math.prod(pick(row) for row in counts.per_dim) for pick in (min, max))  # separable map
+    print(f"taps per output position, {_show(counts.size)} output ({fewest} to {most}):")
+    print(counts)
+    if taps is not None:
+        terms = " + ".join(f"in[{_index(x)}]·w[{_index(j)}]" for x, j in taps) or "bias only (no taps)"
+        print(f"\noutput[{_index(args.at)}] = {terms}")
+    if args.png:
+        print(f"\nwrote {args.png}")
+    return OK
+
+
+# --- the parser -------------------------------------------------------------------------------
+
+def _add_layer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kernel-size", type=_size, metavar="K", help="fix the kernel size")
+    parser.add_argument("--stride", type=_size, metavar="S", help="fix the stride")
+    parser.add_argument("--padding", type=_size, metavar="P", help="fix the padding")
+    parser.add_argument("--dilation", type=_size, metavar="D", help="the dilation (default 1)")
+
+
+def _add_direction(parser: argparse.ArgumentParser) -> None:
+    direction = parser.add_mutually_exclusive_group()
+    direction.add_argument("--conv", action="store_true", help="a plain convolution (downsampling)")
+    direction.add_argument("--transpose", action="store_true", help="a transposed convolution (upsampling)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="autoshape", description="Exact convolution shapes: solve, plan, "
+                                     "explain and inspect. Sizes are ints or comma-separated tuples (12 or 12,24).")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    solve = commands.add_parser("solve", help="the kernel, stride and padding that take IN to OUT exactly",
+                                description="Default: transposed when OUT >= IN in every dimension (and larger "
+                                "in one), a plain convolution otherwise.")
+    solve.add_argument("input", type=_size, metavar="IN")
+    solve.add_argument("output", type=_size, metavar="OUT")
+    _add_direction(solve)
+    _add_layer_options(solve)
+    solve.add_argument("--all", action="store_true", help="list the ranked alternatives")
+    solve.add_argument("--json", action="store_true", help="print the ConvParams fields as JSON")
+    solve.set_defaults(run=_solve)
+
+    plan = commands.add_parser("plan", help="N layers from IN to OUT", description="Direction as for solve.")
+    plan.add_argument("input", type=_size, metavar="IN")
+    plan.add_argument("output", type=_size, metavar="OUT")
+    plan.add_argument("--layers", type=int, required=True, metavar="N", help="number of layers")
+    plan.add_argument("--kernel-size", type=_size, metavar="K", help="fix every kernel size")
+    plan.add_argument("--max-stride", type=_size, metavar="S", help="largest stride per layer (default 2)")
+    _add_direction(plan)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.set_defaults(run=_plan)
+
+    explain_ = commands.add_parser("explain", help="every layer's shapes and size formula",
+                                   description="MODULE:ATTR names an nn.Module instance, class or zero-argument "
+                                   "factory, importable from the current directory or the Python path.")
+    explain_.add_argument("target", metavar="MODULE:ATTR")
+    explain_.add_argument("--input-shape", type=_size, required=True, metavar="SHAPE",
+                          help="full input shape with batch, e.g. 1,3,64,64")
+    explain_.add_argument("--json", action="store_true", help="print the rows and notes as JSON")
+    explain_.set_defaults(run=_explain)
+
+    taps = commands.add_parser("taps", help="which inputs make each output of a transposed convolution",
+                               description="Prints the overlap map (taps per output position); --at lists "
+                               "the taps of one output.")
+    taps.add_argument("input", type=_size, metavar="IN", help="input size of the transposed convolution")
+    taps.add_argument("--kernel-size", type=_size, required=True, metavar="K")
+    taps.add_argument("--stride", type=_size, default=1, metavar="S")
+    taps.add_argument("--padding", type=_size, default=0, metavar="P")
+    taps.add_argument("--dilation", type=_size, default=1, metavar="D")
+    taps.add_argument("--output-padding", type=_size, default=0, metavar="OP")
+    taps.add_argument("--at", type=_size, metavar="INDEX", help="list the taps of this output index")
+    taps.add_argument("--png", metavar="FILE", help="also draw the map as a PNG (needs matplotlib)")
+    taps.add_argument("--json", action="store_true", help="print the map (and taps) as JSON")
+    taps.set_defaults(run=_taps)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``autoshape`` command line and return its exit code.
+
+    Args:
+        argv: the arguments after the program name (default: ``sys.argv[1:]``).
+
+    Shape:
+        ``solve IN OUT`` prints parameters whose output size is exactly OUT, with the formula.
+
+    Example:
+        >>> main(["solve", "12", "24"])
+        ConvTranspose 12 → 24: kernel_size=4, stride=2, padding=1
+          out: (12-1)·2 - 2·1 + 1·(4-1) + 0 + 1 = 24
+        0
+
+    Raises:
+        Nothing: errors become a message on stderr and exit code 1 (impossible) or 2 (usage).
+    """
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # argparse's own usage errors (2) and --help (0)
+        return stop.code if isinstance(stop.code, int) else USAGE
+    try:
+        return int(args.run(args))
+    except (ShapeError, _ModelFailure) as error:
+        print(f"autoshape {args.command}: {error}", file=sys.stderr)
+        return IMPOSSIBLE
+    except (_UsageError, TypeError, ValueError, ImportError, OSError) as error:
+        print(f"autoshape {args.command}: error: {error}", file=sys.stderr)
+        return USAGE

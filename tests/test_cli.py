@@ -1,0 +1,351 @@
+"""The command line: answers checked by building the printed layers in torch, and every exit code.
+
+Most cases call ``main(argv)`` in-process; a few run the real ``python -m autoshape`` and the
+``autoshape`` console script as subprocesses, started together so their torch imports overlap.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from autoshape.cli import main
+
+MODELS = textwrap.dedent('''
+    import torch
+    from torch import nn
+
+    def autoencoder():
+        return nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.ReLU(),
+                             nn.ConvTranspose2d(8, 1, 3, stride=2, padding=1))
+
+    model = autoencoder()
+
+    class Generator(nn.Sequential):
+        def __init__(self):
+            super().__init__(nn.ConvTranspose2d(4, 2, 4, 1), nn.ConvTranspose2d(2, 1, 4, 2, 1))
+
+    class NeedsArguments(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+
+    class Mismatch(nn.Sequential):
+        def __init__(self):
+            super().__init__(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(10, 2))
+
+    class DataDependent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3)
+
+        def forward(self, x):
+            return self.conv(x if bool(x.sum() >= 0) else -x)
+
+    not_a_model = 3
+''')
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    (folder / "autoshape_cli_models.py").write_text(MODELS)
+    return folder
+
+
+@pytest.fixture
+def models(models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.chdir(models_dir)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # main() may add the working directory
+    yield
+    sys.modules.pop("autoshape_cli_models", None)
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+PARAMS = ("kernel_size", "stride", "padding", "dilation", "output_padding")
+
+
+def _torch_output_size(params: dict[str, Any], input_size: list[int]) -> list[int]:
+    """Build the layer the JSON describes and run it: the spatial output size torch gives."""
+    n = len(params["kernel_size"])
+    kwargs = {name: tuple(params[name]) for name in PARAMS}
+    if params["transposed"]:
+        layer: nn.Module = getattr(nn, f"ConvTranspose{n}d")(1, 1, **kwargs)
+    else:
+        del kwargs["output_padding"]
+        layer = getattr(nn, f"Conv{n}d")(1, 1, **kwargs)
+    return list(layer(torch.zeros(1, 1, *input_size)).shape[2:])
+
+
+# --- solve --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("argv", "input_size", "output_size", "transposed"), [
+    (["12", "24"], [12], [24], True),
+    (["24", "12"], [24], [12], False),
+    (["12", "12"], [12], [12], False),
+    (["12,7", "24,14"], [12, 7], [24, 14], True),
+    (["12,24", "24,12"], [12, 24], [24, 12], False),  # mixed: a plain convolution unless --transpose
+    (["12,24", "24,12", "--transpose"], [12, 24], [24, 12], True),
+    (["12", "24", "--conv"], [12], [24], False),
+    (["1", "7", "--kernel-size", "4"], [1], [7], True),
+    (["16000", "3199", "--stride", "5"], [16000], [3199], False),
+    (["9", "17", "--dilation", "2"], [9], [17], True),
+    (["12", "24", "--kernel-size", "3,4"], [12, 12], [24, 24], True),  # one tuple makes it 2-d
+])
+def test_solve_json_builds_a_torch_layer_of_exactly_that_size(
+    capsys: pytest.CaptureFixture[str], argv: list[str], input_size: list[int], output_size: list[int],
+    transposed: bool,
+) -> None:
+    code, out, err = run(capsys, "solve", *argv, "--json")
+    assert (code, err) == (0, "")
+    params = json.loads(out)
+    assert params["transposed"] is transposed
+    assert _torch_output_size(params, input_size) == output_size
+
+
+def test_solve_prints_the_layer_and_its_formula(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "solve", "12", "24", "--kernel-size", "3")
+    assert code == 0
+    assert out.splitlines() == [
+        "ConvTranspose 12 → 24: kernel_size=3, stride=2, padding=1, output_padding=1",
+        "  out: (12-1)·2 - 2·1 + 1·(3-1) + 1 + 1 = 24",
+    ]
+    code, out, _ = run(capsys, "solve", "12", "24", "--kernel-size", "3,4")
+    assert out.splitlines()[0] == ("ConvTranspose2d 12 → 24: kernel_size=(3, 4), stride=(2, 2), padding=(1, 1), "
+                                   "output_padding=(1, 0)")
+    code, out, _ = run(capsys, "solve", "25,24", "13,12")
+    assert out.splitlines() == [
+        "Conv2d 25×24 → 13×12: kernel_size=(3, 3), stride=(2, 2), padding=(1, 1)",
+        "  H: ⌊(25 + 2·1 - 1·(3-1) - 1) / 2⌋ + 1 = 13; W: ⌊(24 + 2·1 - 1·(3-1) - 1) / 2⌋ + 1 = 12",
+    ]
+
+
+def test_solve_all_lists_ranked_alternatives_that_all_work(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "solve", "12", "24", "--all", "--json")
+    ranked = json.loads(out)
+    assert code == 0 and len(ranked) > 3
+    assert all(_torch_output_size(params, [12]) == [24] for params in ranked)
+    _, best, _ = run(capsys, "solve", "12", "24", "--json")
+    assert ranked[0] == json.loads(best)
+    code, text, _ = run(capsys, "solve", "12", "24", "--all")
+    table = text.split("\n\n")[1].splitlines()
+    assert table[0].split() == ["rank", "kernel_size", "stride", "padding", "dilation", "output_padding"]
+    assert [[int(v) for v in line.split()[1:]] for line in table[1:]] == [
+        [p["kernel_size"][0], p["stride"][0], p["padding"][0], p["dilation"][0], p["output_padding"][0]]
+        for p in ranked
+    ]
+
+
+def test_impossible_solve_exits_1_naming_the_nearest_sizes(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "solve", "6", "21", "--kernel-size", "3", "--stride", "3")
+    assert (code, out) == (1, "")
+    assert "Nearest reachable sizes: 20 below, none above" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["solve", "12", "x"], "not an int or comma-separated ints"),
+    (["solve", "12", "24", "--conv", "--transpose"], "not allowed with argument"),
+    (["solve", "12", "24", "--stride", "0"], "stride must be >= 1"),
+    (["solve", "12,7", "24,14,3"], "different lengths"),
+    (["solve", "12", "-3"], "OUT must be >= 1"),
+    (["plan", "4", "64"], "--layers"),
+    (["frobnicate"], "invalid choice"),
+    ([], "required"),
+])
+def test_usage_errors_exit_2_without_a_traceback(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                 message: str) -> None:
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "")
+    assert message in err and "Traceback" not in err
+
+
+def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "solve", "--help")
+    assert code == 0 and "--kernel-size" in out
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+def test_plan_json_steps_chain_and_each_step_is_exact_in_torch(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "4", "64", "--layers", "4", "--json")
+    assert (code, err) == (0, "")
+    plan = json.loads(out)
+    assert len(plan["steps"]) == 4 and plan["transposed"] is True
+    size = [4]
+    for step in plan["steps"]:
+        assert step["input_size"] == size
+        size = _torch_output_size(step, size)
+        assert step["output_size"] == size
+    assert size == [64]
+
+
+def test_plan_text_and_downsampling(capsys: pytest.CaptureFixture[str]) -> None:
+    code, text, _ = run(capsys, "plan", "64,32", "4,2", "--layers", "2", "--max-stride", "4")
+    assert code == 0 and text.splitlines()[0] == "2 convolutions: 64×32 → 4×2"
+    code, out, _ = run(capsys, "plan", "64,32", "4,2", "--layers", "2", "--max-stride", "4", "--conv", "--json")
+    size = [64, 32]
+    for step in json.loads(out)["steps"]:
+        assert step["transposed"] is False
+        size = _torch_output_size(step, size)
+    assert code == 0 and size == [4, 2]
+    assert [line.split()[1:3] for line in text.splitlines()[2:]] == [
+        ["64×32", "16×8"], ["16×8", "4×2"]]  # the table shows the same steps
+
+
+def test_plan_fixed_kernel(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "plan", "1", "28", "--layers", "3", "--kernel-size", "4", "--json")
+    size = [1]
+    for step in json.loads(out)["steps"]:
+        assert step["kernel_size"] == [4]
+        size = _torch_output_size(step, size)
+    assert code == 0 and size == [28]
+
+
+def test_impossible_plan_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "plan", "4", "1000", "--layers", "1", "--kernel-size", "4")
+    assert (code, out) == (1, "")
+    assert "The largest size they reach is 11" in err and "Traceback" not in err
+
+
+# --- explain ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target", ["autoshape_cli_models:model", "autoshape_cli_models:autoencoder"])
+@pytest.mark.usefixtures("models")
+def test_explain_an_instance_or_a_factory(capsys: pytest.CaptureFixture[str], target: str) -> None:
+    code, out, err = run(capsys, "explain", target, "--input-shape", "1,1,24,24")
+    assert (code, err) == (0, "")
+    assert "H, W: (12-1)·2 - 2·1 + 1·(3-1) + 0 + 1 = 23" in out
+    assert "output_padding=1 would give 24×24" in out
+
+
+@pytest.mark.usefixtures("models")
+def test_explain_a_class_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "explain", "autoshape_cli_models:Generator", "--input-shape", "2,4,1,1", "--json")
+    data = json.loads(out)
+    assert code == 0
+    assert [row["output_shape"] for row in data["rows"]] == [[2, 2, 4, 4], [2, 1, 8, 8]]
+    assert data["notes"] == []
+
+
+@pytest.mark.usefixtures("models")
+def test_explain_fallback_warning_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "explain", "autoshape_cli_models:DataDependent", "--input-shape", "1,1,9,9")
+    assert code == 0 and "1×1×7×7" in out
+    assert err.startswith("autoshape explain: warning: DataDependent cannot run on meta tensors")
+
+
+@pytest.mark.parametrize(("target", "shape", "code", "message"), [
+    ("autoshape_cli_models:Mismatch", "1,1,4,4", 1, "fails on an input of shape 1×1×4×4: RuntimeError"),
+    ("autoshape_cli_models:NeedsArguments", "1,1,4,4", 2, "calling autoshape_cli_models:NeedsArguments() failed"),
+    ("autoshape_cli_models:not_a_model", "1,1,4,4", 2, "is a int, not an nn.Module"),
+    ("autoshape_cli_models:missing", "1,1,4,4", 2, "has no attribute 'missing'"),
+    ("no_such_module_here:model", "1,1,4,4", 2, "cannot import 'no_such_module_here'"),
+    ("autoshape_cli_models", "1,1,4,4", 2, "expected MODULE:ATTR"),
+    ("autoshape_cli_models:model", "1,1,0,4", 2, "--input-shape must be >= 1"),
+])
+@pytest.mark.usefixtures("models")
+def test_explain_mistakes_exit_with_a_message(capsys: pytest.CaptureFixture[str], target: str, shape: str,
+                                              code: int, message: str) -> None:
+    exit_code, out, err = run(capsys, "explain", target, "--input-shape", shape)
+    assert (exit_code, out) == (code, "")
+    assert message in err and "Traceback" not in err
+
+
+# --- taps ---------------------------------------------------------------------------------------
+
+def test_taps_lists_the_classic_example_and_the_map_is_torchs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "taps", "4,4", "--kernel-size", "4", "--stride", "2", "--padding", "1",
+                       "--at", "0,1")
+    assert code == 0
+    assert "output[0, 1] = in[0, 1]·w[1, 0] + in[0, 0]·w[1, 2]" in out
+    ones = nn.functional.conv_transpose2d(torch.ones(1, 1, 4, 4), torch.ones(1, 1, 4, 4), stride=2, padding=1)
+    grid = [[int(c) for c in line.split()] for line in out.split("\n\n")[0].splitlines()[1:]]
+    assert grid == ones[0, 0].int().tolist()
+    assert out.splitlines()[0] == "taps per output position, 8×8 output (1 to 4):"
+
+
+def test_taps_json_and_png(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(capsys, "taps", "6", "--kernel-size", "3", "--stride", "2", "--output-padding", "1",
+                       "--at", "3", "--json")
+    data = json.loads(out)
+    ones = nn.functional.conv_transpose1d(torch.ones(1, 1, 6), torch.ones(1, 1, 3), stride=2, output_padding=1)
+    assert code == 0 and data["counts"] == ones[0, 0].int().tolist() and data["taps"] == [[1, 1]]
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "map.png"
+    code, out, _ = run(capsys, "taps", "4,4", "--kernel-size", "3", "--stride", "2", "--png", str(png))
+    assert code == 0 and png.read_bytes()[:4] == b"\x89PNG" and f"wrote {png}" in out
+
+
+def test_taps_png_without_matplotlib_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    code, out, err = run(capsys, "taps", "4", "--kernel-size", "3", "--png", str(tmp_path / "x.png"))
+    assert (code, out) == (2, "") and "pip install matplotlib" in err
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), [
+    (["taps", "6", "--kernel-size", "3", "--stride", "2", "--at", "20"], 2, "from 0 to 13"),
+    (["taps", "6", "--kernel-size", "3", "--stride", "2", "--output-padding", "2"], 2, "output_padding"),
+    (["taps", "6", "--stride", "2"], 2, "--kernel-size"),
+    (["taps", "1", "--kernel-size", "1", "--padding", "1"], 1, "must be >= 1"),
+])
+def test_taps_errors(capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str) -> None:
+    exit_code, out, err = run(capsys, *argv)
+    assert (exit_code, out) == (code, "") and message in err and "Traceback" not in err
+
+
+# --- the real entry points, as subprocesses -----------------------------------------------------
+
+def _console_script() -> Path:
+    script = Path(sysconfig.get_path("scripts")) / ("autoshape.exe" if sys.platform == "win32" else "autoshape")
+    if not script.exists():
+        pytest.skip("the autoshape console script is not installed (pip install -e .)")
+    return script
+
+
+@pytest.fixture(scope="module")
+def processes(models_dir: Path) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Every subcommand and every exit code, through both entry points, run in parallel."""
+    module = [sys.executable, "-m", "autoshape"]
+    commands = {
+        "solve": [*module, "solve", "12", "24"],
+        "explain": [str(_console_script()), "explain", "autoshape_cli_models:model", "--input-shape", "1,1,24,24"],
+        "plan": [*module, "plan", "4", "1000", "--layers", "1", "--kernel-size", "4"],
+        "taps": [*module, "taps", "6", "--kernel-size", "3", "--at", "99"],
+    }
+    started = {name: subprocess.Popen(command, cwd=models_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True) for name, command in commands.items()}
+    results = {}
+    for name, process in started.items():
+        out, err = process.communicate(timeout=120)
+        results[name] = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+    return results
+
+
+@pytest.mark.parametrize(("name", "code", "expected"), [
+    ("solve", 0, re.compile(r"^ConvTranspose 12 → 24: kernel_size=4, stride=2, padding=1$", re.M)),
+    ("explain", 0, re.compile(r"output_padding=1 would give 24×24")),
+    ("plan", 1, re.compile(r"^autoshape plan: .*The largest size they reach is 11")),
+    ("taps", 2, re.compile(r"^autoshape taps: error: output_index 99 is outside the output")),
+])
+def test_entry_points_as_subprocesses(processes: dict[str, subprocess.CompletedProcess[str]], name: str,
+                                      code: int, expected: re.Pattern[str]) -> None:
+    result = processes[name]
+    assert result.returncode == code, result.stderr
+    assert expected.search(result.stdout if code == 0 else result.stderr)
+    assert "Traceback" not in result.stderr

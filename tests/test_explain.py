@@ -215,6 +215,7 @@ LAYERS = [
     (nn.AdaptiveMaxPool1d(4), (1, 1, 11)),
     (nn.AdaptiveAvgPool3d(2), (1, 1, 5, 6, 7)),
     (nn.Upsample(scale_factor=2.5), (1, 1, 3, 5)),
+    (nn.Upsample(scale_factor=1 / 3), (1, 1, 3, 9)),  # the scale is shown exactly: ⌊9·0.333…⌋ = 3
     (nn.Upsample(scale_factor=(1.5, 3.0), mode="bilinear"), (1, 1, 5, 3)),
     (nn.Upsample(size=(7, 9)), (1, 1, 3, 4)),
     (nn.UpsamplingNearest2d(scale_factor=2), (1, 1, 3, 4)),

@@ -82,7 +82,7 @@ def pool_term(i: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> Term:
 
 def scale_term(i: int, scale: float) -> Term:
     """``nn.Upsample(scale_factor=...)``: ``⌊in·scale⌋``."""
-    return Term(f"⌊{i}·{scale:g}⌋", cast(int, scaled_size(i, scale)))
+    return Term(f"⌊{i}·{scale!r}⌋", cast(int, scaled_size(i, scale)))
 
 
 def _signed(x: int) -> str:

@@ -15,7 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from autoshape import explain
 from autoshape.tracing import trace
+from tests.architectures import encoder_3d
 
 from .memory import Peak, in_fresh_process, peak_memory
 from .report import Settings, table
@@ -24,14 +26,9 @@ from .timing import median_seconds
 Builder = Callable[[nn.Module, tuple[int, ...]], object]
 
 
-def encoder_3d() -> nn.Module:
-    """Four stride-2 stages as at the top of a 3-d U-Net: Conv3d(k=3, s=2, p=1) + BatchNorm3d + ReLU."""
-    layers: list[nn.Module] = []
-    channels = 1
-    for width in (16, 32, 64, 128):
-        layers += [nn.Conv3d(channels, width, 3, stride=2, padding=1), nn.BatchNorm3d(width), nn.ReLU(inplace=True)]
-        channels = width
-    return nn.Sequential(*layers)
+def encoder() -> nn.Module:
+    """VoxNet's 3-d encoder from tests/architectures.py at width 16 (the published width is 32)."""
+    return encoder_3d(width=16).eval()
 
 
 def real_forward_trace(model: nn.Module, shape: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -84,6 +81,7 @@ class Method:
 
 METHODS: list[Method] = [
     Method("meta trace (`autoshape.tracing.trace`)", trace, real=False),
+    Method("`autoshape.explain`", explain, real=False),
     Method("real forward + hooks (torchinfo-style)", real_forward_trace, real=True),
 ]
 
@@ -97,28 +95,32 @@ class Measured:
     skipped: str = ""
 
 
-WARM_UP_SHAPE = (1, 1, 8, 8, 8)
+WARM_UP_SHAPE = (1, 1, 16, 16, 16)
 
 
 def measure_peak(method: int, shape: tuple[int, ...]) -> Peak:
     """Peak memory of one build, after a warm-up build on a tiny volume (run it in a fresh process)."""
-    model = encoder_3d().eval()
+    model = encoder()
     build = METHODS[method].build
     build(model, WARM_UP_SHAPE)
     return peak_memory(lambda: build(model, shape))
 
 
 def measure(settings: Settings, method: int, side: int, budget: int) -> Measured:
-    """Time (in this process) and peak memory (in a fresh one) of ``METHODS[method]`` on a side³ volume."""
+    """Time (in this process) and peak memory (in a fresh one) of ``METHODS[method]`` on a side³ volume.
+
+    The quick run measures memory in this process, to save the interpreter start-ups.
+    """
     shape = (1, 1, side, side, side)
-    model = encoder_3d().eval()
+    model = encoder()
     build, real = METHODS[method].build, METHODS[method].real
     if real and (need := activation_bytes(model, shape)) > budget:
         return Measured(skipped=f"not run: needs ≥ {need / 2**30:.1f} GiB (cap {budget / 2**30:.1f} GiB)")
     repeats = 1 if settings.quick else (3 if real else 7)
     build(model, WARM_UP_SHAPE)
     seconds = median_seconds(lambda: build(model, shape), repeats=repeats)
-    return Measured(seconds, in_fresh_process(measure_peak, method, shape))
+    peak = measure_peak(method, shape) if settings.quick else in_fresh_process(measure_peak, method, shape)
+    return Measured(seconds, peak)
 
 
 def _mib(n: int | None) -> str:
@@ -140,7 +142,7 @@ def _growth(name: str, by_side: dict[int, Measured]) -> list[object]:
 
 def sides(settings: Settings) -> tuple[int, ...]:
     """Cube side lengths to measure."""
-    return (16,) if settings.quick else (64, 128, 256, 384, 512)
+    return (32,) if settings.quick else (64, 128, 256, 384, 512)
 
 
 def section(settings: Settings) -> str:
@@ -152,9 +154,9 @@ def section(settings: Settings) -> str:
     growth = [_growth(METHODS[i].name, results[i]) for i in results]
     return "\n\n".join([
         "## Build cost and scaling on 3-d volumes",
-        f"Encoder: {encoder_3d.__doc__} Timing: median of 7 (meta) or 3 (real) runs on "
+        f"Encoder: {encoder.__doc__} Timing: median of 7 (meta) or 3 (real) runs on "
         f"{torch.get_num_threads()} torch thread(s). Memory, in a freshly spawned process after a warm-up on "
-        "8³: the peak extra resident set (`/proc/self/status` VmHWM, reset before the call; it covers tensor "
+        "16³: the peak extra resident set (`/proc/self/status` VmHWM, reset before the call; it covers tensor "
         "storage) and the peak Python heap (`tracemalloc`, a separate call). A real forward is skipped when the "
         "meta trace says it needs more than a third of the available memory (at most 6 GiB) on this "
         f"{os.cpu_count()}-core machine shared with other engineers.",

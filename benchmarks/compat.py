@@ -26,7 +26,7 @@ from torch import Tensor, nn
 import autoshape
 
 from .report import Settings, table
-from .twins import plain_conv
+from .twins import plain_conv, plain_sequential
 
 
 class NotApplicable(Exception):
@@ -39,7 +39,7 @@ class Skipped(Exception):
 
 @dataclass(frozen=True)
 class Subject:
-    """A public autoshape module: how to build it, its input shape, and how to build its plain-torch twin."""
+    """A public autoshape module: how to build it, its input shape, and its plain-torch twin (own weights)."""
 
     name: str
     build: Callable[[], nn.Module]
@@ -68,6 +68,10 @@ SUBJECTS: list[Subject] = [
     _target(autoshape.TargetConvTranspose1d, (4, 3), ((9,), (17,))),
     _target(autoshape.TargetConvTranspose2d, (4, 3), ((5, 4), (9, 7))),
     _target(autoshape.TargetConvTranspose3d, (4, 2), ((4, 3, 3), (7, 6, 5))),
+    Subject("UpsamplingStack", lambda: autoshape.UpsamplingStack(8, (16, 8), 1, input_size=1, output_size=28),
+            (2, 8, 1, 1), plain_sequential),
+    Subject("DownsamplingStack", lambda: autoshape.DownsamplingStack(1, (8, 16), 4, input_size=28, output_size=1),
+            (2, 1, 28, 28), plain_sequential),
 ]
 
 
@@ -113,15 +117,22 @@ def check_onnx(subject: Subject) -> str:
     return ""
 
 
+def _load_gives_same_output(source: nn.Module, target: nn.Module, x: Tensor) -> None:
+    if torch.allclose(source(x), target(x)):
+        raise AssertionError("the two modules agree before loading: the round trip would prove nothing")
+    target.load_state_dict(source.state_dict(), strict=True)
+    _same(target, source(x), x)
+
+
 def check_state_dict(subject: Subject) -> str:
-    """state_dict loads strictly into the plain-torch twin and back, giving the same outputs."""
+    """state_dict loads strictly into the plain-torch twin, and a plain checkpoint into a fresh module."""
     module, x = subject.module(), subject.example()
-    plain = subject.plain(module)
-    plain.load_state_dict(module.state_dict(), strict=True)
-    _same(plain, module(x), x)
+    plain = subject.plain(module).eval()
+    _load_gives_same_output(module, plain, x)
+    torch.manual_seed(1)
     fresh = subject.build().eval()
-    fresh.load_state_dict(plain.state_dict(), strict=True)
-    _same(fresh, plain(x), x)
+    torch.nn.init.normal_(next(plain.parameters()))  # the plain side now holds weights of its own
+    _load_gives_same_output(plain, fresh, x)
     return ""
 
 

@@ -32,9 +32,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     return "\n".join(lines)
 
 
-def ratio_cell(ratio: float, q1: float, q3: float) -> str:
-    """A paired ratio with its interquartile range, e.g. ``1.003 (0.991–1.012)``."""
-    return f"{ratio:.3f} ({q1:.3f}–{q3:.3f})"
+def ratio_cell(ratio: float, low: float, high: float) -> str:
+    """A paired ratio with its 95% confidence interval, e.g. ``1.003 (0.991–1.012)``."""
+    return f"{ratio:.3f} ({low:.3f}–{high:.3f})"
 
 
 def _cpu_model() -> str:

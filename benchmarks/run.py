@@ -18,16 +18,16 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``test
 
 import torch
 
-from benchmarks import build_cost, compat, overhead, solver_speed
+from benchmarks import build_cost, compat, overhead, solver_speed, training
 from benchmarks.report import Settings, environment
 
-SECTIONS = (overhead, solver_speed, build_cost, compat)
+SECTIONS = (overhead, solver_speed, build_cost, training, compat)
 
 INTRO = (
-    "Written by `python benchmarks/run.py`. Overheads are paired ratios (autoshape / plain torch, median "
-    "of alternating pairs with the interquartile range), so drift on a busy machine cancels; other times are "
-    "medians. The CPU figures come from a 2-core machine shared with other engineers' test runs: ratios are "
-    "robust to that, absolute times are context only."
+    "Written by `python benchmarks/run.py`. Overheads are paired ratios (autoshape / plain torch: the median "
+    "over alternating pairs, with its 95% confidence interval), so drift on a busy machine cancels; other "
+    "times are medians. The CPU figures come from a 2-core machine shared with other engineers' test runs: "
+    "ratios are robust to that, absolute times are context only."
 )
 
 

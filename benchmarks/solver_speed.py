@@ -62,7 +62,7 @@ def construction_row(settings: Settings) -> list[object]:
                           min_sample_seconds=0.001 if settings.quick else 0.02)
     return ["`TargetConvTranspose2d(256, 128, input_size=12, output_size=24)`",
             "`nn.ConvTranspose2d(256, 128, 4, 2, 1)`", f"{result.reference_us:.0f}",
-            ratio_cell(result.ratio, result.ratio_q1, result.ratio_q3), f"{result.delta_ns / 1e3:+.1f}"]
+            ratio_cell(result.ratio, result.ratio_low, result.ratio_high), f"{result.delta_ns / 1e3:+.1f}"]
 
 
 def section(settings: Settings) -> str:
@@ -74,6 +74,6 @@ def section(settings: Settings) -> str:
         table(("request", "call", "solves/s (median)", "µs/solve"), solver_rows(settings)),
         "Building a Target layer against building the plain layer it solves to (weight initialisation "
         "included, paired ratio):",
-        table(("autoshape", "plain torch", "plain µs/build (median)", "ratio (IQR)", "Δ µs/build"),
+        table(("autoshape", "plain torch", "plain µs/build (median)", "ratio (95% CI)", "Δ µs/build"),
               [construction_row(settings)]),
     ])

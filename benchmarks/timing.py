@@ -3,6 +3,8 @@
 A shared machine drifts (other processes, turbo, thermal), so single absolute times mean
 little. ``paired_ratio`` runs the two contenders back to back, alternating which goes first,
 and reports the median of the per-pair ratios: drift that lasts longer than one pair cancels.
+The median comes with its distribution-free 95% confidence interval (order statistics), which
+says how precisely the ratio is known on this machine.
 """
 
 from __future__ import annotations
@@ -21,11 +23,14 @@ Step = Callable[[], object]
 
 @dataclass(frozen=True)
 class Paired:
-    """The outcome of ``paired_ratio``; times are per call, ratios are candidate / reference."""
+    """The outcome of ``paired_ratio``; times are per call, ratios are candidate / reference.
+
+    ``ratio_low``/``ratio_high`` bound the median ratio with 95% confidence.
+    """
 
     ratio: float
-    ratio_q1: float
-    ratio_q3: float
+    ratio_low: float
+    ratio_high: float
     delta_ns: float
     reference_us: float
     pairs: int
@@ -110,9 +115,22 @@ def paired_ratio(
             ratios.append(t_cand / t_ref)
             deltas.append((t_cand - t_ref) / calls)
             reference_times.append(t_ref / calls)
-    q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios[0],) * 3
-    return Paired(statistics.median(ratios), q1, q3, statistics.median(deltas) * 1e9,
+    low, high = median_interval(ratios)
+    return Paired(statistics.median(ratios), low, high, statistics.median(deltas) * 1e9,
                   statistics.median(reference_times) * 1e6, pairs, calls)
+
+
+def median_interval(samples: list[float]) -> tuple[float, float]:
+    """A distribution-free 95% confidence interval for the median (order statistics, normal approximation).
+
+    With fewer than 6 samples no interval reaches 95%; the full range is returned.
+    """
+    ordered = sorted(samples)
+    n = len(ordered)
+    k = int((n - 1.96 * n**0.5) / 2)  # 0-based index of the lower bound
+    if k < 1:
+        return ordered[0], ordered[-1]
+    return ordered[k - 1], ordered[n - k]
 
 
 def ns_per_call(step: Step, *, calls: int, repeats: int) -> float:

@@ -10,12 +10,16 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks import training
+from benchmarks.memory import in_fresh_process, peak_memory
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SECTIONS = (
     "## Run-time overhead: forward+backward vs plain torch",
     "## Solver throughput",
     "## Build cost and scaling on 3-d volumes",
+    "## Training throughput",
     "## Compatibility matrix",
 )
 
@@ -51,7 +55,7 @@ def test_every_section_is_written_in_order(results: str) -> None:
     assert positions == sorted(positions)
 
 
-def test_overhead_rows_hold_a_ratio_with_its_interquartile_range(results: str) -> None:
+def test_overhead_rows_hold_a_ratio_with_its_confidence_interval(results: str) -> None:
     rows = _table_after(results, "### Target layers")
     assert rows[0][:2] == ["module", "size"] and len(rows) == 1 + 6
     for row in rows[1:]:
@@ -76,3 +80,32 @@ def test_compat_table_marks_every_check(results: str) -> None:
     assert rows[0][0] == "module" and len(rows) >= 2
     assert all(cell for row in rows[1:] for cell in row)
     assert "✗" not in "".join(cell for row in rows[1:] for cell in row)
+
+
+def test_training_is_not_faked_without_a_gpu(results: str) -> None:
+    body = results[results.index("## Training throughput"):results.index("## Compatibility matrix")]
+    if not torch.cuda.is_available():
+        assert "no GPU was available in this session" in body and "images/s" not in body
+
+
+@pytest.mark.parametrize("run", training.RUNS[:2], ids=["reference", "autoshape"])
+def test_training_step_trains_both_models_on_cpu(run: training.Run) -> None:
+    generator, discriminator = run.generator(), run.discriminator()
+    step = training.gan_step(generator, discriminator, batch=2, device=torch.device("cpu"), options=run.options,
+                             logits=run.logits)
+    before = [next(m.parameters()).detach().clone() for m in (generator, discriminator)]
+    rate = training.images_per_second(step, device=torch.device("cpu"), batch=2, steps=1, warmup=0, repeats=1)
+    after = [next(m.parameters()) for m in (generator, discriminator)]
+    assert rate > 0
+    assert all(not torch.equal(b, a) and a.isfinite().all() for b, a in zip(before, after))
+
+
+def allocate_64_mib() -> object:
+    return peak_memory(lambda: torch.ones(16 * 2**20))
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="resident-set peaks need Linux /proc")
+def test_fresh_process_memory_peak_sees_a_64_mib_tensor() -> None:
+    peak = in_fresh_process(allocate_64_mib)
+    assert peak.rss is not None and 64 * 2**20 <= peak.rss < 80 * 2**20
+    assert peak.python < 2**20  # tensor storage is not on the Python heap

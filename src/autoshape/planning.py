@@ -12,10 +12,11 @@ kernel divisible by its stride preferred), and paths are compared by a cost that
 4. drift from the geometric schedule: ``(ln(out/in) - ln(target/start)/num_layers)²``;
 5. then smaller kernels, less padding and output_padding, and smaller intermediate sizes.
 
-Kernels are bounded so that search stays small and kernels stay compact: by the fixed
-``kernel_size``, else by ``max_kernel_size``, else by a soft cap of ``2·max_stride+1`` that the
-planner doubles only when no plan fits under it (projections from or to size 1 ignore the soft
-cap). Paddings stay within ``[0, kernel_size-1]`` and dilation is 1, as the solver's.
+Kernels are bounded by the fixed ``kernel_size``, else by ``max_kernel_size``; within such a
+hard bound the plan is the cheapest of all, and absent only when none exists. A free kernel gets
+a soft cap of ``2·max_stride+1`` instead, doubled only while no checkerboard-free plan fits, so
+kernels stay compact and the search small; projections from or to size 1 may exceed it, and a
+free kernel's plan never turns back. Paddings stay within ``[0, kernel_size-1]``; dilation is 1.
 """
 
 from __future__ import annotations
@@ -300,25 +301,34 @@ def _path(route: _Route) -> Path | None:
 
 def _routes(transposed: bool, start: int, target: int, layers: int, kernel: int | None,
             max_kernel: int | None, max_stride: int) -> Iterator[_Route]:
-    """The routes to try, by growing kernel cap; the last one has the hard cap (if any)."""
+    """The routes to try in turn: one with a hard cap, or growing soft caps for a free kernel."""
     def route(cap: int, soft: bool) -> _Route:
         return _Route(transposed, start, target, layers, kernel, cap, soft, max_stride)
 
-    if kernel is not None:
-        yield route(kernel, False)
+    hard = kernel if kernel is not None else max_kernel
+    if hard is not None:
+        yield route(hard, False)
         return
-    cap = 2 * max_stride + 1
-    limit = max_kernel if max_kernel is not None else max(abs(target - start) + 1, 3)
-    while cap < limit:  # a soft cap: from |target-start|+1 on, one layer and ×1 layers always fit
-        yield route(cap, max_kernel is None)
+    cap, enough = 2 * max_stride + 1, max(abs(target - start) + 1, 3)
+    while cap < enough:  # from |target-start|+1 on, one layer and then ×1 layers always fit
+        yield route(cap, True)
         cap *= 2
-    yield route(limit if max_kernel is not None else cap, max_kernel is None)
+    yield route(cap, True)
 
 
 def _plan_dim(transposed: bool, start: int, target: int, layers: int, kernel: int | None,
               max_kernel: int | None, max_stride: int) -> Path | None:
-    routes = _routes(transposed, start, target, layers, kernel, max_kernel, max_stride)
-    return next((path for route in routes if (path := _path(route)) is not None), None)
+    """The first plan found by growing caps that is checkerboard-free, else the first plan found.
+
+    A free kernel's last soft cap always has a checkerboard-free plan (stride-1 layers only).
+    """
+    found = None
+    for route in _routes(transposed, start, target, layers, kernel, max_kernel, max_stride):
+        path = _path(route)
+        if path is not None and not any(_checkerboard(params) for _, params in path):
+            return path
+        found = found or path
+    return found
 
 
 def _unreachable(route: _Route, dim: str, call: str) -> ShapeError:
@@ -334,14 +344,18 @@ def _unreachable(route: _Route, dim: str, call: str) -> ShapeError:
     elif not route.transposed and smallest > route.target:
         reach = f"The smallest size they reach is {smallest}."
     else:
-        margin = route.cap * route.max_stride
-        low, high = ((1, route.target + margin) if route.transposed
-                     else (max(1, route.target - margin), route.start + route.layers * (route.cap - 1)))
-        finals = _search(route, low, high)
+        # every size a plain stack reaches is at most start + layers·(cap-1); a transposed one's
+        # largest is reachable, so the search stops there or at a generous bound above the target
+        high = (min(largest, 4 * route.target + 2 * route.cap * route.max_stride) if route.transposed
+                else route.start + route.layers * (route.cap - 1))
+        finals = _search(route, 1, int(high))
         below = max((size for size in finals if size < route.target), default=None)
         above = min((size for size in finals if size > route.target), default=None)
-        reach = f"Nearest reachable sizes: {below or 'none'} below, {above or 'none'} above."
-        nearest = " or ".join(str(size) for size in (below, above) if size is not None)
+        reach = (f"Nearest reachable sizes: {below or 'none'} below, "
+                 f"{above or ('none' if not route.transposed or high >= largest else f'none up to {high}')} above.")
+        allowed = [size for size in (below, above)  # a plan keeps its direction
+                   if size is not None and (size >= route.start if route.transposed else size <= route.start)]
+        nearest = " or ".join(map(str, allowed))
         fixes = ([f"output_size {nearest}"] if nearest else []) + fixes
     fixes.append("leave kernel_size free (None)" if route.kernel is not None else "a larger max_kernel_size")
     return ShapeError(f"{what} {reach} Fix: use {', or '.join(fixes)}.")

@@ -187,7 +187,8 @@ def test_unreachable_target_is_refused_at_construction_with_the_stack_s_context(
     with pytest.raises(ShapeError) as caught:
         UpsamplingStack(100, (512, 256, 128), 3, input_size=1, output_size=64, kernel_size=4)
     message = str(caught.value)
-    assert message.startswith("UpsamplingStack(in_channels=100, channels=(512, 256, 128), out_channels=3): ")
+    assert message.startswith("UpsamplingStack(in_channels=100, channels=(512, 256, 128), out_channels=3) "
+                              "has len(channels)+1 = 4 layers: plan_upsampling((1, 1), (64, 64), 4, kernel_size=4")
     assert "largest size they reach is 61" in message and "num_layers=5" in message
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 

@@ -35,9 +35,9 @@ from .solver import _DIM_NAMES, ConvParams
 
 __all__ = ["Plan", "PlanStep", "plan_downsampling", "plan_upsampling"]
 
-Path = tuple[tuple[int, ConvParams], ...]
+_DimPath = tuple[tuple[int, ConvParams], ...]
 """One dimension's plan: the size after each layer and that layer's (one-dimensional) parameters."""
-Cost = tuple[int, ...]
+_Cost = tuple[int, ...]
 _SEARCHED = 8
 """How many extra layers, and larger strides, an error message tries when it suggests a fix."""
 
@@ -189,9 +189,13 @@ class _Route:
     soft: bool  # soft cap: projections from or to size 1 may exceed it
     max_stride: int
 
-    def free_projection(self, a: int, b: int) -> bool:
-        """Whether a layer from a to b may exceed the soft cap: a projection from or to size 1."""
-        return self.soft and (a == 1 if self.transposed else b == 1 == self.target)
+    def projects_from(self, a: int) -> bool:
+        """Whether a layer from size a may exceed the soft cap: a transposed projection of a 1×1 input."""
+        return self.soft and self.transposed and a == 1
+
+    def projects_to(self, b: int) -> bool:
+        """Whether a layer to size b may exceed the soft cap: a plain projection to a 1×1 target."""
+        return self.soft and not self.transposed and b == 1 == self.target
 
 
 def _checkerboard(params: ConvParams) -> bool:
@@ -213,13 +217,13 @@ def _solved(transposed: bool, a: int, b: int, kernel: int | None, max_kernel: in
 
 
 def _layer(route: _Route, a: int, b: int) -> ConvParams | None:
-    bounded = route.kernel is None and not route.free_projection(a, b)
+    bounded = route.kernel is None and not (route.projects_from(a) or route.projects_to(b))
     return _solved(route.transposed, a, b, route.kernel, route.cap if bounded else None, route.max_stride)
 
 
 def _reach(route: _Route, a: int, ceiling: int) -> list[int]:
     """Every size up to ``ceiling`` one layer could take ``a`` to (a superset; the solver decides)."""
-    if route.transposed and route.free_projection(a, ceiling):
+    if route.projects_from(a):
         return list(range(1, ceiling + 1))
     k, spans = route.cap, set[int]()
     for s in range(1, route.max_stride + 1):
@@ -228,7 +232,7 @@ def _reach(route: _Route, a: int, ceiling: int) -> list[int]:
         else:
             low, high = conv_out(a, k, s, 0, 1), conv_out(a, k, s, k - 1, 1)
         spans.update(range(max(low, 1), min(high, ceiling) + 1))
-    if route.free_projection(a, 1):
+    if route.projects_to(1):
         spans.add(1)
     return sorted(spans)
 
@@ -236,7 +240,7 @@ def _reach(route: _Route, a: int, ceiling: int) -> list[int]:
 def _largest(route: _Route, a: int, layers: int) -> float:
     """The largest size ``layers`` transposed layers reach from ``a`` (infinite past a free projection)."""
     for _ in range(layers):
-        if route.free_projection(a, a):
+        if route.projects_from(a):
             return math.inf
         a = conv_transpose_out(a, route.cap, route.max_stride, 0, 1, route.max_stride - 1)
     return a
@@ -245,7 +249,7 @@ def _largest(route: _Route, a: int, layers: int) -> float:
 def _smallest(route: _Route, a: int, layers: int) -> int:
     """A lower bound on the sizes ``layers`` plain layers reach from ``a`` (exact while a >= kernel)."""
     for _ in range(layers):
-        a = 1 if route.free_projection(a, 1) else max(1, conv_out(a, route.cap, route.max_stride, 0, 1))
+        a = 1 if route.projects_to(1) else max(1, conv_out(a, route.cap, route.max_stride, 0, 1))
     return a
 
 
@@ -260,7 +264,7 @@ def _can_end_within(route: _Route, size: int, layers: int, low: int, high: int) 
     return size + give >= low and _smallest(route, size, layers) <= high
 
 
-def _step_cost(route: _Route, a: int, b: int, params: ConvParams) -> Cost:
+def _step_cost(route: _Route, a: int, b: int, params: ConvParams) -> _Cost:
     small, big = (a, b) if route.transposed else (b, a)
     stride = params.stride[0]
     regular = small == 1 < big or (stride > 1 and big == small * stride)
@@ -270,11 +274,11 @@ def _step_cost(route: _Route, a: int, b: int, params: ConvParams) -> Cost:
             params.kernel_size[0], extra, b)
 
 
-def _search(route: _Route, low: int, high: int) -> dict[int, Path]:
+def _search(route: _Route, low: int, high: int) -> dict[int, _DimPath]:
     """The best path to every reachable final size in ``[low, high]`` (a forward shortest-path pass)."""
-    best: dict[int, tuple[Cost, Path]] = {route.start: ((0,) * 7, ())}
+    best: dict[int, tuple[_Cost, _DimPath]] = {route.start: ((0,) * 7, ())}
     for layer in range(1, route.layers + 1):
-        reached: dict[int, tuple[Cost, Path]] = {}
+        reached: dict[int, tuple[_Cost, _DimPath]] = {}
         left = route.layers - layer
         ceiling = high + left * (route.cap - 1) if route.transposed else route.start + route.layers * route.cap
         for a in sorted(best):
@@ -295,7 +299,7 @@ def _search(route: _Route, low: int, high: int) -> dict[int, Path]:
 
 
 @functools.lru_cache(maxsize=1024)
-def _path(route: _Route) -> Path | None:
+def _path(route: _Route) -> _DimPath | None:
     return _search(route, route.target, route.target).get(route.target)
 
 
@@ -317,7 +321,7 @@ def _routes(transposed: bool, start: int, target: int, layers: int, kernel: int 
 
 
 def _plan_dim(transposed: bool, start: int, target: int, layers: int, kernel: int | None,
-              max_kernel: int | None, max_stride: int) -> Path | None:
+              max_kernel: int | None, max_stride: int) -> _DimPath | None:
     """The first plan found by growing caps that is checkerboard-free, else the first plan found.
 
     A free kernel's last soft cap always has a checkerboard-free plan (stride-1 layers only).
@@ -403,8 +407,7 @@ def _plan(transposed: bool, input_size: IntOrTuple, output_size: IntOrTuple, num
                          f"got {targets} from {starts}. Fix: use {other} for the other direction.")
     names = _DIM_NAMES.get(n, tuple(map(str, range(n))))
     paths = []
-    for request in zip(starts, targets, kernels, caps, strides, names):
-        i, o, k, cap, s, dim = request
+    for i, o, k, cap, s, dim in zip(starts, targets, kernels, caps, strides, names):
         path = _plan_dim(transposed, i, o, layers, k, cap, s)
         if path is None:
             raise _unreachable(list(_routes(transposed, i, o, layers, k, cap, s))[-1], dim, call)

@@ -91,7 +91,8 @@ class _Stack(nn.Sequential):
                            max_kernel_size=max_kernel_size)
         except ShapeError as error:
             raise ShapeError(f"{name}(in_channels={in_channels}, channels={tuple(channels)}, "
-                             f"out_channels={out_channels}): {error}") from None
+                             f"out_channels={out_channels}) has len(channels)+1 = {len(widths) - 1} layers: "
+                             f"{error}") from None
         conv = (_CONV_TRANSPOSES if transposed else _CONVS)[dims]
         layers: list[nn.Module] = []
         for n, (step, c_in, c_out) in enumerate(zip(plan, widths, widths[1:])):

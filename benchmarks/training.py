@@ -1,49 +1,54 @@
-"""Training throughput (CUDA only): the autoshape DCGAN against a hand-written reference loop.
+"""Training throughput (CUDA only): examples/dcgan.py's models against a hand-written reference loop.
 
-The reference runs the step of the classic pytorch/examples DCGAN on its 64×64 generator and
-discriminator spelled out layer by layer (re-typed in tests/architectures.py): N(0, 0.02)
-initialisation, Sigmoid + BCELoss, Adam(2e-4, β1=0.5), fp32 and eager. The autoshape side builds the same
-architecture with UpsamplingStack/DownsamplingStack and runs the same step with the options
-the examples offer (bf16 autocast, channels_last, torch.compile). Both train on random
-batches already on the GPU, so the figure is the models' and the step's speed, not data loading.
+The reference is the classic pytorch/examples DCGAN at 64×64: its generator and discriminator
+spelled out layer by layer (re-typed in tests/architectures.py), N(0, 0.02) initialisation,
+Sigmoid + BCELoss, Adam(2e-4, β1=0.5), fp32 and eager. The autoshape side takes the generator
+and discriminator that examples/dcgan.py builds (``build``, with ``features=64``: the same
+widths) and trains them with the example's step (logits + BCEWithLogits), under each of the
+example's options: bf16 autocast, channels_last and torch.compile. Both train on random
+batches already on the GPU: the figure is the step's speed, not data loading.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 import torch
 from torch import Tensor, nn
 
-import autoshape
 from tests.architectures import dcgan_discriminator, dcgan_generator
 
-from .report import Settings, table
+from .report import REPO, Settings, table
 from .timing import Clock
 
-NOISE, IMAGE, BATCH = 100, 64, 128
+IMAGE, BATCH = 64, 128
+Models = tuple[nn.Module, nn.Module, int]  # generator, discriminator, noise size
 
 
-def autoshape_generator() -> nn.Module:
-    """The same generator, planned by autoshape from 1×1 to 64×64."""
-    return autoshape.UpsamplingStack(NOISE, (512, 256, 128, 64), 3, input_size=1, output_size=IMAGE,
-                                     kernel_size=4, bias=False)
+def example(name: str) -> ModuleType:
+    """A module of examples/ (they import their helpers by bare name, so the folder goes on sys.path)."""
+    folder = str(REPO / "examples")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return importlib.import_module(name)
 
 
-def autoshape_discriminator() -> nn.Module:
-    """The same discriminator, planned by autoshape from 64×64 to 1×1, returning logits."""
-    return autoshape.DownsamplingStack(3, (64, 128, 256, 512), 1, input_size=IMAGE, output_size=1, kernel_size=4,
-                                       bias=False, activation=lambda: nn.LeakyReLU(0.2), final_activation=None)
+def example_models() -> Models:
+    """examples/dcgan.py's generator and discriminator for 64×64 RGB at the reference widths."""
+    dcgan = example("dcgan")
+    generator, discriminator = dcgan.build((IMAGE, IMAGE), 3, 64, 0)
+    return generator, discriminator, dcgan.NOISE
 
 
-def dcgan_init(module: nn.Module) -> None:
-    """The DCGAN initialisation: conv weights N(0, 0.02), norm weights N(1, 0.02), norm biases 0."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
+def reference_models() -> Models:
+    """The classic DCGAN pair with the classic initialisation (100 noise inputs)."""
+    generator, discriminator = dcgan_generator(), dcgan_discriminator()
+    init = example("dcgan").dcgan_init
+    return generator.apply(init), discriminator.apply(init), 100
 
 
 @dataclass(frozen=True)
@@ -55,41 +60,39 @@ class Options:
     compile: bool = False
 
     def label(self) -> str:
-        """``fp32 eager`` or the list of options that are on."""
+        """``fp32 eager`` or the options that are on."""
         on = [name for name, value in (("amp (bf16)", self.amp), ("channels_last", self.channels_last),
                                        ("compile", self.compile)) if value]
         return " + ".join(on) or "fp32 eager"
 
 
-def gan_step(generator: nn.Module, discriminator: nn.Module, *, batch: int, device: torch.device,
-             options: Options, logits: bool) -> Callable[[], None]:
-    """One DCGAN training step (discriminator on real and fake, then generator) on random real images."""
+def gan_step(models: Models, *, batch: int, device: torch.device, options: Options,
+             logits: bool) -> Callable[[], None]:
+    """One DCGAN step on random real images: D on real, D on fake (one backward each), then G."""
+    generator, discriminator, noise_size = models
     memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
-    generator.to(device, memory_format=memory_format).apply(dcgan_init).train()
-    discriminator.to(device, memory_format=memory_format).apply(dcgan_init).train()
-    g, d = generator, discriminator
-    if options.compile:
-        g, d = torch.compile(generator), torch.compile(discriminator)
+    for model in (generator, discriminator):
+        model.to(device, memory_format=memory_format).train()
+    g, d = (torch.compile(m) if options.compile else m for m in (generator, discriminator))
     criterion = nn.BCEWithLogitsLoss() if logits else nn.BCELoss()
     opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    real = torch.rand(batch, 3, IMAGE, IMAGE, device=device).mul_(2).sub_(1).contiguous(memory_format=memory_format)
-    ones, zeros = torch.ones(batch, device=device), torch.zeros(batch, device=device)
+    real = (torch.rand(batch, 3, IMAGE, IMAGE, device=device) * 2 - 1).contiguous(memory_format=memory_format)
 
-    def loss(images: Tensor, target: Tensor) -> Tensor:
+    def loss(images: Tensor, label: float) -> Tensor:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=options.amp):
             score = d(images).reshape(-1)
-        return criterion(score.float(), target)
+        return criterion(score.float(), torch.full_like(score, label, dtype=torch.float32))
 
     def step() -> None:
         opt_d.zero_grad(set_to_none=True)
-        noise = torch.randn(batch, NOISE, 1, 1, device=device)
+        loss(real, 1.0).backward()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=options.amp):
-            fake = g(noise)
-        (loss(real, ones) + loss(fake.detach(), zeros)).backward()
+            fake = g(torch.randn(batch, noise_size, 1, 1, device=device))
+        loss(fake.detach(), 0.0).backward()
         opt_d.step()
         opt_g.zero_grad(set_to_none=True)
-        loss(fake, ones).backward()
+        loss(fake, 1.0).backward()
         opt_g.step()
 
     return step
@@ -97,12 +100,12 @@ def gan_step(generator: nn.Module, discriminator: nn.Module, *, batch: int, devi
 
 def images_per_second(step: Callable[[], None], *, device: torch.device, batch: int, steps: int,
                       warmup: int, repeats: int) -> float:
-    """Median over ``repeats`` samples of ``steps`` training steps of images per second (after warm-up)."""
+    """Median over ``repeats`` blocks of ``steps`` training steps of images per second (after warm-up)."""
     clock = Clock(device)
     for _ in range(warmup):
         step()
-    samples = [batch * steps / clock.seconds(step, steps) for _ in range(repeats)]
-    return sorted(samples)[len(samples) // 2]
+    samples = sorted(batch * steps / clock.seconds(step, steps) for _ in range(repeats))
+    return samples[len(samples) // 2]
 
 
 @dataclass(frozen=True)
@@ -110,20 +113,19 @@ class Run:
     """One row of the table: which models, which options, and whether the discriminator gives logits."""
 
     models: str
-    generator: Callable[[], nn.Module]
-    discriminator: Callable[[], nn.Module]
+    build: Callable[[], Models]
     options: Options
     logits: bool
 
 
-_AUTOSHAPE = ("autoshape stacks", autoshape_generator, autoshape_discriminator)
+_EXAMPLE = ("examples/dcgan.py", example_models)
 RUNS = [
-    Run("reference (pytorch/examples style)", dcgan_generator, dcgan_discriminator, Options(), logits=False),
-    Run(*_AUTOSHAPE, Options(), logits=True),
-    Run(*_AUTOSHAPE, Options(amp=True), logits=True),
-    Run(*_AUTOSHAPE, Options(channels_last=True), logits=True),
-    Run(*_AUTOSHAPE, Options(compile=True), logits=True),
-    Run(*_AUTOSHAPE, Options(amp=True, channels_last=True, compile=True), logits=True),
+    Run("reference (pytorch/examples style)", reference_models, Options(), logits=False),
+    Run(*_EXAMPLE, Options(), logits=True),
+    Run(*_EXAMPLE, Options(amp=True), logits=True),
+    Run(*_EXAMPLE, Options(channels_last=True), logits=True),
+    Run(*_EXAMPLE, Options(compile=True), logits=True),
+    Run(*_EXAMPLE, Options(amp=True, channels_last=True, compile=True), logits=True),
 ]
 
 
@@ -132,21 +134,22 @@ def section(settings: Settings) -> str:
     title = "## Training throughput (DCGAN 64×64, batch 128)"
     if settings.device.type != "cuda":
         return "\n\n".join([title, "**Not measured: no GPU was available in this session.** This benchmark is "
-                            "CUDA-only (`python benchmarks/run.py --device cuda`); the CPU figures would say nothing "
+                            "CUDA-only (`python benchmarks/run.py --device cuda`); CPU figures would say nothing "
                             "about GPU training speed, so none are given."])
+    torch.backends.cudnn.benchmark = True  # as both the classic example and examples/dcgan.py set it
     rows, reference = [], 0.0
     for run in RUNS:
         torch.manual_seed(0)
-        step = gan_step(run.generator(), run.discriminator(), batch=BATCH, device=settings.device,
-                        options=run.options, logits=run.logits)
+        step = gan_step(run.build(), batch=BATCH, device=settings.device, options=run.options, logits=run.logits)
         rate = images_per_second(step, device=settings.device, batch=BATCH, steps=5 if settings.quick else 50,
-                                 warmup=2 if settings.quick else 20, repeats=3 if settings.quick else 5)
+                                 warmup=3 if settings.quick else 20, repeats=3 if settings.quick else 5)
         reference = reference or rate
         rows.append([run.models, run.options.label(), f"{rate:,.0f}", f"×{rate / reference:.2f}"])
     return "\n\n".join([
         title,
-        f"On {torch.cuda.get_device_name(settings.device)}. Random real batches already on the GPU; images/s is "
-        "the median of timed blocks of steps after warm-up (CUDA events). The reference uses Sigmoid + BCELoss "
-        "as the classic example does; the autoshape runs use logits + BCEWithLogitsLoss (autocast-safe).",
+        f"On {torch.cuda.get_device_name(settings.device)}. Reference: the classic DCGAN models and step, fp32 "
+        "eager. examples/dcgan.py: the models its `build` makes (features=64: the same widths) trained by its "
+        "step (logits + BCEWithLogits) with its options. Random batches already on the GPU, so data loading is "
+        "not measured; images/s is the median of blocks of 50 steps after 20 warm-up steps (CUDA events).",
         table(("models", "options", "images/s (median)", "vs reference"), rows),
     ])

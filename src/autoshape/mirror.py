@@ -1,12 +1,201 @@
-"""PLACEHOLDER until its issue lands: every name here raises NotImplementedError."""
+"""Decoders built from an encoder's own modules that restore its input shape exactly.
 
-from typing import Any
+The encoder is traced once on meta tensors (no compute, no activation memory). Each
+shape-changing step gets a mirror layer, in reverse order and with channels reversed; the
+rules, and where norms and activations go, are in ``_mirror_rules``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from ._chain import encoder_chain
+from ._mirror_rules import Options, PoolMirror, assemble
+from .errors import ShapeError
+
+__all__ = ["MirrorAutoencoder", "MirrorDecoder"]
 
 
-def MirrorDecoder(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("MirrorDecoder is not built yet")
+class MirrorDecoder(nn.Sequential):
+    """The decoder an expert would write for ``encoder``: ``decoder(encoder(x)).shape == x.shape``.
+
+    The encoder is traced on meta tensors through its real forward and read as the chain of
+    modules it runs. The decoder undoes the chain's shape-changing steps in reverse order:
+
+    * ``Conv1d/2d/3d`` becomes the transposed conv with the same kernel, stride, padding,
+      dilation and groups, channels reversed, and the output_padding that restores the size
+      exactly (any padding, ``'same'`` and ``'valid'`` too; ``padding_mode`` only affects values:
+      transposed convs pad with zeros). Where no transposed conv with that kernel is exact (an
+      even kernel with ``padding='same'``) it becomes a ``TargetConvTranspose`` one size larger.
+    * Max/avg/LP pooling becomes interpolation to the exact size (``pool_mirror``), or a
+      learned transposed conv. Adaptive pooling is always interpolated: its stride depends
+      on the input size, so no fixed transposed conv undoes it.
+    * ``Linear`` becomes ``Linear`` with the features swapped; ``Flatten`` becomes ``Unflatten``.
+    * A module whose forward is not a chain of modules (a residual block) is a unit: if it keeps
+      the shape it is copied like a norm (below); if it shrinks sizes like a convolution it gets
+      a transposed conv fitted to it by probing it on meta tensors at neighbouring sizes; else
+      the constructor raises.
+
+    Shape-keeping steps (norms, activations, dropout, identity, shape-keeping units) are placed
+    per resolution as the encoder had them: after undoing a step, the decoder stands at the
+    shape the encoder had before it, and applies fresh copies (re-initialised) of what the
+    encoder applied at that shape. The output gets ``final_activation`` and no norm.
+
+    Args:
+        encoder: any module whose forward is a chain of the modules above (nested
+            ``nn.Sequential`` and custom modules included). Its parameters, buffers and
+            training flags are left untouched.
+        input_shape: one sample's shape ``(C, *spatial)``; a full shape with the batch, or an
+            example tensor, is also accepted (a leading batch is recognised because the
+            encoder refuses the shape with a batch of one prepended).
+        final_activation: a module applied to the output, e.g. ``nn.Sigmoid()``. Default none.
+        tie_weights: each transposed conv mirroring an encoder conv shares that conv's weight
+            Parameter (the adjoint operator). Biases, Linear weights and other mirrors are not tied.
+        pool_mirror: ``'nearest'`` (default: interpolation, no parameters, like the pooling it
+            undoes), ``'linear'`` (linear/bilinear/trilinear interpolation) or ``'conv'`` (a
+            learned transposed conv, stride = the pooling's, fitted to be exact at every size).
+
+    Attributes:
+        input_shape: the traced encoder input shape, batch included.
+        latent_shape: the encoder's output shape for it, which the decoder takes.
+        encoder_steps: dotted paths of the encoder modules whose calls, in this order, are the
+            encoder's forward (``''`` is the encoder itself).
+        restores: one entry per decoder layer: the index in ``encoder_steps`` of the step whose
+            input shape the layer restores when ``forward`` is given ``sizes``, else None.
+
+    Shape:
+        Input ``latent_shape`` with any batch size; output ``input_shape`` with that batch size.
+        A stride-``s`` conv maps ``s`` input sizes to each output size; its mirror reaches them
+        all: ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``
+        with ``0 <= output_padding < stride``. Given ``sizes`` (the input shape of every encoder
+        step, recorded on the way down, as MirrorAutoencoder does), each mirror hits its
+        recorded size, so every input size the encoder accepts comes back exactly.
+
+    Example:
+        >>> import torch
+        >>> encoder = nn.Sequential(nn.Conv2d(128, 256, 3, stride=2, padding=1), nn.ReLU())
+        >>> decoder = MirrorDecoder(encoder, (128, 24, 24))
+        >>> decoder
+        MirrorDecoder(
+          (0): ConvTranspose2d(256, 128, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1))
+        )
+        >>> decoder(encoder(torch.randn(2, 128, 24, 24))).shape
+        torch.Size([2, 128, 24, 24])
+        >>> MirrorDecoder(encoder, (128, 25, 25))(encoder(torch.randn(2, 128, 25, 25))).shape
+        torch.Size([2, 128, 25, 25])
+
+    Raises:
+        TypeError: ``encoder`` or ``final_activation`` is not a module, or ``tie_weights`` is not a bool.
+        ValueError: a bad ``input_shape`` or ``pool_mirror``.
+        ShapeError: a part of the encoder cannot be mirrored exactly (the message names its dotted
+            path and type and what to do), or ``forward`` without ``sizes`` gets another latent
+            shape than ``latent_shape``.
+        RuntimeError: the encoder's own forward fails on ``input_shape``.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        input_shape: Sequence[int] | Tensor,
+        *,
+        final_activation: nn.Module | None = None,
+        tie_weights: bool = False,
+        pool_mirror: PoolMirror = "nearest",
+    ) -> None:
+        if final_activation is not None and not isinstance(final_activation, nn.Module):
+            raise TypeError(f"final_activation must be an nn.Module or None, got {type(final_activation).__name__}")
+        options = Options.for_encoder(encoder, pool_mirror, tie_weights)
+        chain = encoder_chain(encoder, input_shape)
+        entries = assemble(chain, options, final_activation)
+        super().__init__(*(entry.module for entry in entries))
+        self.input_shape = chain.input_shape
+        self.latent_shape = chain.output_shape
+        self.encoder_steps = tuple(step.path for step in chain.steps)
+        self.restores = tuple(entry.sized_by for entry in entries)
+
+    def forward(self, input: Tensor, sizes: Sequence[Sequence[int]] | None = None) -> Tensor:
+        """Decode ``input``; with ``sizes`` (every encoder step's input shape) hit those sizes."""
+        if sizes is None:
+            self._check_latent(input)
+        for layer, step in zip(self, self.restores):
+            input = layer(input) if step is None or sizes is None else layer(input, sizes[step])
+        return input
+
+    def _check_latent(self, input: Tensor) -> None:
+        if tuple(input.shape[1:]) != self.latent_shape[1:]:
+            raise ShapeError(
+                f"MirrorDecoder was built for latents of shape {self.latent_shape[1:]} (from encoder inputs "
+                f"{self.input_shape[1:]}) but got {tuple(input.shape[1:])}. Fix: pass the sizes recorded on the "
+                "way down as decoder(z, sizes), use MirrorAutoencoder (it records them per call), or build the "
+                "decoder for the new input shape."
+            )
 
 
-def MirrorAutoencoder(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("MirrorAutoencoder is not built yet")
+class MirrorAutoencoder(nn.Module):
+    """``encoder`` and its :class:`MirrorDecoder`, exact for every input size the encoder accepts.
 
+    ``forward`` replays the encoder's modules (``decoder.encoder_steps``) and records the
+    input shape of each on the way down; on the way up every mirror hits its recorded size
+    (``output_size`` for transposed convs). So one instance reconstructs 24×24 and 25×25
+    inputs alike. No per-call Python state: it compiles with ``torch.compile(fullgraph=True)``.
+
+    Args:
+        encoder: as for :class:`MirrorDecoder`; kept as ``.encoder`` (not copied). Its forward
+            must run the same modules for every input size.
+        input_shape: a shape to trace the encoder with (one sample, or with the batch).
+        final_activation, tie_weights, pool_mirror: as for :class:`MirrorDecoder`.
+
+    Attributes:
+        encoder: the given encoder.
+        decoder: its :class:`MirrorDecoder`.
+
+    Shape:
+        Input ``(N, C, *spatial)`` of any size the encoder accepts; output the same shape.
+        The latent is whatever the encoder returns (``ae.encoder(x)``).
+
+    Example:
+        >>> import torch
+        >>> encoder = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        ...                         nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU())
+        >>> model = MirrorAutoencoder(encoder, (1, 28, 28), final_activation=nn.Sigmoid())
+        >>> model.decoder
+        MirrorDecoder(
+          (0): ConvTranspose2d(16, 8, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1))
+          (1): BatchNorm2d(8, ...)
+          (2): ReLU()
+          (3): ConvTranspose2d(8, 1, kernel_size=(3, 3), stride=(2, 2), padding=(1, 1), output_padding=(1, 1))
+          (4): Sigmoid()
+        )
+        >>> [tuple(model(torch.rand(2, 1, n, n)).shape) for n in (28, 27, 31)]
+        [(2, 1, 28, 28), (2, 1, 27, 27), (2, 1, 31, 31)]
+
+    Raises:
+        TypeError, ValueError, ShapeError, RuntimeError: as :class:`MirrorDecoder`, at construction.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        input_shape: Sequence[int] | Tensor,
+        *,
+        final_activation: nn.Module | None = None,
+        tie_weights: bool = False,
+        pool_mirror: PoolMirror = "nearest",
+    ) -> None:
+        super().__init__()
+        decoder = MirrorDecoder(encoder, input_shape, final_activation=final_activation,
+                                tie_weights=tie_weights, pool_mirror=pool_mirror)
+        self.encoder = encoder
+        self.decoder = decoder
+        self._steps = [encoder.get_submodule(path) for path in decoder.encoder_steps]  # owned by .encoder
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Encode ``x`` step by step, recording sizes, and decode back to exactly ``x.shape``."""
+        sizes = []
+        for step in self._steps:
+            sizes.append(x.shape)
+            x = step(x)
+        out: Tensor = self.decoder(x, sizes)
+        return out

@@ -1,14 +1,17 @@
 """Plans for stacks of convolutions: the size after every layer, and the parameters of each layer.
 
 Pure integer planning, no modules. Each spatial dimension is planned on its own as a shortest
-path: the states are (layer, size), a step's parameters come from the solver (best first, a
-kernel divisible by its stride preferred), and paths are compared by a cost that sums over steps:
+path (A*): the states are (layer, size), a step's parameters come from the solver
+(its best, a kernel divisible by its stride preferred), and paths are compared by a cost that sums
+over steps, lexicographically:
 
 1. reversals: steps that shrink in an upsampling plan or grow in a downsampling one (only a
    fixed kernel ever needs them, e.g. 8→9→8 with kernel 4, whose every stride-1 step is odd);
 2. checkerboard steps: transposed kernels not divisible by their stride;
-3. irregular steps: not a whole stride (``out = in·stride``, stride > 1), nor a projection from
-   or to size 1 (a layer on a 1×1 input maps it to its kernel's footprint, as DCGAN's first layer);
+3. irregularity: none for a whole stride (``out = in·stride``, stride > 1) or a projection from or
+   to size 1 (a 1×1 input mapped to its kernel's footprint with stride 1 and no padding, as DCGAN's
+   first layer; or the mirror, as its discriminator's last), 1 for a layer that keeps a size above
+   1, and 2 for any other layer (so one uneven step costs as much as two idle ones);
 4. drift from the geometric schedule: ``(ln(out/in) - ln(target/start)/num_layers)²``;
 5. then smaller kernels, less padding and output_padding, and smaller intermediate sizes.
 
@@ -22,6 +25,7 @@ free kernel's plan never turns back. Paddings stay within ``[0, kernel_size-1]``
 from __future__ import annotations
 
 import functools
+import heapq
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -203,22 +207,24 @@ def _checkerboard(params: ConvParams) -> bool:
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _solved(transposed: bool, a: int, b: int, kernel: int | None, max_kernel: int | None,
-            max_stride: int) -> ConvParams | None:
-    """The solver's best layer from size a to b, a divisible transposed kernel first; None if none."""
-    ranked = candidates(Request(transposed, a, b, kernel, None, None, 1, max_kernel, max_stride))
+def _solved(request: Request) -> ConvParams | None:
+    """The solver's best layer for one dimension, a divisible transposed kernel first; None if none."""
+    ranked = candidates(request)
     best = next(ranked, None)
-    if best is not None and transposed and best[0] % best[1]:
+    if best is not None and request.transposed and best[0] % best[1]:
         best = next((c for c in ranked if c[0] % c[1] == 0), best)
     if best is None:
         return None
     k, s, p, op = best
-    return ConvParams((k,), (s,), (p,), (1,), (op,), transposed)
+    return ConvParams((k,), (s,), (p,), (1,), (op,), request.transposed)
 
 
 def _layer(route: _Route, a: int, b: int) -> ConvParams | None:
-    bounded = route.kernel is None and not (route.projects_from(a) or route.projects_to(b))
-    return _solved(route.transposed, a, b, route.kernel, route.cap if bounded else None, route.max_stride)
+    """The layer from size a to b: a projection's kernel is its footprint (stride 1, no padding)."""
+    if (route.projects_from(a) and b > 1) or (route.projects_to(b) and a > 1):
+        return _solved(Request(route.transposed, a, b, kernel=max(a, b), stride=1, padding=0))
+    cap = route.cap if route.kernel is None else None
+    return _solved(Request(route.transposed, a, b, kernel=route.kernel, max_kernel=cap, max_stride=route.max_stride))
 
 
 def _reach(route: _Route, a: int, ceiling: int) -> list[int]:
@@ -264,38 +270,108 @@ def _can_end_within(route: _Route, size: int, layers: int, low: int, high: int) 
     return size + give >= low and _smallest(route, size, layers) <= high
 
 
+def _irregularity(small: int, big: int, stride: int) -> int:
+    """0 for a whole stride or a projection of size 1, 1 for a layer that keeps a size > 1, else 2."""
+    if small == big:
+        return 1 if big > 1 else 2
+    return 0 if small == 1 or big == small * stride else 2
+
+
 def _step_cost(route: _Route, a: int, b: int, params: ConvParams) -> _Cost:
     small, big = (a, b) if route.transposed else (b, a)
-    stride = params.stride[0]
-    regular = small == 1 < big or (stride > 1 and big == small * stride)
     drift = math.log(b / a) - math.log(route.target / route.start) / route.layers
     extra = params.padding[0] + params.output_padding[0]
-    return (int(small > big), int(_checkerboard(params)), int(not regular), round(1e6 * drift * drift),
-            params.kernel_size[0], extra, b)
+    return (int(small > big), int(_checkerboard(params)), _irregularity(small, big, params.stride[0]),
+            round(1e6 * drift * drift), params.kernel_size[0], extra, b)
+
+
+def _steps(route: _Route, layer: int, a: int, low: int, high: int) -> Iterator[tuple[int, ConvParams]]:
+    """The layers worth trying after ``layer`` layers at size a: solvable, and able to end in [low, high]."""
+    left = route.layers - layer - 1
+    ceiling = high + left * (route.cap - 1) if route.transposed else route.start + route.layers * route.cap
+    for b in _reach(route, a, ceiling):
+        if route.soft and not min(a, route.target) <= b <= max(a, route.target):
+            continue  # a free kernel never needs to turn back: one layer then ×1 layers always fit
+        if _can_end_within(route, b, left, low, high) and (params := _layer(route, a, b)) is not None:
+            yield b, params
+
+
+_Node = tuple[int, int]
+"""A search state: (layers so far, size)."""
+
+
+def _prime_factors(q: int, largest: int) -> int | None:
+    """How many prime factors q has (with multiplicity), or None if one is above ``largest``."""
+    count, p = 0, 2
+    while q > 1 and p <= largest:
+        while q % p == 0:
+            q, count = q // p, count + 1
+        p += 1
+    return count if q == 1 else None
+
+
+def _still_to_pay(route: _Route, node: _Node) -> _Cost:
+    """A lower bound on the cost of the layers after ``node`` on the way to the target (for A*).
+
+    Irregularity: none if whole strides can still cover the ratio, one per layer they leave idle,
+    capped at 2 (an uneven layer); drift: at least that of spreading the remaining ratio evenly.
+    """
+    layer, size = node
+    left = route.layers - layer
+    if left == 0:
+        return (0,) * 7
+    small, big = (size, route.target) if route.transposed else (route.target, size)
+    factors = _prime_factors(big // small, route.max_stride) if big % small == 0 else None
+    irregular = 0 if small == 1 else 2 if factors is None else min(max(0, left - factors), 2)
+    ideal = math.log(route.target / route.start) / route.layers
+    spread = math.log(route.target / size) / left - ideal
+    drift = max(0, math.floor(1e6 * left * spread * spread) - left)  # minus rounding slack
+    return (0, 0, irregular, drift, 0, 0, 0)
+
+
+def _add(x: _Cost, y: _Cost) -> _Cost:
+    return tuple(a + b for a, b in zip(x, y))
 
 
 def _search(route: _Route, low: int, high: int) -> dict[int, _DimPath]:
-    """The best path to every reachable final size in ``[low, high]`` (a forward shortest-path pass)."""
-    best: dict[int, tuple[_Cost, _DimPath]] = {route.start: ((0,) * 7, ())}
-    for layer in range(1, route.layers + 1):
-        reached: dict[int, tuple[_Cost, _DimPath]] = {}
-        left = route.layers - layer
-        ceiling = high + left * (route.cap - 1) if route.transposed else route.start + route.layers * route.cap
-        for a in sorted(best):
-            cost, path = best[a]
-            for b in _reach(route, a, ceiling):
-                if route.soft and not min(a, route.target) <= b <= max(a, route.target):
-                    continue  # a free kernel never needs to turn back: one layer then ×1 layers always fit
-                if not _can_end_within(route, b, left, low, high):
-                    continue
-                params = _layer(route, a, b)
-                if params is None:
-                    continue
-                total = tuple(x + y for x, y in zip(cost, _step_cost(route, a, b, params)))
-                if b not in reached or total < reached[b][0]:
-                    reached[b] = (total, (*path, (b, params)))
-        best = reached
-    return {size: path for size, (_, path) in best.items() if low <= size <= high}
+    """The best path to every reachable final size in ``[low, high]``.
+
+    Dijkstra's search over (layer, size) states: costs only grow along a path, so states are
+    settled cheapest first. Aiming at one size it is A*: a consistent lower bound on the cost
+    still to come orders the queue, and the search stops as soon as the target is settled.
+    """
+    def priority(cost: _Cost, node: _Node) -> _Cost:
+        return _add(cost, _still_to_pay(route, node)) if low == high else cost
+
+    origin = (0, route.start)
+    best: dict[_Node, tuple[_Cost, _Node, ConvParams | None]] = {origin: ((0,) * 7, origin, None)}
+    queue = [(priority((0,) * 7, origin), origin)]
+    settled, finals = set[_Node](), []
+    while queue:
+        node = heapq.heappop(queue)[1]
+        if node in settled:
+            continue
+        settled.add(node)
+        (layer, a), cost = node, best[node][0]
+        if layer == route.layers:
+            finals.append(a)
+            if low == high:
+                break
+            continue
+        for b, params in _steps(route, layer, a, low, high):
+            total, nearer = _add(cost, _step_cost(route, a, b, params)), (layer + 1, b)
+            if nearer not in best or total < best[nearer][0]:
+                best[nearer] = (total, node, params)
+                heapq.heappush(queue, (priority(total, nearer), nearer))
+    return {size: _traced(best, (route.layers, size)) for size in finals}
+
+
+def _traced(best: dict[_Node, tuple[_Cost, _Node, ConvParams | None]], node: _Node) -> _DimPath:
+    path = []
+    while (params := best[node][2]) is not None:
+        path.append((node[1], params))
+        node = best[node][1]
+    return tuple(reversed(path))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -1,12 +1,12 @@
 """Plans for stacks of convolutions: the size after every layer, and the parameters of each layer.
 
 Pure integer planning, no modules. Each spatial dimension is planned on its own as a shortest
-path (A*): the states are (layer, size), a step's parameters come from the solver
-(its best, a kernel divisible by its stride preferred), and paths are compared by a cost that sums
-over steps, lexicographically:
+path (A*): the states are (layer, size), a step's parameters come from the solver (its best, a
+kernel divisible by its stride preferred), and paths are compared by a cost that sums over
+steps, lexicographically:
 
-1. reversals: steps that shrink in an upsampling plan or grow in a downsampling one (only a
-   fixed kernel ever needs them, e.g. 8→9→8 with kernel 4, whose every stride-1 step is odd);
+1. reversals: steps that shrink in an upsampling plan or grow in a downsampling one (a fixed
+   kernel may need them: 8→9→8 with kernel 4 and stride 1, whose every step is odd);
 2. checkerboard steps: transposed kernels not divisible by their stride;
 3. irregularity: none for a whole stride (``out = in·stride``, stride > 1) or a projection from or
    to size 1 (a 1×1 input mapped to its kernel's footprint with stride 1 and no padding, as DCGAN's
@@ -151,21 +151,24 @@ class Plan(Sequence[PlanStep]):
         rows = [[str(n), _size(step.input_size), _size(step.output_size),
                  *(_value(getattr(step.params, name)) for name in names)] for n, step in enumerate(self, 1)]
         widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
-        kind = "transposed convolutions" if self.transposed else "convolutions"
-        title = f"{len(self)} {kind}: {_size(self.input_size)} → {_size(self.output_size)}"
+        title = f"{_layers(len(self), self.transposed)}: {_size(self.input_size)} → {_size(self.output_size)}"
         table = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
         return "\n".join([title, *table])
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as plain lists and ints, ready for ``json.dumps``.
 
-        Each step holds its ``input_size``, ``output_size`` and every :class:`ConvParams` field,
-        so ``ConvParams(**{k: step[k] for k in fields})`` rebuilds its parameters.
+        Each step holds its ``input_size`` and ``output_size`` and every :class:`ConvParams`
+        field, with lists for tuples, so the command line can print it and a reader rebuild it.
         """
         steps = [{"input_size": list(step.input_size), "output_size": list(step.output_size),
                   **{f.name: _plain(getattr(step.params, f.name)) for f in fields(ConvParams)}} for step in self]
         return {"transposed": self.transposed, "input_size": list(self.input_size),
                 "output_size": list(self.output_size), "steps": steps}
+
+
+def _layers(count: int, transposed: bool) -> str:
+    return f"{count} {'transposed ' if transposed else ''}convolution{'s' * (count != 1)}"
 
 
 def _size(size: tuple[int, ...]) -> str:
@@ -413,10 +416,9 @@ def _plan_dim(transposed: bool, start: int, target: int, layers: int, kernel: in
 
 def _unreachable(route: _Route, dim: str, call: str) -> ShapeError:
     """The error for a dimension no route reaches: the reachable extreme or nearest sizes, and fixes."""
-    layers = f"{route.layers} {'transposed ' if route.transposed else ''}convolution{'s' * (route.layers > 1)}"
     bound = f"kernel_size {route.kernel}" if route.kernel is not None else f"kernel_size <= {route.cap}"
-    what = (f"{call}: {layers} cannot take size {route.start} to {route.target} in dimension {dim} "
-            f"({bound}, stride <= {route.max_stride}, padding <= kernel_size-1).")
+    what = (f"{call}: {_layers(route.layers, route.transposed)} cannot take size {route.start} to "
+            f"{route.target} in dimension {dim} ({bound}, stride <= {route.max_stride}, padding <= kernel_size-1).")
     largest, smallest = _largest(route, route.start, route.layers), _smallest(route, route.start, route.layers)
     fixes = _fixes(route)
     if route.transposed and largest < route.target:

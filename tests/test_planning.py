@@ -243,6 +243,16 @@ def test_scale_is_spread_across_layers() -> None:
     assert plan[0].output_size[0] < 10
 
 
+@pytest.mark.parametrize("transposed", [True, False])
+def test_spare_layers_keep_the_size_rather_than_spread_uneven_steps(transposed: bool) -> None:
+    plan = plan_upsampling(4, 64, 6) if transposed else plan_downsampling(64, 4, 6)
+    assert_exact(plan, (plan.input_size[0],), (plan.output_size[0],))
+    sizes = [sorted(step.input_size + step.output_size) for step in plan]
+    kept = [step for step in plan if step.input_size == step.output_size]
+    assert len(kept) == 2 and sum(big == 2 * small for small, big in sizes) == 4
+    assert all(step.params.stride == (1,) for step in kept)
+
+
 def test_int_sizes_give_tuples_and_dimensions_are_planned_independently() -> None:
     plan = plan_upsampling(2, 16, 3)
     assert plan.input_size == (2,) and all(isinstance(step.output_size, tuple) for step in plan)

@@ -477,7 +477,7 @@ def test_autoencoder_compiles_with_fullgraph_and_stays_exact_across_sizes() -> N
             torch.testing.assert_close(compiled(x), model(x))
 
 
-class _Allocations(TorchDispatchMode):
+class Allocations(TorchDispatchMode):
     """Counts the bytes of every non-meta tensor that torch creates (what a build really allocates)."""
 
     def __init__(self) -> None:
@@ -502,7 +502,7 @@ def test_building_for_a_huge_volume_traces_on_meta_without_compute_or_activation
     )
     MirrorDecoder(encoder, (1, 16, 16, 16))  # warm-up: torch's first meta ops take a one-off second or so
     start = time.perf_counter()
-    with _Allocations() as allocations:
+    with Allocations() as allocations:
         decoder = MirrorDecoder(encoder, (1, 512, 512, 512))
     seconds = time.perf_counter() - start
     weights = sum(p.numel() * p.element_size() for p in decoder.parameters())
@@ -561,7 +561,8 @@ def _pool(draw, ndim: int) -> nn.Module:  # type: ignore[no-untyped-def]
 
 
 @st.composite
-def encoders(draw):  # type: ignore[no-untyped-def]
+def encoders(draw, flatten: bool = True):  # type: ignore[no-untyped-def]
+    """A random 1-d, 2-d or 3-d encoder that runs on its random sample shape, and that shape."""
     ndim = draw(st.integers(1, 3))
     low, high = {1: (9, 80), 2: (5, 30), 3: (4, 10)}[ndim]
     channels = draw(st.integers(1, 3))
@@ -583,7 +584,7 @@ def encoders(draw):  # type: ignore[no-untyped-def]
         except (RuntimeError, ValueError):
             continue  # the layer does not fit this size: leave it out
         layers.append(layer)
-    if draw(st.integers(0, 4)) == 0:
+    if flatten and draw(st.integers(0, 4)) == 0:
         layers += [nn.Flatten(), nn.Linear(x[0].numel(), draw(st.integers(1, 8)))]
     return nn.Sequential(*layers).eval(), shape
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 from torch import nn
@@ -32,7 +32,7 @@ from .arithmetic import same_padding
 from .errors import ShapeError
 from .layers import TargetConvTranspose1d, TargetConvTranspose2d, TargetConvTranspose3d
 
-__all__ = ["POOL_MIRRORS", "Entry", "Options", "PoolMirror", "assemble", "changes_resolution"]
+__all__ = ["POOL_MIRRORS", "Entry", "Options", "PoolMirror", "assemble"]
 
 PoolMirror = Literal["nearest", "linear", "conv"]
 POOL_MIRRORS = ("nearest", "linear", "conv")
@@ -68,9 +68,9 @@ class Options:
         if not isinstance(tie_weights, bool):
             raise TypeError(f"tie_weights must be a bool, got {tie_weights!r}")
         first = next(encoder.parameters(), None) if isinstance(encoder, nn.Module) else None
-        floating = first is not None and first.is_floating_point()
-        return cls(pool_mirror, tie_weights, None if first is None else first.device,  # type: ignore[arg-type]
-                   first.dtype if floating else None)  # type: ignore[union-attr]
+        device = None if first is None else first.device
+        dtype = first.dtype if first is not None and first.is_floating_point() else None
+        return cls(cast(PoolMirror, pool_mirror), tie_weights, device, dtype)
 
     @property
     def factory(self) -> dict[str, object]:
@@ -105,9 +105,19 @@ def _has_rule(module: nn.Module) -> bool:
     return isinstance(module, _MIRRORED) and not (isinstance(module, _ConvNd) and module.transposed)
 
 
-def changes_resolution(step: Step) -> bool:
-    """True when the step changes anything but the batch and channel sizes."""
-    return step.input_shape[2:] != step.output_shape[2:] or len(step.input_shape) != len(step.output_shape)
+def is_down(step: Step) -> bool:
+    """True for a step that changes the scale: it maps a neighbouring input size to the same output size.
+
+    That is a stride above 1 in some dimension (pooling, strided conv or block, adaptive pooling).
+    A stride-1 size change, such as an unpadded conv's, is one-to-one: it is not a new scale.
+    """
+    if step.input_shape[2:] == step.output_shape[2:]:
+        return False
+    for size_of, n in zip(size_functions(step), step.input_shape[2:]):
+        o = size_of(n)
+        if o is not None and o in (size_of(n - 1), size_of(n + 1)):
+            return True
+    return False
 
 
 def _groups(chain: Chain) -> list[_Group]:
@@ -136,7 +146,7 @@ class _Mirror:
     sized: bool  # the first one takes the step's recorded input shape as output_size
 
 
-def _conv(step: Step, cin: int, cout: int, options: Options) -> _Mirror:
+def _conv(step: Step, cin: int, cout: int, options: Options, head: bool) -> _Mirror:
     conv = step.module
     assert isinstance(conv, _ConvNd)
     n = len(conv.kernel_size)
@@ -148,7 +158,7 @@ def _conv(step: Step, cin: int, cout: int, options: Options) -> _Mirror:
     dims = zip(step.input_shape[2:], step.output_shape[2:], k, s, p, d)
     output_padding = [conv_mirror_output_padding(*dim) for dim in dims]
     groups = math.gcd(conv.groups, cin, cout)
-    bias = conv.bias is not None
+    bias = conv.bias is not None or head  # an output head has no norm after it to stand in for a bias
     if None not in output_padding:
         layer = _CONV_TRANSPOSE[n](cin, cout, k, s, p, tuple(output_padding), groups, bias, d, **options.factory)
     else:  # an even kernel with padding='same' pads asymmetrically: no transposed conv undoes it with that kernel
@@ -192,17 +202,17 @@ def _fitted(step: Step, cin: int, cout: int, options: Options, why: str) -> _Mir
 def _interpolation(step: Step, cin: int, cout: int, options: Options) -> _Mirror:
     n = len(step.input_shape) - 2
     mode = _LINEAR_MODES[n] if options.pool_mirror == "linear" else "nearest"
-    align = False if mode != "nearest" else None
+    align = None if mode == "nearest" else False
     layers: tuple[nn.Module, ...] = (UpsampleTo(size=step.input_shape[2:], mode=mode, align_corners=align),)
     if cin != cout:
         layers += (_CONV[n](cin, cout, 1, **options.factory),)
     return _Mirror(layers, True)
 
 
-def _mirror(step: Step, cin: int, cout: int, options: Options) -> _Mirror:
+def _mirror(step: Step, cin: int, cout: int, options: Options, head: bool = False) -> _Mirror:
     module = step.module
     if isinstance(module, _ConvNd) and not module.transposed:
-        return _conv(step, cin, cout, options)
+        return _conv(step, cin, cout, options, head)
     if isinstance(module, _ADAPTIVE_POOLS) or (isinstance(module, _POOLS) and options.pool_mirror != "conv"):
         return _interpolation(step, cin, cout, options)
     if isinstance(module, _POOLS):
@@ -232,19 +242,23 @@ def assemble(
     """The decoder of ``chain``: its shape-changing steps undone in reverse, posts copied.
 
     Without ``skip`` this is MirrorDecoder: channels reversed, output of the encoder's input
-    shape. With ``skip`` (MirrorUNet) the decoder starts at the last resolution change, fuses
-    the input of every resolution-changing step right after undoing it, and ends at
-    ``out_channels`` (a 1×1 conv head when the first step itself changes the resolution).
+    shape. With ``skip`` (MirrorUNet) the decoder starts at the encoder's last size change (a
+    size-keeping bottleneck block is not repeated), fuses the input of every change of scale
+    (:func:`is_down`) right after undoing it, and ends at ``out_channels`` (a 1×1 conv head
+    when the first step itself changes the scale).
     """
     groups = _groups(chain)
-    downs = {t for t, g in enumerate(groups) if changes_resolution(chain.steps[g.index])} if skip else set()
+    steps = [chain.steps[g.index] for g in groups]
+    downs = {t for t, step in enumerate(steps) if is_down(step)} if skip else set()
+    resizing = [t for t, step in enumerate(steps) if step.input_shape[2:] != step.output_shape[2:]]
+    start = max(resizing) if skip and resizing else len(groups) - 1  # a U-Net keeps the bottleneck's own block
     channels = _channels(chain.output_shape)
     entries: list[Entry] = []
-    for t in range(max(downs) if downs else len(groups) - 1, -1, -1):
+    for t in range(start, -1, -1):
         step = chain.steps[groups[t].index]
-        last = t == 0 and t not in downs
-        target = out_channels if last and out_channels is not None else _channels(step.input_shape)
-        mirror = _mirror(step, channels, target, options)
+        head = t == 0 and t not in downs and out_channels is not None
+        target = out_channels if out_channels is not None and head else _channels(step.input_shape)
+        mirror = _mirror(step, channels, target, options, head)
         entries.append(Entry(mirror.layers[0], groups[t].index if mirror.sized else None))
         entries += [Entry(layer) for layer in mirror.layers[1:]]
         entries += [Entry(fresh_copy(chain.steps[j].module)) for j in (groups[t - 1].posts if t else ())]

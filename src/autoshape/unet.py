@@ -1,8 +1,134 @@
-"""PLACEHOLDER until its issue lands: every name here raises NotImplementedError."""
+"""A U-Net grown from any convolutional encoder, whose skips line up exactly at every input size."""
 
-from typing import Any
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from torch import Tensor, nn
+
+from ._chain import Chain, encoder_chain
+from ._mirror_rules import Options, PoolMirror, assemble
+from ._sizes import as_int
+from .errors import ShapeError
+
+__all__ = ["MirrorUNet"]
 
 
-def MirrorUNet(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError("MirrorUNet is not built yet")
+def _check_convolutional(chain: Chain) -> None:
+    for step in chain.steps:
+        keeps_rank = len(step.input_shape) == len(step.output_shape) >= 3
+        if not keeps_rank or isinstance(step.module, (nn.Linear, nn.Flatten)):
+            raise ShapeError(
+                f"MirrorUNet needs a fully convolutional encoder, one whose every step keeps (N, C, *spatial) "
+                f"and mixes channels only; {step.describe()} maps {step.input_shape} to {step.output_shape}. "
+                "Fix: pass only the encoder's convolutional part (e.g. encoder[:-2] without its Flatten and "
+                "Linear head), or use MirrorAutoencoder for an encoder that flattens."
+            )
 
+
+class MirrorUNet(nn.Module):
+    """A U-Net from ``encoder``: each up step hits the recorded skip size exactly, no padding or cropping.
+
+    The encoder is traced on meta tensors as in :class:`MirrorDecoder` and split into stages
+    at every change of scale: a step with a stride above 1 (a pooling, a strided conv or
+    residual block, an adaptive pooling). The decoder starts at the deepest stage (its
+    size-keeping bottleneck block is not repeated) and goes up one stage at a time: the up
+    step, the mirror of the step that went down, hits exactly the size the encoder had there
+    for the current input; the skip (that step's input) is fused by ``'concat'`` or
+    ``'add'``; the conv block mirrored from that stage follows, with norms and activations
+    placed as the encoder had them. Stride-1 size changes (unpadded convs) stay inside their
+    stage, and their mirrors give the lost pixels back. The mirror of the encoder's first conv
+    gives ``out_channels`` (with a bias; a 1×1 conv head when the first step already changes
+    the scale), then ``final_activation``. Nothing is padded, cropped or resized to force
+    alignment.
+
+    Args:
+        encoder: a fully convolutional encoder (convolutions, poolings, norms, activations,
+            dropout, nested Sequentials and custom chains, residual blocks as units). It is kept
+            as ``.encoder`` and its forward is replayed step by step.
+        input_shape: a shape to trace with: one sample ``(C, *spatial)``, a batch, or a tensor.
+        out_channels: channels of the output, at the input's resolution.
+        skip: ``'concat'`` (default; channels add up, the next conv takes both) or ``'add'``.
+        final_activation: a module applied to the output. Default none.
+        pool_mirror: ``'conv'`` (default: a learned transposed conv, as U-Net's up-convolution,
+            exact at every size), ``'nearest'`` or ``'linear'`` (interpolation to the recorded
+            size, followed by a 1×1 conv where the channels must change). Adaptive pooling is
+            always interpolated.
+
+    Attributes:
+        encoder: the given encoder.
+        decoder: the decoder's layers in order (skip fusions included), an ``nn.ModuleList``.
+        encoder_steps: dotted paths of the encoder modules replayed, in order, by ``forward``.
+
+    Shape:
+        Input ``(N, C, *spatial)`` of any size the encoder accepts; output ``(N, out_channels,
+        *spatial)``. Each up step restores the size its down step received: a stride-``s``
+        step maps ``s`` sizes to each output size, and its mirror reaches all of them,
+        ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``,
+        with ``output_padding = recorded size - (out with output_padding 0)``, in ``[0, stride)``.
+
+    Example:
+        >>> import torch
+        >>> def block(cin, cout):
+        ...     return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+        >>> encoder = nn.Sequential(*block(3, 16), nn.MaxPool2d(2), *block(16, 32), nn.MaxPool2d(2), *block(32, 64))
+        >>> unet = MirrorUNet(encoder, (3, 101, 67), out_channels=2)
+        >>> unet(torch.randn(1, 3, 101, 67)).shape
+        torch.Size([1, 2, 101, 67])
+        >>> unet(torch.randn(1, 3, 64, 33)).shape
+        torch.Size([1, 2, 64, 33])
+
+    Raises:
+        TypeError: ``encoder`` or ``final_activation`` is not a module; ``out_channels`` is not an int.
+        ValueError: a bad ``input_shape``, ``skip`` or ``pool_mirror``; ``out_channels`` below 1.
+        ShapeError: the encoder is not fully convolutional, or a part cannot be mirrored exactly
+            (the message names its dotted path and type and what to do).
+        RuntimeError: the encoder's own forward fails on ``input_shape``.
+    """
+
+    def __init__(
+        self,
+        encoder: nn.Module,
+        input_shape: Sequence[int] | Tensor,
+        *,
+        out_channels: int,
+        skip: Literal["concat", "add"] = "concat",
+        final_activation: nn.Module | None = None,
+        pool_mirror: PoolMirror = "conv",
+    ) -> None:
+        super().__init__()
+        out_channels = as_int(out_channels, "out_channels")
+        if skip not in ("concat", "add"):
+            raise ValueError(f"skip must be 'concat' or 'add', got {skip!r}")
+        if final_activation is not None and not isinstance(final_activation, nn.Module):
+            raise TypeError(f"final_activation must be an nn.Module or None, got {type(final_activation).__name__}")
+        options = Options.for_encoder(encoder, pool_mirror, tie_weights=False)
+        chain = encoder_chain(encoder, input_shape)
+        _check_convolutional(chain)
+        entries = assemble(chain, options, final_activation, skip=skip, out_channels=out_channels)
+        self.encoder = encoder
+        self.decoder = nn.ModuleList(entry.module for entry in entries)
+        self.encoder_steps = tuple(step.path for step in chain.steps)
+        self._steps = [encoder.get_submodule(path) for path in self.encoder_steps]  # owned by .encoder
+        fused = {entry.fuses for entry in entries}
+        self._keeps = tuple(index in fused for index in range(len(chain.steps)))
+        self._sized_by = tuple(entry.sized_by for entry in entries)
+        self._fuses = tuple(entry.fuses for entry in entries)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Encode step by step, keeping the skips and every size; decode, fusing each skip exactly."""
+        sizes, skips = [], {}
+        for index, (step, keep) in enumerate(zip(self._steps, self._keeps)):
+            sizes.append(x.shape)
+            if keep:
+                skips[index] = x
+            x = step(x)
+        for layer, sized_by, fuses in zip(self.decoder, self._sized_by, self._fuses):
+            if fuses is not None:
+                x = layer(x, skips[fuses])
+            elif sized_by is not None:
+                x = layer(x, sizes[sized_by])
+            else:
+                x = layer(x)
+        return x

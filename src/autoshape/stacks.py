@@ -111,12 +111,10 @@ class _Stack(nn.Sequential):
         self.input_size, self.output_size = plan.input_size, plan.output_size
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if tuple(input.shape[-len(self.input_size):]) != self.input_size:
-            raise ShapeError(
-                f"{type(self).__name__} was planned for input size {self.input_size} (to give {self.output_size}) "
-                f"but got {tuple(input.shape[-len(self.input_size):])}. Fix: build it with "
-                f"input_size={tuple(input.shape[-len(self.input_size):])}."
-            )
+        got = tuple(input.shape[-len(self.input_size):])
+        if got != self.input_size:
+            raise ShapeError(f"{type(self).__name__} was planned for input size {self.input_size} (to give "
+                             f"{self.output_size}) but got {got}. Fix: build it with input_size={got}.")
         return super().forward(input)  # type: ignore[no-untyped-call, no-any-return]
 
     def extra_repr(self) -> str:

@@ -6,39 +6,22 @@ import functools
 import itertools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import fields, replace
 
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoshape import ConvParams, Plan, PlanStep, ShapeError, plan_downsampling, plan_upsampling
-from tests.torch_reference import torch_conv_size, torch_conv_transpose_size
+from tests.torch_reference import torch_conv_size, torch_conv_transpose_size, torch_size
 
 MAX_K, MAX_S = 4, 3
 """The brute-force box: kernels up to MAX_K, strides up to MAX_S, padding <= kernel-1, dilation 1."""
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """Thousands of tiny torch calls: on a busy 2-core machine each costs ms when torch wakes 2 threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def planner(transposed: bool) -> Callable[..., Plan]:
     return plan_upsampling if transposed else plan_downsampling
-
-
-def torch_size(params: ConvParams, size: tuple[int, ...]) -> tuple[int, ...] | None:
-    args = (size, params.kernel_size, params.stride, params.padding, params.dilation)
-    if params.transposed:
-        return torch_conv_transpose_size(*args, params.output_padding)
-    return torch_conv_size(*args)
 
 
 def assert_exact(plan: Plan, start: tuple[int, ...], target: tuple[int, ...]) -> None:

@@ -11,17 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from autoshape import ConvParams, ShapeError, ranked_solutions, solve_conv, solve_conv_transpose
-from tests.torch_reference import torch_conv_size, torch_conv_transpose_size
+from tests.torch_reference import torch_conv_size, torch_conv_transpose_size, torch_size
 
 MAX_K, MAX_S = 4, 3
-
-
-def torch_size(params: ConvParams, input_size: tuple[int, ...]) -> tuple[int, ...] | None:
-    """What torch itself makes of ``params`` on ``input_size``."""
-    args = (input_size, params.kernel_size, params.stride, params.padding, params.dilation)
-    if params.transposed:
-        return torch_conv_transpose_size(*args, params.output_padding)
-    return torch_conv_size(*args)
 
 
 def solve(transposed: bool, *args: object, **kwargs: object) -> ConvParams:

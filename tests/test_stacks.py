@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from autoshape import DownsamplingStack, ShapeError, UpsamplingStack
-from tests.test_planning import MAX_K, MAX_S, brute_force, one_thread  # noqa: F401 (an autouse fixture)
+from tests.test_planning import MAX_K, MAX_S, brute_force
 
 
 def reference_dcgan_generator(nz: int = 100, ngf: int = 64, nc: int = 3) -> nn.Sequential:

@@ -7,9 +7,13 @@ small real CPU tensors (faster than meta at these sizes, and meta skips some of 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from autoshape import ConvParams
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -45,3 +49,11 @@ def torch_conv_transpose_size(
     except RuntimeError:
         return None
     return tuple(out.shape[2:]) if min(out.shape[2:], default=1) >= 1 else None
+
+
+def torch_size(params: ConvParams, input_size: Sequence[int]) -> tuple[int, ...] | None:
+    """What torch itself makes of solved ``params`` on ``input_size``."""
+    args = (input_size, params.kernel_size, params.stride, params.padding, params.dilation)
+    if params.transposed:
+        return torch_conv_transpose_size(*args, params.output_padding)
+    return torch_conv_size(*args)

@@ -452,6 +452,31 @@ def test_bad_encoders_and_shapes_are_refused() -> None:
         MirrorDecoder(nn.Conv2d(1, 2, 3), (1, 0, 8))
 
 
+def test_a_shape_the_encoder_refuses_names_the_module_that_refused() -> None:
+    with pytest.raises(RuntimeError, match=r"refuses input_shape \(3, 37, 29\).*'20' \(MaxPool2d\).*Fix:"):
+        MirrorDecoder(arch.vgg11_features(width=4), (3, 37, 29))  # five halvings: 29 reaches 0
+
+
+class NeedsData(nn.Module):
+    """Looks at its input's values, which meta tensors do not have."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert torch.isfinite(x).all().item()
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("given", [(1, 15, 15), (4, 1, 15, 15)])
+def test_an_encoder_that_cannot_run_on_meta_is_traced_with_a_real_forward(given: tuple[int, ...]) -> None:
+    encoder = nn.Sequential(NeedsData(), nn.ReLU())
+    with pytest.warns(RuntimeWarning, match="cannot run on meta tensors"):
+        decoder = MirrorDecoder(encoder, given)
+    assert reconstruct(encoder, decoder, (1, 15, 15)) == (2, 1, 15, 15)
+
+
 def test_a_static_decoder_refuses_a_latent_it_was_not_built_for() -> None:
     encoder = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1))
     decoder = MirrorDecoder(encoder, (3, 24, 24))

@@ -127,9 +127,10 @@ def test_interpolated_up_steps_change_channels_with_a_one_by_one_conv(pool_mirro
         assert_exact(unet, shape, 2)
 
 
-def test_unet_compiles_with_fullgraph_and_stays_exact_across_sizes() -> None:
+@pytest.mark.parametrize("skip", ["concat", "add"])
+def test_unet_compiles_with_fullgraph_and_stays_exact_across_sizes(skip: str) -> None:
     encoder = nn.Sequential(*_block(1, 4), nn.MaxPool2d(2), *_block(4, 8), nn.Conv2d(8, 8, 3, stride=2))
-    unet = MirrorUNet(encoder, (1, 37, 29), out_channels=2).eval()
+    unet = MirrorUNet(encoder, (1, 37, 29), out_channels=2, skip=skip).eval()  # type: ignore[arg-type]
     compiled = torch.compile(unet, fullgraph=True, backend="eager")
     with torch.no_grad():
         for size in [(37, 29), (40, 40), (33, 51)]:
@@ -162,6 +163,11 @@ def test_bad_arguments_are_refused() -> None:
         MirrorUNet(encoder, (1, 16, 16), out_channels=1, pool_mirror="area")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="final_activation"):
         MirrorUNet(encoder, (1, 16, 16), out_channels=1, final_activation=torch.sigmoid)  # type: ignore[arg-type]
+
+
+def test_adding_a_skip_never_broadcasts() -> None:
+    with pytest.raises(ShapeError, match="must be equal"):
+        SkipAdd()(torch.zeros(1, 2, 1, 5), torch.zeros(1, 2, 4, 5))
 
 
 def test_an_encoder_that_flattens_is_refused_naming_the_step() -> None:

@@ -128,43 +128,70 @@ def _steps(call: _Call) -> list[Step]:
     return [Step(call.path, call.module, tuple(call.input.shape), tuple(call.output.shape), reason)]
 
 
-def _record_on_meta(encoder: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> _Call | None:
-    """The call tree of a meta forward, or None when the encoder refuses this shape on meta tensors."""
+@dataclass(frozen=True)
+class _Failure:
+    """A forward's error and the innermost module call it happened in."""
+
+    error: Exception
+    where: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.error}"
+
+    @property
+    def meta_unsupported(self) -> bool:
+        """True when the error says the encoder cannot run on meta tensors (not that the shape is wrong)."""
+        return isinstance(self.error, NotImplementedError) or "meta" in str(self.error).lower()
+
+
+def _call_tree(encoder: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, on_meta: bool) -> _Call | _Failure:
+    """The call tree of one forward (meta only, or through :func:`trace`), or where and how it failed."""
     recorder = _Recorder(encoder)
     try:
         with recorder.hooked():
-            _record(encoder, torch.empty(shape, dtype=dtype, device="meta"), on_meta=True)
-    except Exception:
-        return None
+            if on_meta:
+                _record(encoder, torch.empty(shape, dtype=dtype, device="meta"), on_meta=True)
+            else:
+                trace(encoder, torch.empty(shape, dtype=dtype, device="meta"))
+    except Exception as error:
+        call = recorder.stack[-1] if recorder.stack else None
+        where = "the forward" if call is None or call.input is None else (
+            f"{call.describe()} on {tuple(call.input.shape)}")
+        return _Failure(error, where)
+    assert recorder.root is not None
     return recorder.root
 
 
-def _record_traced(encoder: nn.Module, shapes: tuple[tuple[int, ...], ...], dtype: torch.dtype) -> _Call | None:
-    """The call tree through :func:`trace` (a real forward if meta fails) for the first shape that runs.
+def _root_call(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> _Call:
+    """The call tree for one sample ``(1, *input_shape)``, or for ``input_shape`` itself when only that runs.
+
+    Both are tried on meta tensors; a real forward (through :func:`trace`) only for an encoder that
+    cannot run on meta tensors, so a shape the encoder refuses costs no compute.
 
     Raises:
-        Exception: the first shape's error, when no shape runs.
+        RuntimeError: the encoder refuses both shapes (both of its messages are quoted).
+        TypeError: the encoder does not return one tensor.
     """
-    recorder = _Recorder(encoder)
-    errors = []
-    for shape in shapes:
-        try:
-            with recorder.hooked():
-                trace(encoder, torch.empty(shape, dtype=dtype, device="meta"))
-            return recorder.root
-        except Exception as error:
-            errors.append(error)
-    raise errors[0]
-
-
-def _root_call(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> _Call:
-    """The call tree for one sample ``(1, *input_shape)``, or for ``input_shape`` itself when only that runs."""
     shape = as_input_shape(input_shape)
     dtype = input_shape.dtype if isinstance(input_shape, Tensor) else _input_dtype(encoder, None)
     candidates = ((1, *shape), shape)
-    root = next((r for r in (_record_on_meta(encoder, c, dtype) for c in candidates) if r is not None), None)
-    root = root or _record_traced(encoder, candidates, dtype)
-    assert root is not None and root.input is not None
+    failures: list[_Failure] = []
+    for on_meta in (True, False):
+        for candidate in candidates:
+            result = _call_tree(encoder, candidate, dtype, on_meta)
+            if isinstance(result, _Call):
+                return _returns_a_tensor(encoder, result)
+            failures.append(result)
+        if not any(failure.meta_unsupported for failure in failures):
+            break
+    raise RuntimeError(
+        f"the encoder {type(encoder).__name__} refuses input_shape {shape}: as one sample {candidates[0]}, "
+        f"{failures[0]}; as a batch {candidates[1]}, {failures[1]}. Fix: pass the shape of one sample the "
+        "encoder accepts, (C, *spatial)."
+    )
+
+
+def _returns_a_tensor(encoder: nn.Module, root: _Call) -> _Call:
     if root.output is None:
         raise TypeError(f"the encoder {type(encoder).__name__} must return one tensor; "
                         "wrap it in a module whose forward returns the tensor to mirror")

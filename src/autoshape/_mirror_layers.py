@@ -13,6 +13,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .errors import ShapeError
+
 __all__ = ["SkipAdd", "SkipConcat", "UnflattenTo", "UpsampleTo"]
 
 
@@ -42,7 +44,10 @@ class SkipConcat(nn.Module):
 
 
 class SkipAdd(nn.Module):
-    """Fuse a U-Net skip by adding it to the upsampled features."""
+    """Fuse a U-Net skip by adding it to the upsampled features (never broadcasting a size of 1)."""
 
     def forward(self, input: Tensor, skip: Tensor) -> Tensor:
+        if input.shape != skip.shape:
+            raise ShapeError(f"a skip of shape {tuple(skip.shape)} cannot be added to features of shape "
+                             f"{tuple(input.shape)}: the shapes must be equal (a bug in the mirror: please report it)")
         return input + skip

@@ -24,6 +24,11 @@ from .tracing import _input_dtype, _record, as_input_shape, trace
 __all__ = ["Chain", "Step", "encoder_chain", "size_functions"]
 
 
+def _describe(path: str, module: nn.Module) -> str:
+    """``'dotted.path' (Type)``, as error messages name a module."""
+    return f"'{path or '<encoder>'}' ({type(module).__name__})"
+
+
 @dataclass(frozen=True)
 class Step:
     """One module call of the encoder's chain: replay it with ``module(x)``.
@@ -40,7 +45,7 @@ class Step:
 
     def describe(self) -> str:
         """``'path' (Type)`` for error messages."""
-        return f"'{self.path or '<encoder>'}' ({type(self.module).__name__})"
+        return _describe(self.path, self.module)
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class _Call:
     inner: list[_Call] = field(default_factory=list)
 
     def describe(self) -> str:
-        return f"'{self.path or '<encoder>'}' ({type(self.module).__name__})"
+        return _describe(self.path, self.module)
 
 
 class _Recorder:

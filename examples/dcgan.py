@@ -26,7 +26,7 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
-from _common import Progress, Runtime, loader, make_parser, predict, prepare, run, start, train
+from _common import Progress, Runtime, loader, make_parser, positive_int, predict, prepare, run, start, train
 from _data import CLASSES, Images, load_images, resized, to_model
 from _outputs import resume, save_checkpoint, save_grid, save_metrics
 from torch import Tensor, nn
@@ -123,7 +123,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = make_parser("DCGAN planned by autoshape for any image size.", image_size_default="32", epochs=100,
                          batch_size=128, lr=2e-4, out="runs/dcgan")
     parser.add_argument("--conditional", action="store_true", help="class-conditional GAN (64 noise + 10 one-hot)")
-    parser.add_argument("--features", type=int, default=32, help="width of the discriminator's first layer")
+    parser.add_argument("--features", type=positive_int, default=32, help="width of the discriminator's first layer")
     args = parser.parse_args(argv)
     runtime = start(args)
     data = load_images(args.dataset, args.data_dir, runtime)

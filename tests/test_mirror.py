@@ -378,6 +378,27 @@ def test_residual_blocks_are_mirrored_as_units() -> None:
     assert reconstruct(encoder, decoder, (3, 45, 39)) == (2, 3, 45, 39)
 
 
+class ConvBlock(nn.Module):
+    """A custom module whose forward is a chain of its submodules (an in-place activation included)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, stride=2, padding=1)
+        self.norm = nn.BatchNorm2d(cout)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+def test_custom_modules_whose_forward_is_a_chain_are_read_through() -> None:
+    encoder = nn.Sequential(ConvBlock(3, 8), nn.Sequential(ConvBlock(8, 16)))
+    decoder = MirrorDecoder(encoder, (3, 27, 30))
+    assert decoder.encoder_steps == ("0.conv", "0.norm", "0.act", "1.0.conv", "1.0.norm", "1.0.act")
+    assert [type(m) for m in decoder] == [nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.ConvTranspose2d]
+    assert reconstruct(encoder, decoder, (3, 27, 30)) == (2, 3, 27, 30)
+
+
 class FunctionalLeNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autoshape import explain
+from autoshape import MirrorDecoder, explain
 from autoshape.tracing import trace
 from tests.architectures import encoder_3d
 
@@ -82,6 +82,7 @@ class Method:
 METHODS: list[Method] = [
     Method("meta trace (`autoshape.tracing.trace`)", trace, real=False),
     Method("`autoshape.explain`", explain, real=False),
+    Method("`MirrorDecoder` build (traces, then builds the decoder's layers)", MirrorDecoder, real=False),
     Method("real forward + hooks (torchinfo-style)", real_forward_trace, real=True),
 ]
 
@@ -91,11 +92,13 @@ class Measured:
     """Median seconds and peak memory of one method at one size, or why it was not run."""
 
     seconds: float = 0.0
+    runs: int = 0
     peak: Peak | None = None
     skipped: str = ""
 
 
 WARM_UP_SHAPE = (1, 1, 16, 16, 16)
+REAL_TIME_BUDGET = 5.0  # seconds: no further timed repeats of a method once its runs took this long
 
 
 def measure_peak(method: int, shape: tuple[int, ...]) -> Peak:
@@ -118,9 +121,9 @@ def measure(settings: Settings, method: int, side: int, budget: int) -> Measured
         return Measured(skipped=f"not run: needs ≥ {need / 2**30:.1f} GiB (cap {budget / 2**30:.1f} GiB)")
     repeats = 1 if settings.quick else (3 if real else 7)
     build(model, WARM_UP_SHAPE)
-    seconds = median_seconds(lambda: build(model, shape), repeats=repeats)
+    seconds, runs = median_seconds(lambda: build(model, shape), repeats=repeats, budget_seconds=REAL_TIME_BUDGET)
     peak = measure_peak(method, shape) if settings.quick else in_fresh_process(measure_peak, method, shape)
-    return Measured(seconds, peak)
+    return Measured(seconds, runs, peak)
 
 
 def _mib(n: int | None) -> str:
@@ -130,7 +133,8 @@ def _mib(n: int | None) -> str:
 def _cells(m: Measured) -> list[str]:
     if m.peak is None:
         return [m.skipped, "–"]
-    return [f"{m.seconds * 1e3:,.1f}", f"{_mib(m.peak.rss)} / {_mib(m.peak.python)}"]
+    return [f"{m.seconds * 1e3:,.1f} ({m.runs} run{'s' * (m.runs > 1)})",
+            f"{_mib(m.peak.rss)} / {_mib(m.peak.python)}"]
 
 
 def _growth(name: str, by_side: dict[int, Measured]) -> list[object]:
@@ -154,12 +158,12 @@ def section(settings: Settings) -> str:
     growth = [_growth(METHODS[i].name, results[i]) for i in results]
     return "\n\n".join([
         "## Build cost and scaling on 3-d volumes",
-        f"Encoder: {encoder.__doc__} Timing: median of 7 (meta) or 3 (real) runs on "
-        f"{torch.get_num_threads()} torch thread(s). Memory, in a freshly spawned process after a warm-up on "
-        "16³: the peak extra resident set (`/proc/self/status` VmHWM, reset before the call; it covers tensor "
-        "storage) and the peak Python heap (`tracemalloc`, a separate call). A real forward is skipped when the "
-        "meta trace says it needs more than a third of the available memory (at most 6 GiB) on this "
-        f"{os.cpu_count()}-core machine shared with other engineers.",
+        f"Encoder: {encoder.__doc__} Timing: median of 7 (meta) or 3 (real) runs after a warm-up, fewer "
+        f"once the runs took {REAL_TIME_BUDGET:.0f} s, on {torch.get_num_threads()} torch thread(s). Memory, in "
+        "a freshly spawned process after a warm-up on 16³: the peak extra resident set (`/proc/self/status` "
+        "VmHWM, reset before the call; it covers tensor storage) and the peak Python heap (`tracemalloc`, a "
+        "separate call). A real forward is skipped when the meta trace says it needs more than a third of the "
+        f"available memory (at most 6 GiB) on this {os.cpu_count()}-core machine shared with other engineers.",
         table(("input 1×1×S³", "method", "time ms (median)", "peak MiB: RSS / Python heap"), rows),
         "Growth from the smallest to the largest volume each method ran on:",
         table(("method", "volumes", "voxels", "time", "peak RSS"), growth),

@@ -73,11 +73,14 @@ def _python_peak(call: Callable[[], object]) -> int:
 
 
 def peak_memory(call: Callable[[], object]) -> Peak:
-    """Run ``call`` twice: once for its peak extra resident set, once (traced) for its Python-heap peak.
+    """Run ``call`` twice: first for its peak extra resident set, then (traced) for its Python-heap peak.
 
-    Separate runs keep tracemalloc's own bookkeeping out of the resident-set figure.
+    Separate runs keep tracemalloc's own bookkeeping out of the resident-set figure, and the
+    resident set goes first: memory the first run frees stays with the allocator and would hide
+    a second run's peak.
     """
-    return Peak(python=_python_peak(call), rss=_rss_peak(call))
+    rss = _rss_peak(call)
+    return Peak(python=_python_peak(call), rss=rss)
 
 
 def _set_threads(threads: int) -> None:

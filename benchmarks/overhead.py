@@ -16,11 +16,20 @@ import torch
 from torch import Tensor, nn
 
 import autoshape
-from tests.architectures import dcgan_discriminator, dcgan_generator
+from tests.architectures import dcgan_discriminator, dcgan_generator, unet_encoder
 
 from .report import Settings, ratio_cell, table
 from .timing import Step, ns_per_call, paired_ratio
-from .twins import copy_weights, plain_conv, small_encoder, small_generator
+from .twins import (
+    HandWrittenUNet,
+    PlainAutoencoder,
+    conv_autoencoder_parts,
+    copy_weights,
+    plain_conv,
+    small_autoencoder_parts,
+    small_encoder,
+    small_generator,
+)
 
 Pair = tuple[nn.Module, nn.Module]
 
@@ -86,12 +95,60 @@ STACK_CASES = [
         final_activation=nn.Sigmoid), dcgan_discriminator),
 ]
 
+
+
+def _mirror_cases(size: str, batch: int, sample: tuple[int, ...], latent: tuple[int, ...],
+                  parts: Callable[[], tuple[nn.Sequential, nn.Sequential]]) -> list[Case]:
+    def decoder() -> nn.Module:
+        return autoshape.MirrorDecoder(parts()[0], sample)
+
+    def autoencoder() -> nn.Module:
+        return autoshape.MirrorAutoencoder(parts()[0], sample)
+
+    return [_twin_case("MirrorDecoder", size, (batch, *latent), decoder, lambda: parts()[1]),
+            _twin_case("MirrorAutoencoder", size, (batch, *sample), autoencoder, lambda: PlainAutoencoder(*parts()))]
+
+
+MIRROR_CASES = (_mirror_cases("tiny", 2, (1, 29, 29), (16, 8, 8), small_autoencoder_parts)
+                + _mirror_cases("realistic", 8, (3, 64, 64), (256, 4, 4), conv_autoencoder_parts))
+
+
+
+def _unet_case(size: str, input_shape: tuple[int, ...], widths: tuple[int, ...], output_paddings: tuple[int, ...],
+               conv: type[nn.Module]) -> Case:
+    def make() -> nn.Module:
+        return autoshape.MirrorUNet(unet_encoder(input_shape[1], widths), input_shape[1:], out_channels=2)
+
+    def by_hand() -> nn.Module:
+        return HandWrittenUNet(input_shape[1], widths, 2, output_paddings, conv)
+
+    return _twin_case(f"`MirrorUNet` · {conv.__name__} blocks", size, input_shape, make, by_hand)
+
+
+UNET_CASES = [
+    _unet_case(size, shape, widths, paddings, conv)
+    for size, shape, widths, paddings in (("tiny", (2, 1, 37, 29), (4, 8, 16), (0, 1)),
+                                          ("realistic", (1, 1, 257, 257), (8, 16, 32, 64, 128, 256), (0, 0, 0, 0, 1)))
+    for conv in (nn.ConvTranspose2d, nn.Conv2d)
+]
+
 GROUPS: list[tuple[str, str, list[Case]]] = [
     ("Target layers", "Each against the torch layer it subclasses, built with the solved values.",
      TINY_TARGET_CASES + REALISTIC_TARGET_CASES),
     ("UpsamplingStack and DownsamplingStack", "Tiny: a 28×28 generator and encoder written by hand. "
      "Realistic: the DCGAN generator and discriminator (64×64) as re-typed in tests/architectures.py.",
      STACK_CASES),
+    ("MirrorDecoder and MirrorAutoencoder", "Against the decoder written by hand for the same encoder (and, for "
+     "the autoencoder, `decoder(encoder(x))` by hand). Tiny: two stride-2 convs on 1×29×29. Realistic: four "
+     "k4-s2 conv+BatchNorm+ReLU stages on 3×64×64. MirrorAutoencoder also records the encoder's sizes and "
+     "passes them to the decoder's transposed convs (`output_size=`), which is what makes it exact at every "
+     "input size.", MIRROR_CASES),
+    ("MirrorUNet", "Against the same U-Net written by hand (tests/architectures.py's `unet_encoder`, the decoder "
+     "laid out as MirrorUNet lays it out, output_padding fixed by hand for the size). MirrorUNet mirrors the "
+     "encoder's stride-1 3×3 convs as stride-1 `ConvTranspose2d`; the twin with ConvTranspose2d blocks "
+     "isolates autoshape's own cost, the twin with Conv2d blocks (weights transposed and flipped: the same "
+     "function) is how a U-Net is usually written. Tiny: widths 4-8-16 on 1×37×29; realistic: widths "
+     "8…256 (five poolings) on 1×257×257.", UNET_CASES),
 ]
 
 
@@ -129,7 +186,8 @@ def measure(settings: Settings, case: Case) -> list[object]:
     x = torch.randn(case.input_shape, device=settings.device)
     steps = training_steps((candidate, reference), x)
     result = paired_ratio(*steps, device=settings.device, **_timing(settings, case.size))
-    return [f"`{case.module}`", case.size, _shape(case.input_shape), f"{result.reference_us / 1e3:.3f}",
+    name = case.module if case.module.startswith("`") else f"`{case.module}`"
+    return [name, case.size, _shape(case.input_shape), f"{result.reference_us / 1e3:.3f}",
             ratio_cell(result.ratio, result.ratio_low, result.ratio_high), f"{result.delta_ns / 1e3:+.2f}",
             result.pairs]
 

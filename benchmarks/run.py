@@ -18,10 +18,10 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``test
 
 import torch
 
-from benchmarks import build_cost, compat, overhead, solver_speed, training
+from benchmarks import build_cost, compat, overhead, padding, solver_speed, training
 from benchmarks.report import Settings, environment
 
-SECTIONS = (overhead, solver_speed, build_cost, training, compat)
+SECTIONS = (overhead, padding, solver_speed, build_cost, training, compat)
 
 INTRO = (
     "Written by `python benchmarks/run.py`. Overheads are paired ratios (autoshape / plain torch: the median "

@@ -151,7 +151,11 @@ def per_second(step: Step, *, min_seconds: float, repeats: int) -> float:
     return statistics.median(samples)
 
 
-def median_seconds(step: Step, *, repeats: int) -> float:
-    """Median wall seconds of one call over ``repeats`` calls (for slow, single-shot work)."""
+def median_seconds(step: Step, *, repeats: int, budget_seconds: float = float("inf")) -> tuple[float, int]:
+    """Median wall seconds of one call, and the number of calls timed: ``repeats``, or fewer (at least
+    one) once the calls so far have taken ``budget_seconds`` (for slow, single-shot work)."""
     clock = Clock(torch.device("cpu"))
-    return statistics.median(clock.seconds(step, 1) for _ in range(repeats))
+    samples: list[float] = []
+    while len(samples) < repeats and sum(samples) < budget_seconds:
+        samples.append(clock.seconds(step, 1))
+    return statistics.median(samples), len(samples)

@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SECTIONS = (
     "## Run-time overhead: forward+backward vs plain torch",
+    "## MirrorUNet at odd sizes: exact vs padding to a multiple of 32",
     "## Solver throughput",
     "## Build cost and scaling on 3-d volumes",
     "## Training throughput",
@@ -55,11 +56,22 @@ def test_every_section_is_written_in_order(results: str) -> None:
     assert positions == sorted(positions)
 
 
-def test_overhead_rows_hold_a_ratio_with_its_confidence_interval(results: str) -> None:
-    rows = _table_after(results, "### Target layers")
-    assert rows[0][:2] == ["module", "size"] and len(rows) == 1 + 6
+RATIO = r"\d+\.\d{3} \(\d+\.\d{3}–\d+\.\d{3}\)"
+
+
+@pytest.mark.parametrize("group", ["### Target layers", "### UpsamplingStack and DownsamplingStack",
+                                   "### MirrorDecoder and MirrorAutoencoder", "### MirrorUNet"])
+def test_overhead_rows_hold_a_ratio_with_its_confidence_interval(results: str, group: str) -> None:
+    rows = _table_after(results, group)
+    assert rows[0][:2] == ["module", "size"] and len(rows) >= 3
     for row in rows[1:]:
-        assert re.fullmatch(r"\d+\.\d{3} \(\d+\.\d{3}–\d+\.\d{3}\)", row[4]), row
+        assert re.fullmatch(RATIO, row[4]), row
+
+
+def test_padding_rows_compare_pixels_time_and_memory(results: str) -> None:
+    rows = _table_after(results, "## MirrorUNet at odd sizes")
+    for row in rows[1:]:
+        assert re.fullmatch(r"×\d\.\d{3}", row[2]) and re.fullmatch(RATIO, row[3]), row
 
 
 def test_solver_rows_report_solves_per_second(results: str) -> None:
@@ -72,7 +84,7 @@ def test_build_cost_has_both_methods_at_every_size(results: str) -> None:
     rows = _table_after(results, "## Build cost and scaling")
     methods = {row[1] for row in rows[1:]}
     assert any("meta trace" in m for m in methods) and any("real forward" in m for m in methods)
-    assert all(re.fullmatch(r"[\d.,]+", row[2]) for row in rows[1:]), rows
+    assert all(re.fullmatch(r"[\d.,]+ \(\d+ runs?\)", row[2]) for row in rows[1:]), rows
 
 
 def test_compat_table_marks_every_check(results: str) -> None:

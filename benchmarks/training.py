@@ -1,12 +1,14 @@
-"""Training throughput (CUDA only): examples/dcgan.py's models against a hand-written reference loop.
+"""Training throughput (CUDA only): the examples' models against hand-written references.
 
 The reference is the classic pytorch/examples DCGAN at 64×64: its generator and discriminator
 spelled out layer by layer (re-typed in tests/architectures.py), N(0, 0.02) initialisation,
 Sigmoid + BCELoss, Adam(2e-4, β1=0.5), fp32 and eager. The autoshape side takes the generator
 and discriminator that examples/dcgan.py builds (``build``, with ``features=64``: the same
 widths) and trains them with the example's step (logits + BCEWithLogits), under each of the
-example's options: bf16 autocast, channels_last and torch.compile. Both train on random
-batches already on the GPU: the figure is the step's speed, not data loading.
+example's options: bf16 autocast, channels_last and torch.compile. The autoencoder of
+examples/mirror_autoencoder.py (MirrorAutoencoder, MSE, Adam) is timed the same way against
+its own layers run as a plain ``decoder(encoder(x))``. Everything trains on random batches
+already on the GPU: the figure is the step's speed, not data loading.
 """
 
 from __future__ import annotations
@@ -16,17 +18,23 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from autoshape import MirrorAutoencoder
 from tests.architectures import dcgan_discriminator, dcgan_generator
 
 from .report import REPO, Settings, table
 from .timing import Clock
+from .twins import PlainAutoencoder, reinitialised
 
 IMAGE, BATCH = 64, 128
+AE_IMAGE, AE_BATCH = (29, 29), 64  # examples/mirror_autoencoder.py's defaults
 Models = tuple[nn.Module, nn.Module, int]  # generator, discriminator, noise size
+Step = Callable[[], None]
 
 
 def example(name: str) -> ModuleType:
@@ -66,8 +74,7 @@ class Options:
         return " + ".join(on) or "fp32 eager"
 
 
-def gan_step(models: Models, *, batch: int, device: torch.device, options: Options,
-             logits: bool) -> Callable[[], None]:
+def gan_step(models: Models, *, batch: int, device: torch.device, options: Options, logits: bool) -> Step:
     """One DCGAN step on random real images: D on real, D on fake (one backward each), then G."""
     generator, discriminator, noise_size = models
     memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
@@ -98,7 +105,38 @@ def gan_step(models: Models, *, batch: int, device: torch.device, options: Optio
     return step
 
 
-def images_per_second(step: Callable[[], None], *, device: torch.device, batch: int, steps: int,
+def example_autoencoder() -> nn.Module:
+    """examples/mirror_autoencoder.py's model at its defaults: 1×29×29, width 32, a code of 16."""
+    example_module = example("mirror_autoencoder")
+    encoder = example_module.encoder(1, AE_IMAGE, 32, 16)
+    return MirrorAutoencoder(encoder, (1, *AE_IMAGE), final_activation=nn.Tanh())
+
+
+def plain_autoencoder() -> nn.Module:
+    """The same layers run as ``decoder(encoder(x))``: no per-call sizes, as one writes it by hand."""
+    mirrored = example_autoencoder()
+    return PlainAutoencoder(reinitialised(mirrored.encoder), reinitialised(nn.Sequential(*mirrored.decoder)))
+
+
+def autoencoder_step(model: nn.Module, *, batch: int, device: torch.device, options: Options) -> Step:
+    """One reconstruction step as examples/mirror_autoencoder.py takes it: MSE, then Adam."""
+    memory_format = torch.channels_last if options.channels_last else torch.contiguous_format
+    model.to(device, memory_format=memory_format).train()
+    trained = torch.compile(model) if options.compile else model
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    images = (torch.rand(batch, 1, *AE_IMAGE, device=device) * 2 - 1).contiguous(memory_format=memory_format)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=options.amp):
+            loss = F.mse_loss(trained(images).float(), images)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def images_per_second(step: Step, *, device: torch.device, batch: int, steps: int,
                       warmup: int, repeats: int) -> float:
     """Median over ``repeats`` blocks of ``steps`` training steps of images per second (after warm-up)."""
     clock = Clock(device)
@@ -110,46 +148,62 @@ def images_per_second(step: Callable[[], None], *, device: torch.device, batch: 
 
 @dataclass(frozen=True)
 class Run:
-    """One row of the table: which models, which options, and whether the discriminator gives logits."""
+    """One row of a table: what is trained (``build``), with which options, and how one step is made."""
 
     models: str
-    build: Callable[[], Models]
     options: Options
-    logits: bool
+    build: Callable[[], Any]
+    step: Callable[..., Step]
+    batch: int
 
 
-_EXAMPLE = ("examples/dcgan.py", example_models)
-RUNS = [
-    Run("reference (pytorch/examples style)", reference_models, Options(), logits=False),
-    Run(*_EXAMPLE, Options(), logits=True),
-    Run(*_EXAMPLE, Options(amp=True), logits=True),
-    Run(*_EXAMPLE, Options(channels_last=True), logits=True),
-    Run(*_EXAMPLE, Options(compile=True), logits=True),
-    Run(*_EXAMPLE, Options(amp=True, channels_last=True, compile=True), logits=True),
-]
+def _gan_step(logits: bool) -> Callable[..., Step]:
+    return lambda models, **kwargs: gan_step(models, logits=logits, **kwargs)
+
+
+_ALL_OPTIONS = [Options(), Options(amp=True), Options(channels_last=True), Options(compile=True),
+                Options(amp=True, channels_last=True, compile=True)]
+DCGAN_RUNS = [Run("reference (pytorch/examples style)", Options(), reference_models, _gan_step(False), BATCH)] + [
+    Run("examples/dcgan.py", options, example_models, _gan_step(True), BATCH) for options in _ALL_OPTIONS]
+AUTOENCODER_RUNS = [
+    Run("same layers as plain `decoder(encoder(x))`", Options(), plain_autoencoder, autoencoder_step, AE_BATCH)] + [
+    Run("examples/mirror_autoencoder.py (MirrorAutoencoder)", options, example_autoencoder, autoencoder_step,
+        AE_BATCH) for options in _ALL_OPTIONS]
+
+
+def _rows(settings: Settings, runs: list[Run]) -> list[list[object]]:
+    rows, reference = [], 0.0
+    for run in runs:
+        torch.manual_seed(0)
+        step = run.step(run.build(), batch=run.batch, device=settings.device, options=run.options)
+        rate = images_per_second(step, device=settings.device, batch=run.batch, steps=5 if settings.quick else 50,
+                                 warmup=3 if settings.quick else 20, repeats=3 if settings.quick else 5)
+        reference = reference or rate
+        rows.append([run.models, run.options.label(), f"{rate:,.0f}", f"×{rate / reference:.2f}"])
+    return rows
+
+
+HEADERS = ("models", "options", "images/s (median)", "vs first row")
 
 
 def section(settings: Settings) -> str:
     """The training section of RESULTS.md: measured on CUDA, otherwise a note saying why not."""
-    title = "## Training throughput (DCGAN 64×64, batch 128)"
+    title = "## Training throughput (CUDA)"
     if settings.device.type != "cuda":
         return "\n\n".join([title, "**Not measured: no GPU was available in this session.** This benchmark is "
-                            "CUDA-only (`python benchmarks/run.py --device cuda`); CPU figures would say nothing "
-                            "about GPU training speed, so none are given."])
-    torch.backends.cudnn.benchmark = True  # as both the classic example and examples/dcgan.py set it
-    rows, reference = [], 0.0
-    for run in RUNS:
-        torch.manual_seed(0)
-        step = gan_step(run.build(), batch=BATCH, device=settings.device, options=run.options, logits=run.logits)
-        rate = images_per_second(step, device=settings.device, batch=BATCH, steps=5 if settings.quick else 50,
-                                 warmup=3 if settings.quick else 20, repeats=3 if settings.quick else 5)
-        reference = reference or rate
-        rows.append([run.models, run.options.label(), f"{rate:,.0f}", f"×{rate / reference:.2f}"])
+                             "CUDA-only (`python benchmarks/run.py --device cuda`); CPU figures would say nothing "
+                             "about GPU training speed, so none are given."])
+    torch.backends.cudnn.benchmark = True  # as both the classic example and the examples set it
     return "\n\n".join([
         title,
-        f"On {torch.cuda.get_device_name(settings.device)}. Reference: the classic DCGAN models and step, fp32 "
-        "eager. examples/dcgan.py: the models its `build` makes (features=64: the same widths) trained by its "
-        "step (logits + BCEWithLogits) with its options. Random batches already on the GPU, so data loading is "
-        "not measured; images/s is the median of blocks of 50 steps after 20 warm-up steps (CUDA events).",
-        table(("models", "options", "images/s (median)", "vs reference"), rows),
+        f"On {torch.cuda.get_device_name(settings.device)}. Random batches already on the GPU, so data loading "
+        "is not measured; images/s is the median of blocks of 50 steps after 20 warm-up steps (CUDA events).",
+        f"### DCGAN 64×64, batch {BATCH}",
+        "Reference: the classic DCGAN models and step, fp32 eager. examples/dcgan.py: the models its `build` "
+        "makes (features=64: the same widths) trained by its step (logits + BCEWithLogits) with its options.",
+        table(HEADERS, _rows(settings, DCGAN_RUNS)),
+        f"### Autoencoder {AE_IMAGE[0]}×{AE_IMAGE[1]}, batch {AE_BATCH}",
+        "examples/mirror_autoencoder.py's MirrorAutoencoder (which records sizes per call) against the same "
+        "layers run as a plain `decoder(encoder(x))`; MSE and Adam as in the example.",
+        table(HEADERS, _rows(settings, AUTOENCODER_RUNS)),
     ])

@@ -100,13 +100,15 @@ def test_training_is_not_faked_without_a_gpu(results: str) -> None:
         assert "no GPU was available in this session" in body and "images/s" not in body
 
 
-@pytest.mark.parametrize("run", training.RUNS[:2], ids=["reference", "example"])
-def test_training_step_trains_both_models_on_cpu(run: training.Run) -> None:
-    models = run.build()
-    step = training.gan_step(models, batch=2, device=torch.device("cpu"), options=run.options, logits=run.logits)
-    before = [next(m.parameters()).detach().clone() for m in models[:2]]
+@pytest.mark.parametrize("run", [*training.DCGAN_RUNS[:2], *training.AUTOENCODER_RUNS[:2]],
+                         ids=["dcgan-reference", "dcgan-example", "autoencoder-plain", "autoencoder-example"])
+def test_training_step_updates_every_model_on_cpu(run: training.Run) -> None:
+    built = run.build()
+    models = [m for m in (built if isinstance(built, tuple) else (built,)) if isinstance(m, torch.nn.Module)]
+    step = run.step(built, batch=2, device=torch.device("cpu"), options=run.options)
+    before = [next(m.parameters()).detach().clone() for m in models]
     rate = training.images_per_second(step, device=torch.device("cpu"), batch=2, steps=1, warmup=0, repeats=1)
-    after = [next(m.parameters()) for m in models[:2]]
+    after = [next(m.parameters()) for m in models]
     assert rate > 0
     assert all(not torch.equal(b, a) and a.isfinite().all() for b, a in zip(before, after))
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ._inversion import SizeFunction
 from .errors import ShapeError
-from .tracing import _input_dtype, _record, as_input_shape, trace
+from .tracing import as_input_shape, trace, trace_dtype
 
 __all__ = ["Chain", "Step", "encoder_chain", "size_functions"]
 
@@ -149,15 +149,12 @@ class _Failure:
         return isinstance(self.error, NotImplementedError) or "meta" in str(self.error).lower()
 
 
-def _call_tree(encoder: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, on_meta: bool) -> _Call | _Failure:
+def _call_tree(encoder: nn.Module, example: Tensor, on_meta: bool) -> _Call | _Failure:
     """The call tree of one forward (meta only, or through :func:`trace`), or where and how it failed."""
     recorder = _Recorder(encoder)
     try:
         with recorder.hooked():
-            if on_meta:
-                _record(encoder, torch.empty(shape, dtype=dtype, device="meta"), on_meta=True)
-            else:
-                trace(encoder, torch.empty(shape, dtype=dtype, device="meta"))
+            trace(encoder, example, fallback=not on_meta)
     except Exception as error:
         call = recorder.stack[-1] if recorder.stack else None
         where = "the forward" if call is None or call.input is None else (
@@ -178,12 +175,13 @@ def _root_call(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> _Call
         TypeError: the encoder does not return one tensor.
     """
     shape = as_input_shape(input_shape)
-    dtype = input_shape.dtype if isinstance(input_shape, Tensor) else _input_dtype(encoder, None)
+    dtype = input_shape.dtype if isinstance(input_shape, Tensor) else None
     candidates = ((1, *shape), shape)
     failures: list[_Failure] = []
     for on_meta in (True, False):
         for candidate in candidates:
-            result = _call_tree(encoder, candidate, dtype, on_meta)
+            example = torch.empty(candidate, dtype=dtype or trace_dtype(encoder), device="meta")
+            result = _call_tree(encoder, example, on_meta)
             if isinstance(result, _Call):
                 return _returns_a_tensor(encoder, result)
             failures.append(result)
@@ -236,7 +234,6 @@ def size_functions(step: Step) -> list[SizeFunction]:
     Each is probed on meta tensors. One probe moves every spatial size by the same offset and
     serves all dimensions at once (each output size is taken to depend on its own input size only).
     """
-    dtype = _input_dtype(step.module, None)
     rank = len(step.input_shape)
 
     @functools.cache
@@ -245,7 +242,7 @@ def size_functions(step: Step) -> list[SizeFunction]:
         if min(shape) < 1:
             return None
         try:
-            out = _record(step.module, torch.empty(shape, dtype=dtype, device="meta"), on_meta=True).output_shape
+            out = trace(step.module, shape, fallback=False).output_shape
         except Exception:
             return None
         return out if out is not None and len(out) == rank else None

@@ -18,7 +18,7 @@ from torch.func import functional_call
 
 from ._sizes import as_int
 
-__all__ = ["Trace", "TracedCall", "as_input_shape", "trace"]
+__all__ = ["Trace", "TracedCall", "as_input_shape", "trace", "trace_dtype"]
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,8 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
-def _input_dtype(model: nn.Module, example: Tensor | None) -> torch.dtype:
-    if example is not None:
-        return example.dtype
+def trace_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of a traced input: the model's first floating-point parameter's, else torch's default."""
     floating = (p.dtype for p in model.parameters() if p.is_floating_point())
     return next(floating, torch.get_default_dtype())
 
@@ -136,12 +135,12 @@ def _record(model: nn.Module, x: Tensor, on_meta: bool) -> Trace:
     return Trace(tuple(calls), None if result is None else tuple(result.shape), on_meta)
 
 
-def trace(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Trace:
+def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bool = True) -> Trace:
     """Trace ``model`` on an input of ``input_shape`` (batch included) without running real compute.
 
     The forward runs on meta tensors through ``torch.func.functional_call`` in eval mode; a
     model that cannot run on meta tensors is traced with a real forward on zeros instead, with a
-    warning.
+    warning (``fallback=False`` raises the meta error instead: for probing many shapes cheaply).
 
     Shape:
         ``input_shape`` is the full input shape, e.g. ``(N, C, H, W)``; every recorded shape is
@@ -155,14 +154,16 @@ def trace(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Trace:
     Raises:
         TypeError, ValueError: ``input_shape`` is not a shape or a tensor.
         RuntimeError: the model's own forward fails on this input (the real forward's message, which
-            names the problem better than the meta one).
+            names the problem better than the meta one; the meta one with ``fallback=False``).
     """
     example = input_shape if isinstance(input_shape, Tensor) else None
     shape = as_input_shape(input_shape)
-    dtype = _input_dtype(model, example)
+    dtype = trace_dtype(model) if example is None else example.dtype
     try:
         return _record(model, torch.empty(shape, dtype=dtype, device="meta"), on_meta=True)
     except (NotImplementedError, RuntimeError) as meta_error:
+        if not fallback:
+            raise
         device = next((t.device for t in model.parameters()), torch.device("cpu"))
         traced = _record(model, torch.zeros(shape, dtype=dtype, device=device), on_meta=False)
         warnings.warn(

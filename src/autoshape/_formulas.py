@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
+from ._sizes import dim_names
 from .arithmetic import conv_out, conv_output_size, conv_transpose_out, pool_out, same_padding
 from .solver import ConvParams, scaled_size
 
@@ -21,7 +22,6 @@ __all__ = [
     "conv_same_term",
     "conv_term",
     "conv_transpose_term",
-    "dim_names",
     "format_terms",
     "pad_term",
     "params_terms",
@@ -43,12 +43,6 @@ class Term:
     def __str__(self) -> str:
         text = f"{self.expression} = {self.value}"
         return f"{text} ({self.remark})" if self.remark else text
-
-
-def dim_names(ndim: int) -> tuple[str, ...]:
-    """``L`` for 1-d, ``H, W`` for 2-d, ``D, H, W`` for 3-d (numbers beyond that)."""
-    names = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
-    return names.get(ndim, tuple(f"dim{n}" for n in range(ndim)))
 
 
 def conv_term(i: int, k: int, s: int, p: int, d: int) -> Term:

@@ -6,7 +6,7 @@ import operator
 from collections.abc import Sequence
 from typing import Union
 
-__all__ = ["IntOrTuple", "as_int", "as_tuple", "like", "spatial_ndim"]
+__all__ = ["IntOrTuple", "as_int", "as_tuple", "dim_names", "like", "spatial_ndim"]
 
 IntOrTuple = Union[int, Sequence[int]]
 """An int (the same value in every spatial dimension) or one int per dimension."""
@@ -59,3 +59,9 @@ def as_tuple(value: object, name: str, ndim: int, minimum: int = 1) -> tuple[int
 def like(*templates: object, values: tuple[int, ...]) -> int | tuple[int, ...]:
     """Return ``values`` as a bare int if every template is an int, else as the tuple."""
     return values[0] if spatial_ndim(*templates) is None else values
+
+
+def dim_names(ndim: int) -> tuple[str, ...]:
+    """``L`` for 1-d, ``H, W`` for 2-d, ``D, H, W`` for 3-d (numbers beyond that)."""
+    names = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
+    return names.get(ndim, tuple(f"dim{n}" for n in range(ndim)))

@@ -20,8 +20,8 @@ from typing import Any
 
 from torch import nn
 
-from ._formulas import aligned_table, dim_names, format_terms, params_terms
-from ._sizes import IntOrTuple, as_tuple, spatial_ndim
+from ._formulas import aligned_table, format_terms, params_terms
+from ._sizes import IntOrTuple, as_tuple, dim_names, spatial_ndim
 from .errors import ShapeError
 from .explain import explain
 from .planning import plan_downsampling, plan_upsampling

@@ -19,7 +19,6 @@ from ._formulas import (
     conv_same_term,
     conv_term,
     conv_transpose_term,
-    dim_names,
     format_terms,
     pad_term,
     pool_term,
@@ -27,7 +26,7 @@ from ._formulas import (
     shuffle_term,
     unshuffle_term,
 )
-from ._sizes import as_tuple
+from ._sizes import as_tuple, dim_names
 from .arithmetic import conv_transpose_out
 from .taps import interior_tap_counts
 from .tracing import TracedCall, as_input_shape, trace

@@ -32,10 +32,10 @@ from dataclasses import dataclass, fields
 from typing import Any, overload
 
 from ._search import Request, candidates
-from ._sizes import IntOrTuple, as_int, as_tuple, spatial_ndim
+from ._sizes import IntOrTuple, as_int, as_tuple, dim_names, spatial_ndim
 from .arithmetic import conv_out, conv_transpose_out
 from .errors import ShapeError
-from .solver import _DIM_NAMES, ConvParams
+from .solver import ConvParams
 
 __all__ = ["Plan", "PlanStep", "plan_downsampling", "plan_upsampling"]
 
@@ -483,7 +483,7 @@ def _plan(transposed: bool, input_size: IntOrTuple, output_size: IntOrTuple, num
         relation = "at least" if transposed else "at most"
         raise ValueError(f"{call}: {name} needs an output_size {relation} the input_size in every dimension, "
                          f"got {targets} from {starts}. Fix: use {other} for the other direction.")
-    names = _DIM_NAMES.get(n, tuple(map(str, range(n))))
+    names = dim_names(n)
     paths = []
     for i, o, k, cap, s, dim in zip(starts, targets, kernels, caps, strides, names):
         path = _plan_dim(transposed, i, o, layers, k, cap, s)

@@ -7,14 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 from ._search import Candidate, Request, candidates, nearest_reachable
-from ._sizes import IntOrTuple, as_tuple, like, spatial_ndim
+from ._sizes import IntOrTuple, as_tuple, dim_names, like, spatial_ndim
 from .arithmetic import conv_out, conv_transpose_out
 from .errors import ShapeError
 
 __all__ = ["ConvParams", "ranked_solutions", "solve_conv", "solve_conv_transpose"]
-
-_DIM_NAMES = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
-
 
 @dataclass(frozen=True)
 class ConvParams:
@@ -128,7 +125,7 @@ def _combine(per_dim: Sequence[Candidate], requests: Sequence[Request]) -> ConvP
 
 
 def _solve(requests: list[Request]) -> ConvParams:
-    names = _DIM_NAMES.get(len(requests), tuple(str(n) for n in range(len(requests))))
+    names = dim_names(len(requests))
     best = []
     for r, dim in zip(requests, names):
         first = next(candidates(r), None)

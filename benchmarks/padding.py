@@ -65,7 +65,7 @@ def step_peak(size: tuple[int, ...], padded: bool) -> Peak:
 def _row(settings: Settings, size: tuple[int, ...]) -> list[object]:
     model = unet()
     exact, padded = training_step(model, size, False), training_step(model, size, True)
-    result = paired_ratio(padded, exact, device=torch.device("cpu"), pairs=3 if settings.quick else 31,
+    result = paired_ratio(padded, exact, device=torch.device("cpu"), precision=settings.precision(),
                           warmup=1 if settings.quick else 3, min_sample_seconds=0.0)
     peaks = [step_peak(size, flag) if settings.quick else in_fresh_process(step_peak, size, flag)
              for flag in (False, True)]

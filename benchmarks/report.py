@@ -14,6 +14,8 @@ import torch
 
 import autoshape
 
+from .timing import Precision
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -23,6 +25,12 @@ class Settings:
 
     device: torch.device
     quick: bool
+
+    def precision(self, budget_seconds: float = 30.0) -> Precision:
+        """Paired-ratio stopping rule: 3 pairs when quick; else 41 to 401 pairs, until ±0.005 or the budget."""
+        if self.quick:
+            return Precision(pairs=3)
+        return Precision(pairs=41, max_pairs=401, halfwidth=0.005, budget_seconds=budget_seconds)
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:

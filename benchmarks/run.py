@@ -25,9 +25,10 @@ SECTIONS = (overhead, padding, solver_speed, build_cost, training, compat)
 
 INTRO = (
     "Written by `python benchmarks/run.py`. Overheads are paired ratios (autoshape / plain torch: the median "
-    "over alternating pairs, with its 95% confidence interval), so drift on a busy machine cancels; other "
-    "times are medians. The CPU figures come from a 2-core machine shared with other engineers' test runs: "
-    "ratios are robust to that, absolute times are context only."
+    "over alternating pairs, with its 95% confidence interval); other figures are medians. On CPU every time "
+    "is the process's CPU time (`time.process_time`), so time spent waiting while other processes run does "
+    "not count: this 2-core machine was shared with other engineers' test runs throughout, which makes wall "
+    "time useless for 1% effects. On CUDA, times come from CUDA events. Absolute times are context only."
 )
 
 

@@ -50,15 +50,13 @@ def solver_rows(settings: Settings) -> list[list[object]]:
 
 def construction_row(settings: Settings) -> list[object]:
     """Building ``TargetConvTranspose2d(256, 128, 12→24)`` against building the plain layer it solves to."""
-    pairs = 3 if settings.quick else 41
-
     def target() -> nn.Module:
         return autoshape.TargetConvTranspose2d(256, 128, input_size=12, output_size=24)
 
     def plain() -> nn.Module:
         return nn.ConvTranspose2d(256, 128, kernel_size=4, stride=2, padding=1)
 
-    result = paired_ratio(target, plain, device=torch.device("cpu"), pairs=pairs, warmup=1,
+    result = paired_ratio(target, plain, device=torch.device("cpu"), precision=settings.precision(), warmup=1,
                           min_sample_seconds=0.001 if settings.quick else 0.02)
     return ["`TargetConvTranspose2d(256, 128, input_size=12, output_size=24)`",
             "`nn.ConvTranspose2d(256, 128, 4, 2, 1)`", f"{result.reference_us:.0f}",

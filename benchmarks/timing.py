@@ -38,7 +38,12 @@ class Paired:
 
 
 class Clock:
-    """Wall time of a batch of calls: perf_counter on CPU, CUDA events (with sync) on a GPU."""
+    """Time taken by a batch of calls: CUDA events (with sync) on a GPU; on CPU the process's CPU time.
+
+    CPU time (``time.process_time``: user + system time of all the process's threads) leaves out
+    the time the process waits while other processes run, which on a shared machine is most of
+    the noise in wall time. With one torch thread it is the compute time of the calls.
+    """
 
     def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
@@ -47,10 +52,10 @@ class Clock:
         """Seconds taken by ``calls`` back-to-back calls of ``step``, queued work included."""
         if self.cuda:
             return self._cuda_seconds(step, calls)
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(calls):
             step()
-        return time.perf_counter() - start
+        return time.process_time() - start
 
     @staticmethod
     def _cuda_seconds(step: Step, calls: int) -> float:
@@ -86,12 +91,33 @@ def calls_for(step: Step, clock: Clock, min_seconds: float) -> int:
     return calls
 
 
+@dataclass(frozen=True)
+class Precision:
+    """How long ``paired_ratio`` keeps pairing: at least ``pairs``; then until the 95% interval of the
+    median is within ``±halfwidth`` of it, ``max_pairs`` are done, or ``budget_seconds`` have passed."""
+
+    pairs: int
+    max_pairs: int = 0
+    halfwidth: float = 0.0
+    budget_seconds: float = 0.0
+
+    def enough(self, ratios: list[float], elapsed: float) -> bool:
+        """True once no further pair is needed."""
+        if len(ratios) < self.pairs:
+            return False
+        if len(ratios) >= self.max_pairs or elapsed >= self.budget_seconds:
+            return True
+        low, high = median_interval(ratios)
+        middle = statistics.median(ratios)
+        return max(middle - low, high - middle) <= self.halfwidth
+
+
 def paired_ratio(
     candidate: Step,
     reference: Step,
     *,
     device: torch.device,
-    pairs: int,
+    precision: Precision,
     warmup: int = 3,
     min_sample_seconds: float = 0.005,
 ) -> Paired:
@@ -105,10 +131,12 @@ def paired_ratio(
         candidate()
         reference()
     calls = max(calls_for(candidate, clock, min_sample_seconds), calls_for(reference, clock, min_sample_seconds))
-    ratios, deltas, reference_times = [], [], []
+    ratios: list[float] = []
+    deltas, reference_times = [], []
+    start = time.perf_counter()
     with _quiet_gc():
-        for i in range(pairs):
-            if i % 2 == 0:
+        while not precision.enough(ratios, time.perf_counter() - start):
+            if len(ratios) % 2 == 0:
                 t_cand, t_ref = clock.seconds(candidate, calls), clock.seconds(reference, calls)
             else:
                 t_ref, t_cand = clock.seconds(reference, calls), clock.seconds(candidate, calls)
@@ -117,7 +145,7 @@ def paired_ratio(
             reference_times.append(t_ref / calls)
     low, high = median_interval(ratios)
     return Paired(statistics.median(ratios), low, high, statistics.median(deltas) * 1e9,
-                  statistics.median(reference_times) * 1e6, pairs, calls)
+                  statistics.median(reference_times) * 1e6, len(ratios), calls)
 
 
 def median_interval(samples: list[float]) -> tuple[float, float]:
@@ -134,7 +162,7 @@ def median_interval(samples: list[float]) -> tuple[float, float]:
 
 
 def ns_per_call(step: Step, *, calls: int, repeats: int) -> float:
-    """Median over ``repeats`` of the mean nanoseconds per call (CPU wall time)."""
+    """Median over ``repeats`` of the mean CPU nanoseconds per call."""
     clock = Clock(torch.device("cpu"))
     step()
     with _quiet_gc():
@@ -143,7 +171,7 @@ def ns_per_call(step: Step, *, calls: int, repeats: int) -> float:
 
 
 def per_second(step: Step, *, min_seconds: float, repeats: int) -> float:
-    """Median over ``repeats`` samples of calls per second (CPU wall time)."""
+    """Median over ``repeats`` samples of calls per CPU second."""
     clock = Clock(torch.device("cpu"))
     calls = calls_for(step, clock, min_seconds)
     with _quiet_gc():
@@ -152,7 +180,7 @@ def per_second(step: Step, *, min_seconds: float, repeats: int) -> float:
 
 
 def median_seconds(step: Step, *, repeats: int, budget_seconds: float = float("inf")) -> tuple[float, int]:
-    """Median wall seconds of one call, and the number of calls timed: ``repeats``, or fewer (at least
+    """Median CPU seconds of one call, and the number of calls timed: ``repeats``, or fewer (at least
     one) once the calls so far have taken ``budget_seconds`` (for slow, single-shot work)."""
     clock = Clock(torch.device("cpu"))
     samples: list[float] = []

@@ -118,7 +118,7 @@ def check_jit(subject: Subject) -> str:
             _same(torch.jit.script(module), module(x), x)
             return "script"
         except Exception as error:
-            why = str(error).strip().splitlines()[0]
+            why = str(error).strip().splitlines()[0].removesuffix(" at").rstrip(" :")
         _same(torch.jit.trace(module, x), module(x), x)
     return f"through `torch.jit.trace`; `torch.jit.script` fails: {why}"
 

@@ -7,6 +7,7 @@ output gradient into the weights and the input) as paired, alternating runs.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -132,7 +133,22 @@ UNET_CASES = [
     for conv in (nn.ConvTranspose2d, nn.Conv2d)
 ]
 
+
+
+def _against_a_copy(case: Case) -> Case:
+    """The case's plain twin timed against a deep copy of itself: what 'no difference' measures as."""
+    def build() -> Pair:
+        plain = case.build()[1]
+        return plain, copy.deepcopy(plain)
+    return Case(f"{case.module}'s plain twin vs a copy of itself", case.size, case.input_shape, build)
+
+
+CONTROL_CASES = [_against_a_copy(TINY_TARGET_CASES[1]), _against_a_copy(STACK_CASES[3])]
+
 GROUPS: list[tuple[str, str, list[Case]]] = [
+    ("Control: identical modules (the measurement floor)", "Two copies of the same plain module timed against "
+     "each other exactly as below. Ratios this far from 1.000 (memory placement, caches, the shared machine) "
+     "are what 'no difference' looks like.", CONTROL_CASES),
     ("Target layers", "Each against the torch layer it subclasses, built with the solved values.",
      TINY_TARGET_CASES + REALISTIC_TARGET_CASES),
     ("UpsamplingStack and DownsamplingStack", "Tiny: a 28×28 generator and encoder written by hand. "

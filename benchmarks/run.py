@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     settings = Settings(_device(args.device), args.quick)
-    parts = ["# autoshape benchmark results", INTRO, environment(settings)]
+    command = " ".join(["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
+    parts = ["# autoshape benchmark results", INTRO, environment(settings), f"Command: `{command}`"]
     for module in SECTIONS:
         start = time.perf_counter()
         parts.append(module.section(settings))

@@ -216,7 +216,7 @@ def check_cost(settings: Settings, case: Case) -> list[object]:
     """The forward input-size check of a Target layer, in isolation and inside a no-grad forward."""
     layer, plain = (m.to(settings.device) for m in case.build())
     x = torch.randn(case.input_shape, device=settings.device)
-    check = getattr(layer, "_check_input", None)
+    check = getattr(layer, "_accepts", None)
     calls, repeats = (2000, 3) if settings.quick else (50_000, 15)
     alone = "no check" if check is None else f"{ns_per_call(lambda: check(x), calls=calls, repeats=repeats):.0f}"
     with torch.no_grad():

@@ -128,13 +128,16 @@ class _Target:
                         f"on input size {self.input_size}. Fix: pass a smaller padding or padding_mode='zeros'."
                     )
 
-    def _check_input(self, input: Tensor) -> None:
-        if self.input_size is not None and tuple(input.shape[-self._ndim:]) != self.input_size:
-            raise ShapeError(
-                f"{type(self).__name__} was built for input size {self.input_size} (to give {self.output_size}) "
-                f"but got {tuple(input.shape[-self._ndim:])}. Fix: build it with "
-                f"input_size={tuple(input.shape[-self._ndim:])}, or use MirrorAutoencoder for per-call sizes."
-            )
+    def _accepts(self, input: Tensor) -> bool:
+        """The forward check: one torch.Size comparison (about a microsecond), guarded away by compile."""
+        return self.input_size is None or input.shape[-self._ndim:] == self.input_size
+
+    def _wrong_input(self, input: Tensor) -> ShapeError:
+        got = tuple(input.shape[-self._ndim:])
+        return ShapeError(
+            f"{type(self).__name__} was built for input size {self.input_size} (to give {self.output_size}) "
+            f"but got {got}. Fix: build it with input_size={got}, or use MirrorAutoencoder for per-call sizes."
+        )
 
     def extra_repr(self) -> str:
         base: str = super().extra_repr()  # type: ignore[misc]
@@ -147,7 +150,8 @@ class _TargetConv(_Target):
     _transposed = False
 
     def forward(self, input: Tensor) -> Tensor:
-        self._check_input(input)
+        if not self._accepts(input):
+            raise self._wrong_input(input)
         return super().forward(input)  # type: ignore[misc, no-any-return]
 
 
@@ -155,7 +159,8 @@ class _TargetConvTranspose(_Target):
     _transposed = True
 
     def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
-        self._check_input(input)
+        if not self._accepts(input):
+            raise self._wrong_input(input)
         return super().forward(input, output_size)  # type: ignore[misc, no-any-return]
 
 

@@ -185,11 +185,12 @@ def loader(dataset: Dataset[Any], batch_size: int, runtime: Runtime, seed: int) 
     if len(dataset) < batch_size * runtime.world_size:  # type: ignore[arg-type]
         raise ExampleError(f"--batch-size {batch_size} x {runtime.world_size} process(es) is more than the "
                            f"{len(dataset)} training images; use a smaller --batch-size")  # type: ignore[arg-type]
+    pin = runtime.device.type == "cuda"
     if runtime.world_size == 1:
-        return DataLoader(dataset, batch_size, shuffle=True, drop_last=True,
+        return DataLoader(dataset, batch_size, shuffle=True, drop_last=True, pin_memory=pin,
                           generator=torch.Generator().manual_seed(seed))
     sampler = DistributedSampler(dataset, runtime.world_size, runtime.rank, shuffle=True, seed=seed, drop_last=True)
-    return DataLoader(dataset, batch_size, sampler=sampler, drop_last=True, pin_memory=runtime.device.type == "cuda")
+    return DataLoader(dataset, batch_size, sampler=sampler, drop_last=True, pin_memory=pin)
 
 
 @dataclass

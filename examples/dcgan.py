@@ -110,15 +110,6 @@ def train_judge(data: Images, size: tuple[int, int], runtime: Runtime, max_steps
     return judge
 
 
-@torch.no_grad()
-def generate(generator: nn.Module, conditioning: Conditioning, noise: Tensor, labels: Tensor) -> Tensor:
-    """Samples of the generator in eval mode (BatchNorm running statistics)."""
-    generator.eval()
-    samples = generator(conditioning.generator_input(noise, labels))
-    generator.train()
-    return samples.float()
-
-
 def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     parser = make_parser("DCGAN planned by autoshape for any image size.", image_size_default="32", epochs=100,
                          batch_size=128, lr=2e-4, out="runs/dcgan")
@@ -167,14 +158,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
         g_optimizer.step()
         return {"loss_d": (d_real + d_fake).detach(), "loss_g": g_loss.detach()}
 
-    grid_noise = torch.randn(10, NOISE, generator=torch.Generator().manual_seed(args.seed)).to(runtime.device)
-    grid_noise = grid_noise.repeat_interleave(10, 0)  # row r: one noise vector; column c: class c
-    grid_labels = torch.arange(10, device=runtime.device).repeat(10)
+    grid_noise = torch.randn(10 if args.conditional else 100, NOISE, generator=torch.Generator().manual_seed(args.seed))
+    if args.conditional:  # row r: one noise vector; column c: class c
+        grid_noise = grid_noise.repeat_interleave(10, 0)
+    grid_noise, grid_labels = grid_noise.to(runtime.device), torch.arange(10, device=runtime.device).repeat(10)
 
     def end_of_epoch() -> None:
         save_checkpoint(runtime, args.out, config, progress, parts)
         if runtime.is_main:
-            samples = generate(generator, conditioning, grid_noise, grid_labels)
+            samples = predict(generator, conditioning.generator_input(grid_noise, grid_labels))
             save_grid(runtime, samples, args.out / "samples.png", columns=10)
 
     batches = loader(data.train, args.batch_size, runtime, args.seed)
@@ -192,7 +184,7 @@ def label_accuracy(generator: nn.Module, conditioning: Conditioning, data: Image
     test_images, test_labels = resized(data.test, size, data.max_value, runtime, limit=10000)
     labels = torch.arange(CLASSES, device=runtime.device).repeat(100)
     noise = torch.randn(len(labels), NOISE, generator=torch.Generator().manual_seed(1)).to(runtime.device)
-    samples = runtime.memory_format(generate(generator, conditioning, noise, labels))
+    samples = runtime.memory_format(predict(generator, conditioning.generator_input(noise, labels)))
     generated = (predict(judge, samples).argmax(1) == labels).float().mean().item()
     real = (predict(judge, test_images).argmax(1) == test_labels).float().mean().item()
     return {"generated_label_accuracy": round(generated, 4), "real_test_accuracy_ceiling": round(real, 4)}

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import copy
 import importlib.util
-import io
 import os
 import pickle
+import re
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -109,6 +109,12 @@ def check_export(subject: Subject) -> str:
     return ""
 
 
+def _first_line(error: Exception) -> str:
+    """The error's first line, without TorchScript's trailing source pointer or object addresses."""
+    line = str(error).strip().splitlines()[0].removesuffix(" at").rstrip(" :")
+    return re.sub(r" \(of Python compilation unit at: 0x[0-9a-f]+\)", "", line)
+
+
 def check_jit(subject: Subject) -> str:
     """``torch.jit.script``, or ``torch.jit.trace`` when script cannot compile the module (the note says why)."""
     module, x = subject.module(), subject.example()
@@ -118,17 +124,26 @@ def check_jit(subject: Subject) -> str:
             _same(torch.jit.script(module), module(x), x)
             return "script"
         except Exception as error:
-            why = str(error).strip().splitlines()[0].removesuffix(" at").rstrip(" :")
+            why = _first_line(error)
         _same(torch.jit.trace(module, x), module(x), x)
     return f"through `torch.jit.trace`; `torch.jit.script` fails: {why}"
 
 
 def check_onnx(subject: Subject) -> str:
-    """``torch.onnx.export`` when the onnx packages are installed."""
-    if importlib.util.find_spec("onnx") is None:
-        raise Skipped("onnx is not installed")
+    """``torch.onnx.export`` (the torch.export-based exporter), run by onnxruntime when it is installed."""
+    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise Skipped(f"{' and '.join(missing)} not installed (the optional ONNX exporter needs them)")
     module, x = subject.module(), subject.example()
-    torch.onnx.export(module, (x,), io.BytesIO())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, (x,), dynamo=True, verbose=False)
+    if program is None:
+        raise AssertionError("torch.onnx.export returned no program")
+    if importlib.util.find_spec("onnxruntime") is None:
+        program.model_proto.SerializeToString()
+        return "exported; not run (onnxruntime is not installed)"
+    torch.testing.assert_close(program(x)[0], module(x), atol=1e-4, rtol=1e-4)
     return ""
 
 
@@ -262,7 +277,7 @@ def outcome(subject: Subject, check: Callable[[Subject], str]) -> tuple[str, str
     except NotImplementedError as error:
         return "not built yet", str(error)
     except Exception as error:
-        return "✗", f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"
+        return "✗", f"{type(error).__name__}: {_first_line(error)}"
     return "✓", note
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -72,6 +73,16 @@ def _ram_gib() -> str:
     return f"{pages * page_size / 2**30:.0f} GiB"
 
 
+def _versions(*names: str) -> str:
+    found = []
+    for name in names:
+        try:
+            found.append(f"{name} {importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            found.append(f"{name} not installed")
+    return ", ".join(found)
+
+
 def environment(settings: Settings) -> str:
     """The header block: date, machine, versions, device and run mode."""
     gpu = torch.cuda.get_device_name(settings.device) if settings.device.type == "cuda" else "none used"
@@ -83,6 +94,7 @@ def environment(settings: Settings) -> str:
         ("device benchmarked", settings.device.type),
         ("python", platform.python_version()),
         ("torch", torch.__version__),
+        ("optional", _versions("onnx", "onnxscript", "onnxruntime")),
         ("autoshape", f"{autoshape.__version__} (commit {_git_commit()})"),
         ("mode", "--quick (CI smoke run: few repeats, numbers are NOT meaningful)" if settings.quick else "full"),
     ]

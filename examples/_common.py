@@ -252,9 +252,15 @@ def predict(model: nn.Module, inputs: Tensor) -> Tensor:
 
 
 def run(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
-    """Call ``main(argv)``; print a user error as one line and return the exit status."""
+    """Call ``main(argv)``; print a user error as one line and return the exit status.
+
+    Under torchrun the processes leave together: a process that leaves while rank 0 (which
+    hosts the rendezvous store) still evaluates, or the other way round, can fail on exit.
+    """
     try:
         main(argv)
+        if dist.is_initialized():
+            dist.barrier()
         return 0
     except (ExampleError, ShapeError) as error:
         if int(os.environ.get("RANK", "0")) == 0:

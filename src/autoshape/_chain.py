@@ -175,12 +175,12 @@ def _root_call(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> _Call
         TypeError: the encoder does not return one tensor.
     """
     shape = as_input_shape(input_shape)
-    dtype = input_shape.dtype if isinstance(input_shape, Tensor) else None
+    dtype = input_shape.dtype if isinstance(input_shape, Tensor) else trace_dtype(encoder)
     candidates = ((1, *shape), shape)
     failures: list[_Failure] = []
     for on_meta in (True, False):
         for candidate in candidates:
-            example = torch.empty(candidate, dtype=dtype or trace_dtype(encoder), device="meta")
+            example = torch.empty(candidate, dtype=dtype, device="meta")
             result = _call_tree(encoder, example, on_meta)
             if isinstance(result, _Call):
                 return _returns_a_tensor(encoder, result)

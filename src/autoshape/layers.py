@@ -59,6 +59,18 @@ def _same_transpose_params(kernel_size: IntOrTuple | None, stride: IntOrTuple | 
     return ConvParams(k, s, tuple(padding), d, tuple(output_padding), transposed=True)
 
 
+def _check_padding_mode(params: ConvParams, padding_mode: str, input_size: tuple[int, ...]) -> None:
+    """torch pads 'reflect' by less than the size and 'circular' by at most the size."""
+    if padding_mode in ("reflect", "circular"):
+        limit_excl = 1 if padding_mode == "reflect" else 0
+        for p, i in zip(params.padding, input_size):
+            if p > i - limit_excl:
+                raise ShapeError(
+                    f"the solved padding {params.padding} is too large for padding_mode={padding_mode!r} "
+                    f"on input size {input_size}. Fix: pass a smaller padding or padding_mode='zeros'."
+                )
+
+
 class _Target:
     """What the six Target layers share: the declared sizes, the forward check and the repr."""
 
@@ -112,21 +124,10 @@ class _Target:
             except ShapeError as error:
                 context = f"{type(self).__name__}({in_channels}, {out_channels}, input_size={self.input_size}, "
                 raise ShapeError(f"{context}output_size={self.output_size}): {error}") from None
-            self._check_padding_mode(params, padding_mode)
+            _check_padding_mode(params, padding_mode, self.input_size)
         self.conv_params = params
         super().__init__(in_channels, out_channels, **params.as_kwargs(), groups=groups,  # type: ignore[call-arg]
                          bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
-
-    def _check_padding_mode(self, params: ConvParams, padding_mode: str) -> None:
-        assert self.input_size is not None
-        if padding_mode in ("reflect", "circular"):
-            limit_excl = 1 if padding_mode == "reflect" else 0  # reflect needs padding < size
-            for p, i in zip(params.padding, self.input_size):
-                if p > i - limit_excl:
-                    raise ShapeError(
-                        f"the solved padding {params.padding} is too large for padding_mode={padding_mode!r} "
-                        f"on input size {self.input_size}. Fix: pass a smaller padding or padding_mode='zeros'."
-                    )
 
     def _accepts(self, input: Tensor) -> bool:
         """The forward check: one torch.Size comparison (about a microsecond), guarded away by compile."""

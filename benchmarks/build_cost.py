@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from autoshape import MirrorDecoder, explain
-from autoshape.tracing import trace
+from autoshape.tracing.recorder import trace
 from tests.architectures import encoder_3d
 
 from .memory import Peak, in_fresh_process, peak_memory

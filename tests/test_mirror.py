@@ -14,7 +14,8 @@ from torch.nn import functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from autoshape import MirrorAutoencoder, MirrorDecoder, ShapeError, TargetConvTranspose2d
-from autoshape._inversion import conv_mirror_output_padding, fit_transpose
+from autoshape.core.arithmetic import output_padding_for
+from autoshape.core.inversion import fit_transpose
 from tests import architectures as arch
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -53,7 +54,7 @@ def test_conv_mirror_output_padding_restores_every_size_torch_produces() -> None
                 for p in range(0, 4):
                     for i in range(max(1, d * (k - 1) + 1 - 2 * p), 16):
                         o = F.conv1d(torch.empty(1, 1, i, device="meta"), weight, None, s, p, d).shape[-1]
-                        op = conv_mirror_output_padding(i, o, k, s, p, d)
+                        op = output_padding_for(i, o, k, s, p, d)
                         assert op is not None
                         back = F.conv_transpose1d(torch.empty(1, 1, o, device="meta"), weight, None, s, p, op, 1, d)
                         assert back.shape[-1] == i

@@ -15,7 +15,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from autoshape import ShapeError, overlap_map, transpose_taps
-from autoshape.taps import interior_tap_counts
+from autoshape.diagnose.taps import interior_tap_counts
 
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d}
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from autoshape.tracing import as_input_shape, trace
+from autoshape.tracing.recorder import as_input_shape, trace
 
 
 class Residual(nn.Module):

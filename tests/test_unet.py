@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from autoshape import MirrorUNet, ShapeError
-from autoshape._mirror_layers import SkipAdd, SkipConcat
+from autoshape.layers.resize import SkipAdd, SkipConcat
 from tests import architectures as arch
 from tests.test_mirror import Allocations, encoders, runs
 

@@ -1,27 +1,32 @@
 """autoshape: declare the size you want; get the exact convolution that produces it."""
 
-from .arithmetic import (
+from .core import (
+    ConvParams,
+    Plan,
+    PlanStep,
     conv_output_size,
     conv_transpose_output_range,
     conv_transpose_output_size,
+    plan_downsampling,
+    plan_upsampling,
     pool_output_size,
+    ranked_solutions,
+    solve_conv,
+    solve_conv_transpose,
 )
+from .diagnose import ExplainRow, Explanation, explain, overlap_map, transpose_taps
 from .errors import ShapeError
-from .explain import ExplainRow, Explanation, explain
 from .layers import (
+    DownsamplingStack,
     TargetConv1d,
     TargetConv2d,
     TargetConv3d,
     TargetConvTranspose1d,
     TargetConvTranspose2d,
     TargetConvTranspose3d,
+    UpsamplingStack,
 )
-from .mirror import MirrorAutoencoder, MirrorDecoder
-from .planning import Plan, PlanStep, plan_downsampling, plan_upsampling
-from .solver import ConvParams, ranked_solutions, solve_conv, solve_conv_transpose
-from .stacks import DownsamplingStack, UpsamplingStack
-from .taps import overlap_map, transpose_taps
-from .unet import MirrorUNet
+from .mirror import MirrorAutoencoder, MirrorDecoder, MirrorUNet
 
 __version__ = "0.1.0"
 

@@ -20,14 +20,15 @@ from typing import Any
 
 from torch import nn
 
-from ._formulas import aligned_table, format_terms, params_terms
-from ._sizes import IntOrTuple, as_tuple, dim_names, spatial_ndim
+from .core.formulas import format_terms, params_terms
+from .core.planning import plan_downsampling, plan_upsampling
+from .core.sizes import IntOrTuple, as_tuple, dim_names, spatial_ndim
+from .core.solver import ConvParams, ranked_solutions, solve_conv, solve_conv_transpose
+from .core.text import aligned_table, format_shape
+from .diagnose.explain import explain
+from .diagnose.taps import overlap_map, transpose_taps
 from .errors import ShapeError
-from .explain import explain
-from .planning import plan_downsampling, plan_upsampling
-from .solver import ConvParams, ranked_solutions, solve_conv, solve_conv_transpose
-from .taps import overlap_map, transpose_taps
-from .tracing import as_input_shape
+from .tracing.recorder import as_input_shape
 
 __all__ = ["main"]
 
@@ -49,10 +50,6 @@ def _size(text: str) -> IntOrTuple:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an int or comma-separated ints (e.g. 12 or 12,24)") from None
     return values[0] if len(values) == 1 else values
-
-
-def _show(value: IntOrTuple) -> str:
-    return str(value) if isinstance(value, int) else "×".join(map(str, value))
 
 
 def _is_upsampling(input_size: IntOrTuple, output_size: IntOrTuple) -> bool:
@@ -86,7 +83,7 @@ def _describe(params: ConvParams, input_size: IntOrTuple, output_size: IntOrTupl
     layer = ("ConvTranspose" if params.transposed else "Conv") + ("" if int_form else f"{n}d")
     sizes = as_tuple(input_size, "IN", n)
     names = ("out",) if int_form else dim_names(n)
-    return (f"{layer} {_show(input_size)} → {_show(output_size)}: {_kwargs_text(params, int_form)}\n"
+    return (f"{layer} {format_shape(input_size)} → {format_shape(output_size)}: {_kwargs_text(params, int_form)}\n"
             f"  {format_terms(params_terms(params, sizes), names)}")
 
 
@@ -186,7 +183,7 @@ def _explain(args: argparse.Namespace) -> int:
         except ShapeError:
             raise
         except Exception as error:
-            raise _ModelFailure(f"{args.target} fails on an input of shape {_show(shape)}: "
+            raise _ModelFailure(f"{args.target} fails on an input of shape {format_shape(shape)}: "
                                f"{type(error).__name__}: {error}") from None
     for warning in caught:
         print(f"autoshape explain: warning: {warning.message}", file=sys.stderr)
@@ -212,7 +209,7 @@ def _taps(args: argparse.Namespace) -> int:
                           "taps": None if taps is None else [list(tap) for tap in taps]}))
         return OK
     fewest, most = (math.prod(pick(row) for row in counts.per_dim) for pick in (min, max))  # separable map
-    print(f"taps per output position, {_show(counts.size)} output ({fewest} to {most}):")
+    print(f"taps per output position, {format_shape(counts.size)} output ({fewest} to {most}):")
     print(counts)
     if taps is not None:
         terms = " + ".join(f"in[{_index(x)}]·w[{_index(j)}]" for x, j in taps) or "bias only (no taps)"

@@ -30,9 +30,9 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ._search import Request, candidates
+from ..errors import ShapeError
 from .arithmetic import conv_out, conv_transpose_out
-from .errors import ShapeError
+from .search import Request, candidates
 from .solver import ConvParams
 
 __all__ = ["DimPath", "describe_layers", "plan_dim", "routes", "unreachable"]

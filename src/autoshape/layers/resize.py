@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .errors import ShapeError
+from ..errors import ShapeError
 
 __all__ = ["SkipAdd", "SkipConcat", "UnflattenTo", "UpsampleTo"]
 

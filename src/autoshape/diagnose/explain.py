@@ -13,9 +13,9 @@ from typing import Any, Union, overload
 
 from torch import Tensor, nn
 
-from ._formulas import (
+from ..core.arithmetic import max_output_padding, output_padding_for
+from ..core.formulas import (
     Term,
-    aligned_table,
     conv_same_term,
     conv_term,
     conv_transpose_term,
@@ -26,10 +26,10 @@ from ._formulas import (
     shuffle_term,
     unshuffle_term,
 )
-from ._sizes import as_tuple, dim_names
-from .arithmetic import conv_transpose_out
+from ..core.sizes import as_tuple, dim_names
+from ..core.text import aligned_table, format_shape
+from ..tracing.recorder import TracedCall, as_input_shape, trace
 from .taps import interior_tap_counts
-from .tracing import TracedCall, as_input_shape, trace
 
 __all__ = ["ExplainRow", "Explanation", "explain"]
 
@@ -66,10 +66,6 @@ class ExplainRow:
     input_shape: Shape
     output_shape: Shape | None
     formula: str | None
-
-
-def _format_shape(shape: Shape | None) -> str:
-    return "-" if shape is None else "×".join(map(str, shape))
 
 
 @dataclass(frozen=True)
@@ -120,8 +116,8 @@ class Explanation(Sequence[ExplainRow]):
 
     def __str__(self) -> str:
         lines = [["layer", "module", "input", "output", "formula"]]
-        lines += [[row.name or "(model)", type(row.module).__name__, _format_shape(row.input_shape),
-                   _format_shape(row.output_shape), row.formula or ""] for row in self.rows]
+        lines += [[row.name or "(model)", type(row.module).__name__, format_shape(row.input_shape),
+                   format_shape(row.output_shape), row.formula or ""] for row in self.rows]
         text = aligned_table(lines)
         if self.notes:
             text += "\n\nnotes:\n" + "\n".join(f"- {note}" for note in self.notes)
@@ -173,8 +169,8 @@ def _used_output_padding(module: Any, sizes: Shape, out: Shape | None) -> Shape:
     used = []
     for n, (i, k, s, p, d) in enumerate(zip(sizes, module.kernel_size, module.stride, module.padding,
                                             module.dilation)):
-        chosen = None if out is None else out[n] - conv_transpose_out(i, k, s, p, d, 0)
-        used.append(chosen if chosen is not None and 0 <= chosen < max(s, d) else module.output_padding[n])
+        chosen = None if out is None else output_padding_for(out[n], i, k, s, p, d)
+        used.append(module.output_padding[n] if chosen is None else chosen)
     return tuple(used)
 
 
@@ -279,8 +275,8 @@ def _formula(call: TracedCall) -> tuple[str | None, str | None]:
     values = tuple(t.value for t in terms)
     if out is not None and values != out:
         return None, (
-            f"{_where(call)}: the standard size rule gives {_format_shape(values)} but its forward produced "
-            f"{_format_shape(out)}: the forward does not follow the rule (custom forward?), so no formula is shown."
+            f"{_where(call)}: the standard size rule gives {format_shape(values)} but its forward produced "
+            f"{format_shape(out)}: the forward does not follow the rule (custom forward?), so no formula is shown."
         )
     return format_terms(terms), None
 
@@ -347,7 +343,7 @@ def _unused_output_padding_note(calls: Sequence[TracedCall], index: int, model_i
     if sizes is None or out is None or out_shape is None:
         return None
     used = _used_output_padding(m, sizes, out)
-    room = [max(s, d) - 1 - op for s, d, op in zip(m.stride, m.dilation, used)]
+    room = [max_output_padding(s, d) - op for s, d, op in zip(m.stride, m.dilation, used)]
     earlier = _earlier_sizes(calls[:index], model_input, n, len(out_shape))
     if any(size == out for size, _ in earlier):
         return None
@@ -356,8 +352,8 @@ def _unused_output_padding_note(calls: Sequence[TracedCall], index: int, model_i
         if all(0 <= x <= r for x, r in zip(extra, room)):
             wanted = _compact([op + x for op, x in zip(used, extra)])
             return (
-                f"{_where(call)} gives {_format_shape(out)}, but output_padding={wanted} would give "
-                f"{_format_shape(size)}, the size of {source}. If it should restore that size, pass "
+                f"{_where(call)} gives {format_shape(out)}, but output_padding={wanted} would give "
+                f"{format_shape(size)}, the size of {source}. If it should restore that size, pass "
                 f"output_padding={wanted} (or call it with output_size=...), or build it with "
                 f"TargetConvTranspose{n}d(..., output_size={_compact(size)})."
             )

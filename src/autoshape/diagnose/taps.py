@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import Any, cast, overload
 
-from ._sizes import IntOrTuple, as_tuple, spatial_ndim
-from .arithmetic import conv_transpose_output_range, conv_transpose_output_size
+from ..core.arithmetic import conv_transpose_output_range, conv_transpose_output_size
+from ..core.sizes import IntOrTuple, as_tuple, spatial_ndim
 
 __all__ = ["OverlapMap", "interior_tap_counts", "overlap_map", "transpose_taps"]
 

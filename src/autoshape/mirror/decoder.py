@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from ._chain import encoder_chain
-from ._mirror_rules import Options, PoolMirror, assemble
-from .errors import ShapeError
+from ..errors import ShapeError
+from .assemble import Options, PoolMirror, assemble
+from .chain import encoder_chain
 
 __all__ = ["MirrorAutoencoder", "MirrorDecoder"]
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ._inversion import SizeFunction
-from .errors import ShapeError
-from .tracing import as_input_shape, trace, trace_dtype
+from ..core.inversion import SizeFunction
+from ..errors import ShapeError
+from ..tracing.recorder import as_input_shape, trace, trace_dtype
 
 __all__ = ["Chain", "Step", "encoder_chain", "size_functions"]
 

@@ -10,9 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, overload
 
-from ._plan_search import describe_layers, plan_dim, routes, unreachable
-from ._sizes import IntOrTuple, as_int, as_tuple, dim_names, spatial_ndim
+from .plan_search import describe_layers, plan_dim, routes, unreachable
+from .sizes import IntOrTuple, as_int, as_tuple, dim_names, spatial_ndim
 from .solver import ConvParams
+from .text import aligned_table, format_shape
 
 __all__ = ["Plan", "PlanStep", "plan_downsampling", "plan_upsampling"]
 
@@ -119,12 +120,11 @@ class Plan(Sequence[PlanStep]):
     def __str__(self) -> str:
         names = ["kernel_size", "stride", "padding"] + (["output_padding"] if self.transposed else [])
         header = ["layer", "input", "output", *(name.replace("_size", "") for name in names)]
-        rows = [[str(n), _size(step.input_size), _size(step.output_size),
+        rows = [[str(n), format_shape(step.input_size), format_shape(step.output_size),
                  *(_value(getattr(step.params, name)) for name in names)] for n, step in enumerate(self, 1)]
-        widths = [max(len(row[c]) for row in [header, *rows]) for c in range(len(header))]
-        title = f"{describe_layers(len(self), self.transposed)}: {_size(self.input_size)} → {_size(self.output_size)}"
-        table = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
-        return "\n".join([title, *table])
+        sizes = f"{format_shape(self.input_size)} → {format_shape(self.output_size)}"
+        title = f"{describe_layers(len(self), self.transposed)}: {sizes}"
+        return f"{title}\n{aligned_table([header, *rows])}"
 
     def to_dict(self) -> dict[str, Any]:
         """The plan as plain lists and ints, ready for ``json.dumps``.
@@ -138,12 +138,8 @@ class Plan(Sequence[PlanStep]):
                 "output_size": list(self.output_size), "steps": steps}
 
 
-def _size(size: tuple[int, ...]) -> str:
-    return "×".join(map(str, size))
-
-
 def _value(values: tuple[int, ...]) -> str:
-    return str(values[0]) if len(set(values)) == 1 else _size(values)
+    return str(values[0]) if len(set(values)) == 1 else format_shape(values)
 
 
 def _plain(value: object) -> object:

@@ -10,22 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .arithmetic import conv_transpose_out
-
-__all__ = ["SizeFunction", "conv_mirror_output_padding", "fit_transpose"]
+__all__ = ["SizeFunction", "fit_transpose"]
 
 SizeFunction = Callable[[int], "int | None"]
 """One spatial dimension of a layer: input size to output size (None where the layer refuses)."""
-
-
-def conv_mirror_output_padding(i: int, o: int, k: int, s: int, p: int, d: int) -> int | None:
-    """The output_padding that takes ``o`` back to ``i`` with the conv's own k, s, p, d.
-
-    None where torch cannot (the padding would have to be ``max(stride, dilation)`` or more).
-    For a zero-padded conv that produced ``o`` from ``i`` it always exists and is below ``s``.
-    """
-    op = i - conv_transpose_out(o, k, s, p, d, 0)
-    return op if 0 <= op < max(s, d) else None
 
 
 def _last_with(size_of: SizeFunction, start: int, value: int, limit: int) -> int | None:

@@ -6,10 +6,10 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
-from ._search import Candidate, Request, candidates, nearest_reachable
-from ._sizes import IntOrTuple, as_tuple, dim_names, like, spatial_ndim
+from ..errors import ShapeError
 from .arithmetic import conv_out, conv_transpose_out
-from .errors import ShapeError
+from .search import Candidate, Request, candidates, nearest_reachable
+from .sizes import IntOrTuple, as_tuple, dim_names, spatial_ndim
 
 __all__ = ["ConvParams", "ranked_solutions", "solve_conv", "solve_conv_transpose"]
 
@@ -263,21 +263,3 @@ def ranked_solutions(
         order = sorted(itertools.product(*(range(len(r)) for r in ranked)), key=lambda ix: (sum(ix), ix))
         combos = [tuple(ranked[d][j] for d, j in enumerate(ix)) for ix in order]
     return [_combine(c, requests) for c in combos[:limit]]
-
-
-def scaled_size(input_size: IntOrTuple, scale_factor: float | Sequence[float]) -> IntOrTuple:
-    """``floor(input·scale)`` per dimension, as ``nn.Upsample`` computes its output size.
-
-    Raises:
-        TypeError: a scale is not a real number.
-        ValueError: a scale is not positive, or tuples disagree in length.
-    """
-    n = spatial_ndim(input_size, scale_factor) or 1
-    sizes = as_tuple(input_size, "input_size", n)
-    scales = tuple(scale_factor) if isinstance(scale_factor, Sequence) else (scale_factor,) * n
-    for scale in scales:
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
-            raise TypeError(f"scale_factor must be a number or a tuple of numbers, got {scale_factor!r}")
-        if not scale > 0:
-            raise ValueError(f"scale_factor must be > 0, got {scale_factor!r}")
-    return like(input_size, scale_factor, values=tuple(int(i * f // 1) for i, f in zip(sizes, scales)))

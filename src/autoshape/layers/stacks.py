@@ -14,9 +14,9 @@ from typing import Any, Callable, Union
 import torch
 from torch import nn
 
-from ._sizes import IntOrTuple, as_int, as_tuple
-from .errors import ShapeError
-from .planning import Plan, plan_downsampling, plan_upsampling
+from ..core.planning import Plan, plan_downsampling, plan_upsampling
+from ..core.sizes import IntOrTuple, as_int, as_tuple
+from ..errors import ShapeError
 
 __all__ = ["DownsamplingStack", "UpsamplingStack"]
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from ._sizes import as_int
+from ..core.sizes import as_int
 
 __all__ = ["Trace", "TracedCall", "as_input_shape", "trace", "trace_dtype"]
 

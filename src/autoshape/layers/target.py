@@ -11,9 +11,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._sizes import IntOrTuple, as_int, as_tuple
-from .errors import ShapeError
-from .solver import ConvParams, scaled_size, solve_conv, solve_conv_transpose
+from ..core.arithmetic import max_output_padding, scaled_size
+from ..core.sizes import IntOrTuple, as_int, as_tuple
+from ..core.solver import ConvParams, solve_conv, solve_conv_transpose
+from ..errors import ShapeError
 
 __all__ = [
     "TargetConv1d",
@@ -47,7 +48,7 @@ def _same_transpose_params(kernel_size: IntOrTuple | None, stride: IntOrTuple | 
     for ki, si, di in zip(k, s, d):
         excess = di * (ki - 1) + 1 - si  # need 2·padding - output_padding == excess
         p = max(0, -(-excess // 2))
-        if 2 * p - excess >= max(si, di):
+        if 2 * p - excess > max_output_padding(si, di):
             raise ShapeError(
                 f"padding='same' cannot give output = input·stride with kernel_size={ki}, stride={si}, "
                 f"dilation={di}: it needs output_padding={2 * p - excess}, but torch allows less than "

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .arithmetic import conv_out, conv_transpose_out
+from .arithmetic import conv_out, conv_transpose_out, max_output_padding
 
 __all__ = ["Candidate", "Request", "candidates", "nearest_reachable"]
 
@@ -40,10 +40,6 @@ class Request:
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def _max_output_padding(s: int, d: int) -> int:
-    return max(s, d) - 1
 
 
 def _padding_cap(r: Request, k: int) -> int:
@@ -80,8 +76,8 @@ def _kernel_bound(r: Request, s: int) -> int:
         return (r.i + 2 * r.padding - 1 - s * (r.o - 1)) // d + 1
     if r.transposed:
         base = (r.i - 1) * s + 1
-        cover = 1 + max(0, _ceil_div(base - r.o, d), _ceil_div(r.o - base - _max_output_padding(s, d), d))
-        parity = 1 if _max_output_padding(s, d) == 0 else 0  # sizes step by 2: one more kernel
+        cover = 1 + max(0, _ceil_div(base - r.o, d), _ceil_div(r.o - base - max_output_padding(s, d), d))
+        parity = 1 if max_output_padding(s, d) == 0 else 0  # sizes step by 2: one more kernel
         return max(cover + 1, _ceil_div(max(cover, s + 1), s) * s + parity)  # a divisible kernel > s
     cover = 1 + max(0, _ceil_div(s * (r.o - 1) - r.i + 1, d), _ceil_div(r.i - s * r.o, d))
     return max(cover, s + 1) + 1  # the next kernel too: with stride 1, sizes step by 2
@@ -109,7 +105,7 @@ def _paddings(r: Request, k: int, s: int) -> Iterator[tuple[int, int]]:
     fixed = r.padding is not None
     if r.transposed:
         t = conv_transpose_out(r.i, k, s, 0, d, 0) - r.o  # need 2p - op == t
-        for op in range(_max_output_padding(s, d) + 1):
+        for op in range(max_output_padding(s, d) + 1):
             p = (t + op) // 2
             if (t + op) % 2 == 0 and 0 <= p <= cap and (not fixed or p == cap):
                 yield p, op
@@ -144,9 +140,9 @@ def _progression(r: Request, k: int, s: int) -> tuple[int, int, int] | None:
     d, cap = r.dilation, _padding_cap(r, k)
     low = cap if r.padding is not None else 0
     if r.transposed:
-        top = conv_transpose_out(r.i, k, s, low, d, _max_output_padding(s, d))
+        top = conv_transpose_out(r.i, k, s, low, d, max_output_padding(s, d))
         bottom = conv_transpose_out(r.i, k, s, cap, d, 0)
-        step = 1 if r.padding is not None or _max_output_padding(s, d) > 0 else 2
+        step = 1 if r.padding is not None or max_output_padding(s, d) > 0 else 2
     else:
         low = max(low, _ceil_div(d * (k - 1) + 1 - r.i, 2))
         if low > cap:

@@ -25,12 +25,12 @@ from torch.nn.modules.pooling import (
     _MaxPoolNd,
 )
 
-from ._chain import Chain, Step, size_functions
-from ._inversion import conv_mirror_output_padding, fit_transpose
-from ._mirror_layers import SkipAdd, SkipConcat, UnflattenTo, UpsampleTo
-from .arithmetic import same_padding
-from .errors import ShapeError
-from .layers import TargetConvTranspose1d, TargetConvTranspose2d, TargetConvTranspose3d
+from ..core.arithmetic import output_padding_for, same_padding
+from ..core.inversion import fit_transpose
+from ..errors import ShapeError
+from ..layers.resize import SkipAdd, SkipConcat, UnflattenTo, UpsampleTo
+from ..layers.target import TargetConvTranspose1d, TargetConvTranspose2d, TargetConvTranspose3d
+from .chain import Chain, Step, size_functions
 
 __all__ = ["POOL_MIRRORS", "Entry", "Options", "PoolMirror", "assemble"]
 
@@ -156,7 +156,7 @@ def _conv(step: Step, cin: int, cout: int, options: Options, head: bool) -> _Mir
     else:
         p = tuple(conv.padding)
     dims = zip(step.input_shape[2:], step.output_shape[2:], k, s, p, d)
-    output_padding = [conv_mirror_output_padding(*dim) for dim in dims]
+    output_padding = [output_padding_for(*dim) for dim in dims]
     groups = math.gcd(conv.groups, cin, cout)
     bias = conv.bias is not None or head  # an output head has no norm after it to stand in for a bias
     if None not in output_padding:

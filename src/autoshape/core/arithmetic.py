@@ -6,16 +6,24 @@ argument and answers in the same form: ints in, int out; a tuple anywhere, tuple
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Union, overload
 
-from ._sizes import IntOrTuple, as_tuple, like, spatial_ndim
-from .errors import ShapeError
+from ..errors import ShapeError
+from .sizes import IntOrTuple, as_tuple, like, spatial_ndim
 
 __all__ = [
+    "conv_out",
     "conv_output_size",
+    "conv_transpose_out",
     "conv_transpose_output_range",
     "conv_transpose_output_size",
+    "max_output_padding",
+    "output_padding_for",
+    "pool_out",
     "pool_output_size",
+    "same_padding",
+    "scaled_size",
 ]
 
 Padding = Union[IntOrTuple, str]
@@ -29,6 +37,17 @@ def conv_out(i: int, k: int, s: int, p: int, d: int) -> int:
 def conv_transpose_out(i: int, k: int, s: int, p: int, d: int, op: int) -> int:
     """One dimension of ``nn.ConvTranspose*d``: ``(i-1)s - 2p + d(k-1) + op + 1`` (may be < 1)."""
     return (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def max_output_padding(s: int, d: int) -> int:
+    """The largest ``output_padding`` torch accepts: ``max(stride, dilation) - 1`` (torch's rule)."""
+    return max(s, d) - 1
+
+
+def output_padding_for(target: int, i: int, k: int, s: int, p: int, d: int) -> int | None:
+    """The output_padding with which a transposed conv takes ``i`` to ``target``; None where torch cannot."""
+    op = target - conv_transpose_out(i, k, s, p, d, 0)
+    return op if 0 <= op <= max_output_padding(s, d) else None
 
 
 def pool_out(i: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:
@@ -175,7 +194,7 @@ def conv_transpose_output_size(
     d = as_tuple(dilation, "dilation", n)
     op = as_tuple(output_padding, "output_padding", n, minimum=0)
     for o, si, di in zip(op, s, d):
-        if o >= max(si, di):
+        if o > max_output_padding(si, di):
             raise ValueError(
                 f"output_padding={op} must be smaller than stride={s} or dilation={d} in every dimension (torch's rule)"
             )
@@ -218,7 +237,7 @@ def conv_transpose_output_range(
     p = as_tuple(padding, "padding", n, minimum=0)
     d = as_tuple(dilation, "dilation", n)
     lo = [conv_transpose_out(*args, 0) for args in zip(i, k, s, p, d)]
-    hi = [a + max(si, di) - 1 for a, si, di in zip(lo, s, d)]
+    hi = [a + max_output_padding(si, di) for a, si, di in zip(lo, s, d)]
     args = (input_size, kernel_size, stride, padding, dilation)
     return _form(args, tuple(max(a, 1) for a in lo)), _form(args, _checked_output(hi, "this transposed convolution", i))
 
@@ -266,3 +285,20 @@ def pool_output_size(
     sizes = [pool_out(*args, ceil_mode) for args in zip(i, k, s, p, d)]
     return _form((input_size, kernel_size, stride, padding, dilation), _checked_output(sizes, "this pooling", i))
 
+
+def scaled_size(input_size: IntOrTuple, scale_factor: float | Sequence[float]) -> IntOrTuple:
+    """``floor(input·scale)`` per dimension, as ``nn.Upsample`` computes its output size.
+
+    Raises:
+        TypeError: a scale is not a real number.
+        ValueError: a scale is not positive, or tuples disagree in length.
+    """
+    n = spatial_ndim(input_size, scale_factor) or 1
+    sizes = as_tuple(input_size, "input_size", n)
+    scales = tuple(scale_factor) if isinstance(scale_factor, Sequence) else (scale_factor,) * n
+    for scale in scales:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+            raise TypeError(f"scale_factor must be a number or a tuple of numbers, got {scale_factor!r}")
+        if not scale > 0:
+            raise ValueError(f"scale_factor must be > 0, got {scale_factor!r}")
+    return like(input_size, scale_factor, values=tuple(int(i * f // 1) for i, f in zip(sizes, scales)))

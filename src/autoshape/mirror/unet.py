@@ -7,10 +7,10 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from ._chain import Chain, encoder_chain
-from ._mirror_rules import Options, PoolMirror, assemble
-from ._sizes import as_int
-from .errors import ShapeError
+from ..core.sizes import as_int
+from ..errors import ShapeError
+from .assemble import Options, PoolMirror, assemble
+from .chain import Chain, encoder_chain
 
 __all__ = ["MirrorUNet"]
 

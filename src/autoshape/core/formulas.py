@@ -1,9 +1,8 @@
-"""Torch's size rules written out with one layer's numbers filled in, one term per spatial dimension,
-and the aligned text tables that show them.
+"""Torch's size rules written out with one layer's numbers filled in, one term per spatial dimension.
 
 Pure string formatting: convolution, pooling and upsampling values are computed by
-:mod:`autoshape.arithmetic` (and the solver's ``scaled_size``), never re-derived here, so a formula
-cannot disagree with the arithmetic; padding layers and pixel (un)shuffle are a plain sum and product.
+:mod:`autoshape.core.arithmetic`, never re-derived here, so a formula cannot disagree with the
+arithmetic; padding layers and pixel (un)shuffle are a plain sum and product.
 """
 
 from __future__ import annotations
@@ -12,13 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
-from ._sizes import dim_names
-from .arithmetic import conv_out, conv_output_size, conv_transpose_out, pool_out, same_padding
-from .solver import ConvParams, scaled_size
+from .arithmetic import conv_out, conv_output_size, conv_transpose_out, pool_out, same_padding, scaled_size
+from .sizes import dim_names
+from .solver import ConvParams
 
 __all__ = [
     "Term",
-    "aligned_table",
     "conv_same_term",
     "conv_term",
     "conv_transpose_term",
@@ -114,11 +112,3 @@ def format_terms(terms: Sequence[Term], names: Sequence[str] | None = None) -> s
     for label, term in zip(labels, terms):
         groups.setdefault(str(term), []).append(label)
     return "; ".join(f"{', '.join(group)}: {text}" for text, group in groups.items())
-
-
-def aligned_table(lines: Sequence[Sequence[str]]) -> str:
-    """Rows of cells as text columns two spaces apart; the last column is left ragged."""
-    widths = [max(len(line[c]) for line in lines) for c in range(len(lines[0]) - 1)]
-    return "\n".join(
-        "  ".join([*(cell.ljust(w) for cell, w in zip(line, widths)), line[-1]]).rstrip() for line in lines
-    )

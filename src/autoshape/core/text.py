@@ -1,0 +1,22 @@
+"""The two text formats every report shares: a shape as ``1×3×24×24`` and an aligned table."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["aligned_table", "format_shape"]
+
+
+def format_shape(shape: int | Sequence[int] | None) -> str:
+    """``1×3×24×24`` for a shape, ``12`` for an int, ``-`` for None (no tensor)."""
+    if shape is None:
+        return "-"
+    return str(shape) if isinstance(shape, int) else "×".join(map(str, shape))
+
+
+def aligned_table(lines: Sequence[Sequence[str]]) -> str:
+    """Rows of cells as text columns two spaces apart; the last column is left ragged."""
+    widths = [max(len(line[c]) for line in lines) for c in range(len(lines[0]) - 1)]
+    return "\n".join(
+        "  ".join([*(cell.ljust(w) for cell, w in zip(line, widths)), line[-1]]).rstrip() for line in lines
+    )

@@ -249,8 +249,16 @@ def test_explain_fallback_warning_goes_to_stderr(capsys: pytest.CaptureFixture[s
     assert err.startswith("autoshape explain: warning: DataDependent cannot run on meta tensors")
 
 
+@pytest.mark.usefixtures("models")
+def test_a_failing_model_prints_the_rows_the_failure_and_the_fix(capsys: pytest.CaptureFixture[str]) -> None:
+    exit_code, out, err = run(capsys, "explain", "autoshape_cli_models:Mismatch", "--input-shape", "1,1,4,4")
+    assert exit_code == 1 and "Traceback" not in out + err
+    assert out.splitlines()[1].split()[:2] == ["0", "Conv2d"]  # the rows up to the failure come first
+    assert "failed: '2' Linear on 1×8: " in out
+    assert "fix: build '2' Linear with in_features=8 (= 2·2·2, the size of 1×2×2×2 flattened): nn.Linear(8, 2)" in out
+
+
 @pytest.mark.parametrize(("target", "shape", "code", "message"), [
-    ("autoshape_cli_models:Mismatch", "1,1,4,4", 1, "fails on an input of shape 1×1×4×4: RuntimeError"),
     ("autoshape_cli_models:NeedsArguments", "1,1,4,4", 2, "calling autoshape_cli_models:NeedsArguments() failed"),
     ("autoshape_cli_models:not_a_model", "1,1,4,4", 2, "is a int, not an nn.Module"),
     ("autoshape_cli_models:missing", "1,1,4,4", 2, "has no attribute 'missing'"),

@@ -14,7 +14,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch import nn
 
-from autoshape import ExplainRow, Explanation, ShapeError, TargetConv2d, explain
+from autoshape import ExplainRow, Explanation, TargetConv2d, explain
 
 # --- ground truth: shapes from a real forward, formulas evaluated as Python ---------------------
 
@@ -54,9 +54,10 @@ def evaluate(formula: str) -> dict[str, int]:
 
 
 def assert_matches_real_torch(model: nn.Module, input_shape: tuple[int, ...]) -> Explanation:
+    """Module rows are the real forward's leaf calls; torch-call rows are checked in test_functional_rows."""
     explanation = explain(model, input_shape)
     real = real_calls(model, input_shape)
-    assert [(r.name, r.input_shape, r.output_shape) for r in explanation] == real
+    assert [(r.name, r.input_shape, r.output_shape) for r in explanation if r.module is not None] == real
     for row in explanation:
         if row.formula is not None:
             stated = evaluate(row.formula)
@@ -161,7 +162,7 @@ def test_no_output_padding_note_when_the_size_is_already_restored_or_out_of_reac
     unet_like = nn.Sequential(nn.Conv2d(1, 4, 4, 2, 1), nn.ConvTranspose2d(4, 1, 4, 2, 1))  # 24 → 12 → 24
     assert explain(unet_like, (1, 1, 24, 24)).notes == ()
     far = nn.Sequential(nn.Conv2d(1, 4, 3, 4), nn.ConvTranspose2d(4, 1, 3, 2))  # 25 → 6 → 13; 25 out of reach
-    assert explain(far, (1, 1, 25, 25)).notes[1:] == ()
+    assert [note for note in explain(far, (1, 1, 25, 25)).notes if "output_padding" in note] == []
 
 
 class SkipDecoder(nn.Module):
@@ -301,7 +302,8 @@ def test_model_that_cannot_run_on_meta_falls_back_with_a_warning() -> None:
     with pytest.warns(RuntimeWarning, match="meta"):
         explanation = explain(DataDependent(), (1, 1, 9, 9))
     assert not explanation.on_meta
-    assert explanation[0].formula == "H, W: ⌊(9 + 2·0 - 1·(3-1) - 1) / 2⌋ + 1 = 4"
+    conv = next(row for row in explanation if row.call == "Conv2d")
+    assert conv.formula == "H, W: ⌊(9 + 2·0 - 1·(3-1) - 1) / 2⌋ + 1 = 4"
     assert "real forward" in explanation.notes[-1]
 
 
@@ -336,7 +338,11 @@ def test_errors() -> None:
         explain("model", (1, 3, 8, 8))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="input_shape"):
         explain(nn.Conv2d(1, 1, 3), (1, 1, 0, 8))
-    with pytest.raises(RuntimeError):
-        explain(nn.Sequential(nn.Flatten(), nn.Linear(10, 2)), (1, 1, 3, 3))
-    with pytest.raises(ShapeError, match="was built for input size"):
-        explain(nn.Sequential(TargetConv2d(1, 1, input_size=24, output_size=12)), (1, 1, 25, 25))
+
+
+
+def test_a_failing_forward_is_explained_not_raised() -> None:
+    failure = explain(nn.Sequential(nn.Flatten(), nn.Linear(10, 2)), (1, 1, 3, 3)).failure
+    assert failure is not None and (failure.path, failure.call, failure.input_shapes) == ("1", "Linear", ((1, 9),))
+    target = explain(nn.Sequential(TargetConv2d(1, 1, input_size=24, output_size=12)), (1, 1, 25, 25)).failure
+    assert target is not None and target.path == "0" and "was built for input size" in target.message

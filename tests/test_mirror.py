@@ -16,6 +16,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from autoshape import MirrorAutoencoder, MirrorDecoder, ShapeError, TargetConvTranspose2d
 from autoshape.core.arithmetic import output_padding_for
 from autoshape.core.inversion import fit_transpose
+from autoshape.layers.blocks import ResidualUp
 from tests import architectures as arch
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -373,10 +374,19 @@ def test_residual_blocks_are_mirrored_as_units() -> None:
     assert len(blocks) == 1  # layer1's shape-keeping block, copied fresh; layer2's second is at the latent
     assert blocks[0].conv1.in_channels == 4
     assert not {id(p) for b in blocks for p in b.parameters()} & {id(p) for p in encoder.parameters()}
-    strided = decoder[0]  # undoes the stride-2 block: a transposed conv fitted to it
-    assert isinstance(strided, nn.ConvTranspose2d) and strided.stride == (2, 2)
-    assert (strided.in_channels, strided.out_channels) == (8, 4)
+    up = decoder[0]  # undoes the stride-2 block: a residual up block, both branches mirrored
+    assert isinstance(up, ResidualUp)
+    main = [m for m in up.main if isinstance(m, nn.ConvTranspose2d)]
+    assert [(m.in_channels, m.out_channels, m.stride) for m in main] == [(8, 8, (1, 1)), (8, 4, (2, 2))]
+    assert [type(m) for m in up.main] == [nn.ConvTranspose2d, nn.BatchNorm2d, nn.ReLU, nn.ConvTranspose2d]
+    assert [(m.in_channels, m.out_channels, m.stride) for m in up.shortcut if isinstance(m, nn.ConvTranspose2d)] == [
+        (8, 4, (2, 2))]
+    assert [type(m) for m in up.posts] == [nn.ReLU]  # the block's output activation, after the sum
     assert reconstruct(encoder, decoder, (3, 45, 39)) == (2, 3, 45, 39)
+    model = MirrorAutoencoder(encoder, (3, 45, 39)).eval()
+    for shape in ((3, 45, 39), (3, 44, 40), (3, 33, 47)):
+        with torch.no_grad():
+            assert model(torch.randn(2, *shape)).shape == (2, *shape)
 
 
 class ConvBlock(nn.Module):
@@ -417,9 +427,55 @@ class Squash(nn.Module):
         return x.mean(dim=(2, 3))
 
 
-def test_a_forward_that_is_not_a_chain_is_refused_with_where_and_what_to_do() -> None:
-    with pytest.raises(ShapeError, match=r"'conv' \(Conv2d\).*'fc' \(Linear\).*nn\.Flatten"):
-        MirrorDecoder(FunctionalLeNet(), (1, 32, 32))
+def test_functional_calls_between_modules_are_mirrored_as_the_modules_they_stand_for() -> None:
+    encoder = FunctionalLeNet()
+    decoder = MirrorDecoder(encoder, (1, 32, 32))
+    assert decoder.encoder_steps == ("conv", "F.max_pool2d", "torch.flatten", "fc")
+    assert [type(m).__name__ for m in decoder] == ["Linear", "UnflattenTo", "UpsampleTo", "ConvTranspose2d"]
+    assert reconstruct(encoder, decoder, (1, 32, 32)) == (2, 1, 32, 32)
+    model = MirrorAutoencoder(encoder, (1, 32, 32)).eval()
+    with torch.no_grad():
+        assert model(torch.randn(3, 1, 32, 32)).shape == (3, 1, 32, 32)
+
+
+class TopLevelResidual(nn.Module):
+    """A residual sum written in the encoder's own forward, not in a module of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.down = nn.Conv2d(4, 8, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.conv(x) + x)
+
+
+class WrappedResidual(nn.Module):
+    """The same encoder after following the error's fix: the sum wrapped in its own module."""
+
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x) + x
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = self.Block()
+        self.down = nn.Conv2d(4, 8, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.block(x))
+
+
+def test_a_forward_that_is_not_a_chain_is_refused_with_where_and_a_fix_that_works() -> None:
+    with pytest.raises(ShapeError, match=r"add in '<model>' \(TopLevelResidual\) takes 2 tensors.*Fix: wrap the "
+                                         r"part .* in its own nn\.Module"):
+        MirrorDecoder(TopLevelResidual(), (4, 16, 16))
+    decoder = MirrorDecoder(WrappedResidual(), (4, 16, 16))  # the fix, followed literally
+    assert reconstruct(WrappedResidual(), decoder, (4, 16, 16)) == (2, 4, 16, 16)
 
 
 @pytest.mark.parametrize(("module", "path"), [(nn.Upsample(scale_factor=2), r"'1\.0' \(Upsample\)"),

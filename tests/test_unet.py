@@ -32,10 +32,11 @@ def fused_shapes(unet: MirrorUNet, x: torch.Tensor) -> list[tuple[tuple[int, ...
 
 
 def assert_exact(unet: MirrorUNet, shape: tuple[int, ...], out_channels: int) -> None:
-    """The output has ``out_channels`` at the input's size, and every skip met an identical shape."""
+    """The output has ``out_channels`` at the input's size, and every skip met features of its exact size
+    (a concatenation may join other channel counts: the input image's, say; a sum checks its own)."""
     x = torch.randn(1, *shape)
     seen = fused_shapes(unet, x)
-    assert seen and all(up == skip for up, skip in seen)
+    assert seen and all((up[0], *up[2:]) == (skip[0], *skip[2:]) for up, skip in seen)
     with torch.no_grad():
         assert unet(x).shape == (1, out_channels, *shape[1:])
 
@@ -104,6 +105,12 @@ def test_first_step_changing_resolution_gets_a_one_by_one_head() -> None:
     unet = MirrorUNet(encoder, (1, 64, 64), out_channels=4, final_activation=nn.Sigmoid())
     assert isinstance(unet.decoder[-2], nn.Conv2d) and unet.decoder[-2].kernel_size == (1, 1)
     assert isinstance(unet.decoder[-1], nn.Sigmoid)
+    # the full-resolution stage works at the first stage's width (8), never at the image's 1 channel
+    first_up = [m for m in unet.decoder if isinstance(m, nn.ConvTranspose2d)][-1]
+    assert first_up.out_channels == 8 and first_up.stride == (2, 2)
+    full = list(unet.decoder)[list(unet.decoder).index(first_up) + 2]
+    assert isinstance(full, nn.Conv2d) and (full.in_channels, full.out_channels, full.kernel_size) == (9, 8, (3, 3))
+    assert unet.decoder[-2].in_channels == 8
     for size in (64, 61):
         assert_exact(unet, (1, size, size), 4)
 
@@ -185,6 +192,6 @@ def test_fuzz_random_encoders_give_exact_unets(case, skip: str, pool_mirror: str
         if sample != shape and not runs(encoder, sample):
             continue
         seen = fused_shapes(unet, torch.randn(1, *sample))
-        assert all(up == skip_shape for up, skip_shape in seen)
+        assert all((up[0], *up[2:]) == (skip_shape[0], *skip_shape[2:]) for up, skip_shape in seen)
         with torch.no_grad():
             assert unet(torch.randn(1, *sample)).shape == (1, 2, *sample[1:])

@@ -14,7 +14,7 @@ from .core import (
     solve_conv,
     solve_conv_transpose,
 )
-from .diagnose import ExplainRow, Explanation, explain, overlap_map, transpose_taps
+from .diagnose import ExplainFailure, ExplainRow, Explanation, explain, overlap_map, transpose_taps
 from .errors import ShapeError
 from .layers import (
     DownsamplingStack,
@@ -33,6 +33,7 @@ __version__ = "0.1.0"
 __all__ = [
     "ConvParams",
     "DownsamplingStack",
+    "ExplainFailure",
     "ExplainRow",
     "Explanation",
     "MirrorAutoencoder",

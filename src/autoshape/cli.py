@@ -39,10 +39,6 @@ class _UsageError(Exception):
     """A mistake in the command line's arguments (exit code 2)."""
 
 
-class _ModelFailure(Exception):
-    """The user's model could not be run on the given input (exit code 1)."""
-
-
 def _size(text: str) -> IntOrTuple:
     """``"12"`` → 12 and ``"12,24"`` → (12, 24): the argparse type of every size argument."""
     try:
@@ -178,17 +174,11 @@ def _explain(args: argparse.Namespace) -> int:
     model = _load_model(args.target)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            explanation = explain(model, shape)
-        except ShapeError:
-            raise
-        except Exception as error:
-            raise _ModelFailure(f"{args.target} fails on an input of shape {format_shape(shape)}: "
-                               f"{type(error).__name__}: {error}") from None
+        explanation = explain(model, shape)
     for warning in caught:
         print(f"autoshape explain: warning: {warning.message}", file=sys.stderr)
     print(json.dumps(explanation.to_dict()) if args.json else explanation)
-    return OK
+    return OK if explanation.failure is None else IMPOSSIBLE
 
 
 # --- taps -------------------------------------------------------------------------------------
@@ -310,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return stop.code if isinstance(stop.code, int) else USAGE
     try:
         return int(args.run(args))
-    except (ShapeError, _ModelFailure) as error:
+    except ShapeError as error:
         print(f"autoshape {args.command}: {error}", file=sys.stderr)
         return IMPOSSIBLE
     except (_UsageError, TypeError, ValueError, ImportError, OSError) as error:

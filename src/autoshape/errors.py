@@ -12,9 +12,6 @@ class ShapeError(ValueError):
     sizes), the context, and one concrete fix. It subclasses :class:`ValueError`,
     so ``except ValueError`` also catches it.
 
-    Shape:
-        Not applicable: this is an exception type.
-
     Raises:
         Nothing itself; autoshape raises it.
 

@@ -8,10 +8,12 @@ __all__ = ["aligned_table", "format_shape"]
 
 
 def format_shape(shape: int | Sequence[int] | None) -> str:
-    """``1×3×24×24`` for a shape, ``12`` for an int, ``-`` for None (no tensor)."""
+    """``1×3×24×24`` for a shape, ``12`` for an int, ``scalar`` for ``()``, ``-`` for None (no tensor)."""
     if shape is None:
         return "-"
-    return str(shape) if isinstance(shape, int) else "×".join(map(str, shape))
+    if isinstance(shape, int):
+        return str(shape)
+    return "×".join(map(str, shape)) or "scalar"
 
 
 def aligned_table(lines: Sequence[Sequence[str]]) -> str:

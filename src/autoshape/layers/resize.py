@@ -1,8 +1,9 @@
-"""The few layers a mirror needs beyond torch's own: each hits a size it is given per call.
+"""The few layers a mirror needs beyond torch's own: resizing and reshaping to a size given per
+call, permutations, and U-Net skip fusions.
 
-Each subclasses the torch layer it extends, takes the recorded shape of the encoder step it
-undoes as ``output_size`` (a full shape, batch and channels included, like
-``ConvTranspose2d.forward``), and falls back to the traced size without it.
+The resizing ones take the recorded shape of the encoder step they undo as ``output_size`` (a
+full shape, batch and channels included, like ``ConvTranspose2d.forward``) and fall back to the
+traced shape without it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch.nn import functional as F
 
 from ..errors import ShapeError
 
-__all__ = ["SkipAdd", "SkipConcat", "UnflattenTo", "UpsampleTo"]
+__all__ = ["Permute", "ReshapeTo", "SkipAdd", "SkipConcat", "UnflattenTo", "UpsampleTo"]
 
 
 class UpsampleTo(nn.Upsample):
@@ -34,6 +35,35 @@ class UnflattenTo(nn.Unflatten):
             return super().forward(input)
         dim = int(self.dim)
         return torch.unflatten(input, dim, tuple(output_size[dim:dim + len(self.unflattened_size)]))
+
+
+class ReshapeTo(nn.Module):
+    """Reshape each sample to ``shape[1:]`` (a full shape, batch included), or to ``output_size[1:]`` when given."""
+
+    def __init__(self, shape: Sequence[int]) -> None:
+        super().__init__()
+        self.shape = tuple(shape)
+
+    def forward(self, input: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
+        target = self.shape if output_size is None else output_size
+        return input.reshape(input.shape[0], *target[1:])
+
+    def extra_repr(self) -> str:
+        return f"shape={self.shape}"
+
+
+class Permute(nn.Module):
+    """``input.permute(dims)``: the inverse of an encoder's permute or transpose."""
+
+    def __init__(self, dims: Sequence[int]) -> None:
+        super().__init__()
+        self.dims = tuple(dims)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return input.permute(self.dims)
+
+    def extra_repr(self) -> str:
+        return f"dims={self.dims}"
 
 
 class SkipConcat(nn.Module):

@@ -1,192 +1,189 @@
-"""An encoder as the chain of modules its forward runs one after the other, traced on meta tensors.
+"""An encoder as the chain of steps on its data path, read from one traced record.
 
-Every module call of one traced forward is recorded as a tree (which call ran inside which).
-A call whose inner calls pass one tensor along, each taking exactly what the previous one
-returned (same object, not modified in place since), is replaced by those calls; any other
-call, a residual block say, stays one opaque step. Replaying the steps in order is then the
-encoder's forward, which lets a mirror record every size on the way down.
+The chain runs from the encoder's input to the output it selects (``output=``), one step after
+the other, each taking exactly what the previous one returned. A module whose own calls form
+such a chain is read through to them; any other module (a residual block, say) stays one
+step, a *unit*, and the reason is kept. Calls off the data path (a pooler computing an output
+nobody selected) are not in the chain. Replaying the steps in order is the encoder's forward.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-from ..core.inversion import SizeFunction
 from ..errors import ShapeError
-from ..tracing.recorder import as_input_shape, trace, trace_dtype
+from ..rules import rule_for, terms_of
+from ..tracing import Call, Record, Value, as_input_shape, select, trace, trace_dtype
+from ..tracing.record import Selector
+from .replay import replay, why_not_replayable
 
-__all__ = ["Chain", "Step", "encoder_chain", "size_functions"]
+__all__ = ["Break", "Chain", "Step", "breaks_its_rule", "child_that_returned", "encoder_chain", "path_between",
+           "read_steps", "replays", "trace_encoder"]
 
 
-def _describe(path: str, module: nn.Module) -> str:
-    """``'dotted.path' (Type)``, as error messages name a module."""
-    return f"'{path or '<encoder>'}' ({type(module).__name__})"
+@dataclass(frozen=True)
+class Break:
+    """Why a forward's calls are not a chain of replayable steps, and what makes them one."""
+
+    reason: str
+    fix: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+_MERGE_FIX = ("wrap the part from where the tensor splits to where it merges (a residual block, say) in its own "
+              "nn.Module: it is then mirrored as one unit")
 
 
 @dataclass(frozen=True)
 class Step:
-    """One module call of the encoder's chain: replay it with ``module(x)``.
+    """One call on the encoder's data path: from ``input`` to ``output``.
 
-    ``opaque`` says why a module with submodules is replayed as a whole (its forward is not a
-    chain of them); it is None for a module without inner calls or known parts.
+    ``opaque`` says why a module with inner calls is replayed as a whole (its calls are not a
+    chain); it is None for a module without inner calls and for torch calls.
     """
 
-    path: str
-    module: nn.Module
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
+    call: Call
+    input: Value
+    output: Value
     opaque: str | None = None
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.input.shape
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.output.shape
+
+    @property
+    def name(self) -> str:
+        """A module's dotted path; ``'path:F.relu'`` for a torch call (just ``F.relu`` at the top)."""
+        call = self.call
+        if call.kind == "module":
+            return call.path
+        return f"{call.path}:{call.name}" if call.path else call.name
+
     def describe(self) -> str:
-        """``'path' (Type)`` for error messages."""
-        return _describe(self.path, self.module)
+        """``'path' (Type)`` or ``F.relu in 'path' (Type)``, as error messages name a step."""
+        return self.call.describe()
 
 
 @dataclass(frozen=True)
 class Chain:
-    """The encoder's steps for one traced input shape (batch included)."""
+    """The encoder's steps for one traced input shape (batch included), and the record they come from."""
 
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...]
+    record: Record
     steps: tuple[Step, ...]
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.record.input.shape
 
-@dataclass
-class _Call:
-    path: str
-    module: nn.Module
-    input: Tensor | None  # the only argument, or None when called otherwise
-    input_version: int
-    output: Tensor | None = None
-    output_version: int = -1
-    inner: list[_Call] = field(default_factory=list)
-
-    def describe(self) -> str:
-        return _describe(self.path, self.module)
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.steps[-1].output_shape
 
 
-class _Recorder:
-    """Forward pre- and post-hooks on every module that build the call tree of one forward."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.root: _Call | None = None
-        self.stack: list[_Call] = []
-
-    def before(self, path: str):  # type: ignore[no-untyped-def]
-        def hook(module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object]) -> None:
-            first = args[0] if len(args) == 1 and not kwargs else None
-            x = first if isinstance(first, Tensor) else None
-            call = _Call(path, module, x, -1 if x is None else x._version)
-            if module is self.model:  # a new forward (tracing may retry with a real one)
-                self.root, self.stack = call, []
-            elif self.stack:
-                self.stack[-1].inner.append(call)
-            self.stack.append(call)
-        return hook
-
-    def after(self, module: nn.Module, args: tuple[object, ...], kwargs: dict[str, object], output: object) -> None:
-        call = self.stack.pop()
-        if isinstance(output, Tensor):
-            call.output, call.output_version = output, output._version
-
-    @contextlib.contextmanager
-    def hooked(self) -> Iterator[_Recorder]:
-        handles = []
-        for path, module in self.model.named_modules():
-            handles.append(module.register_forward_pre_hook(self.before(path), with_kwargs=True))
-            handles.append(module.register_forward_hook(self.after, with_kwargs=True))
-        try:
-            yield self
-        finally:
-            for handle in handles:
-                handle.remove()
+def path_between(record: Record, call: Call, start: Value, end: Value) -> list[tuple[Call, Value, Value]] | Break:
+    """The calls made in ``call``'s forward that take ``start`` to ``end`` one after the other,
+    as ``(call, input, output)``; or why they do not form such a chain."""
+    path: list[tuple[Call, Value, Value]] = []
+    value = end
+    while value.index != start.index:
+        child = child_that_returned(record, call, value)
+        if child is None:
+            return Break(f"its output {value.shape} does not come from its input {start.shape} through its own calls",
+                         "return a tensor computed from the input by the forward's own calls")
+        inputs = child.data_inputs
+        if len(inputs) != 1:
+            shapes = ", ".join(str(v.shape) for v in inputs)
+            return Break(f"{child.describe()} takes {len(inputs)} tensors computed from the input ({shapes}): a "
+                         "residual sum, a concatenation or another merge", _MERGE_FIX)
+        path.append((child, inputs[0], value))
+        value = inputs[0]
+    return path[::-1]
 
 
-def _chain_break(call: _Call) -> str | None:
-    """Why replaying ``call``'s inner calls one after the other would not be its forward, or None."""
-    tensor, version, where = call.input, call.input_version, "its input"
-    for inner in call.inner:
-        if inner.input is None or inner.output is None:
-            return f"{inner.describe()} is called with other than one tensor, or returns no tensor"
-        if inner.input is not tensor or inner.input_version != version:
-            before = "?" if tensor is None else tuple(tensor.shape)
-            return (f"between {where} {before} and {inner.describe()} {tuple(inner.input.shape)} it applies "
-                    "an operation that is not a module (a function call, a residual sum, an in-place change)")
-        tensor, version, where = inner.output, inner.output_version, inner.describe()
-    if call.output is not tensor or call.output_version != version:
-        return f"after {where} it applies an operation that is not a module before returning"
+def child_that_returned(record: Record, call: Call, value: Value) -> Call | None:
+    """The call made directly in ``call``'s forward that returned ``value`` (None if none did)."""
+    index = value.producer
+    while index is not None:
+        producer = record.calls[index]
+        if producer.parent == call.index:
+            return producer if any(v.index == value.index for v in producer.outputs) else None
+        index = producer.parent
     return None
 
 
-def _steps(call: _Call) -> list[Step]:
-    assert call.input is not None and call.output is not None
-    reason = _chain_break(call) if call.inner else None
-    if call.inner and reason is None:
-        return [step for inner in call.inner for step in _steps(inner)]
-    return [Step(call.path, call.module, tuple(call.input.shape), tuple(call.output.shape), reason)]
+def breaks_its_rule(call: Call) -> str | None:
+    """Why a module call with a rule does not produce what the rule's formula says (a custom
+    forward, such as a conv that pads itself), or None."""
+    rule = rule_for(call)
+    terms = None if rule is None else terms_of(call, rule)
+    out = call.output_shape
+    if rule is None or terms is None or out is None or tuple(t.value for t in terms) == out[len(out) - len(terms):]:
+        return None
+    return f"its forward does not follow torch's {rule.name} size rule"
 
 
-@dataclass(frozen=True)
-class _Failure:
-    """A forward's error and the innermost module call it happened in."""
-
-    error: Exception
-    where: str
-
-    def __str__(self) -> str:
-        return f"{self.where}: {self.error}"
-
-    @property
-    def meta_unsupported(self) -> bool:
-        """True when the error says the encoder cannot run on meta tensors (not that the shape is wrong)."""
-        return isinstance(self.error, NotImplementedError) or "meta" in str(self.error).lower()
+def read_steps(record: Record, call: Call, start: Value, end: Value) -> list[Step] | Break:
+    """The steps inside ``call`` from ``start`` to ``end``, each read through where it is a chain."""
+    path = path_between(record, call, start, end)
+    if isinstance(path, Break):
+        return path
+    steps: list[Step] = []
+    for child, vin, vout in path:
+        expanded = _expand(record, child, vin, vout)
+        if isinstance(expanded, Break):
+            return expanded
+        steps += expanded
+    return steps
 
 
-def _call_tree(encoder: nn.Module, example: Tensor, on_meta: bool) -> _Call | _Failure:
-    """The call tree of one forward (meta only, or through :func:`trace`), or where and how it failed."""
-    recorder = _Recorder(encoder)
-    try:
-        with recorder.hooked():
-            trace(encoder, example, fallback=not on_meta)
-    except Exception as error:
-        call = recorder.stack[-1] if recorder.stack else None
-        where = "the forward" if call is None or call.input is None else (
-            f"{call.describe()} on {tuple(call.input.shape)}")
-        return _Failure(error, where)
-    assert recorder.root is not None
-    return recorder.root
+def _expand(record: Record, call: Call, vin: Value, vout: Value) -> list[Step] | Break:
+    """A torch call or a module with a rule is one step; any other module is read through when its
+    calls form a chain (a leaf that keeps the shape, such as a norm, stays whole), else it is one
+    step, a unit. A step must be replayable on a new input, else its caller is not a chain."""
+    module = call.module
+    custom = None if module is None else breaks_its_rule(call)
+    ruled = module is None or (rule_for(call) is not None and custom is None)
+    atomic = ruled or custom is not None or (record.is_leaf(call) and (vin.shape == vout.shape or
+                                                                       not record.children(call)))
+    inner = None if atomic else read_steps(record, call, vin, vout)
+    if isinstance(inner, list) and inner:
+        return inner
+    reason = why_not_replayable(call)
+    if reason is not None:
+        return Break(reason, f"wrap {call.describe()} in a module whose forward takes and returns one tensor: it "
+                             "is then mirrored as one unit")
+    opaque = custom if custom is not None else (str(inner) if isinstance(inner, Break) else None)
+    return [Step(call, vin, vout, opaque)]
 
 
-def _root_call(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> _Call:
-    """The call tree for one sample ``(1, *input_shape)``, or for ``input_shape`` itself when only that runs.
-
-    Both are tried on meta tensors; a real forward (through :func:`trace`) only for an encoder that
-    cannot run on meta tensors, so a shape the encoder refuses costs no compute.
+def trace_encoder(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> Record:
+    """The record of one sample ``(1, *input_shape)``, or of ``input_shape`` itself when only that runs.
 
     Raises:
+        TypeError, ValueError: not a module, or a bad shape.
         RuntimeError: the encoder refuses both shapes (both of its messages are quoted).
-        TypeError: the encoder does not return one tensor.
     """
+    if not isinstance(encoder, nn.Module):
+        raise TypeError(f"encoder must be an nn.Module, got {type(encoder).__name__}")
     shape = as_input_shape(input_shape)
     dtype = input_shape.dtype if isinstance(input_shape, Tensor) else trace_dtype(encoder)
     candidates = ((1, *shape), shape)
-    failures: list[_Failure] = []
-    for on_meta in (True, False):
-        for candidate in candidates:
-            example = torch.empty(candidate, dtype=dtype, device="meta")
-            result = _call_tree(encoder, example, on_meta)
-            if isinstance(result, _Call):
-                return _returns_a_tensor(encoder, result)
-            failures.append(result)
-        if not any(failure.meta_unsupported for failure in failures):
-            break
+    failures = []
+    for candidate in candidates:
+        record = trace(encoder, torch.empty(candidate, dtype=dtype, device="meta"))
+        if record.failure is None:
+            return record
+        failures.append(record.failure)
     raise RuntimeError(
         f"the encoder {type(encoder).__name__} refuses input_shape {shape}: as one sample {candidates[0]}, "
         f"{failures[0]}; as a batch {candidates[1]}, {failures[1]}. Fix: pass the shape of one sample the "
@@ -194,63 +191,49 @@ def _root_call(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> _Call
     )
 
 
-def _returns_a_tensor(encoder: nn.Module, root: _Call) -> _Call:
-    if root.output is None:
-        raise TypeError(f"the encoder {type(encoder).__name__} must return one tensor; "
-                        "wrap it in a module whose forward returns the tensor to mirror")
-    return root
+def _latent(record: Record, encoder: nn.Module, output: Selector) -> Value:
+    try:
+        return select(record, output)
+    except TypeError as error:
+        raise TypeError(f"the encoder {type(encoder).__name__} must return one tensor, or output= must pick one: "
+                        f"{error}") from None
+    except (KeyError, IndexError, AttributeError) as error:
+        raise ValueError(f"output={output!r} picks nothing from what the encoder {type(encoder).__name__} "
+                         f"returned: {error}") from None
 
 
-def encoder_chain(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> Chain:
-    """Trace ``encoder`` on meta tensors and return it as a chain of replayable steps.
+def encoder_chain(encoder: nn.Module, input_shape: Sequence[int] | Tensor, output: Selector = None) -> Chain:
+    """Trace ``encoder`` on meta tensors and return its data path to the selected output as steps.
 
     ``input_shape`` is one sample's shape ``(C, *spatial)``, or a full shape with the batch
     (recognised when the encoder refuses the shape with a batch of one prepended), or a tensor.
 
     Raises:
-        TypeError, ValueError: not a module, or a bad shape.
-        ShapeError: the encoder's own forward is not a chain of modules (the message says where).
+        TypeError: not a module, or the encoder returns no tensor that ``output`` picks.
+        ValueError: a bad shape, or ``output`` names nothing the encoder returns.
+        ShapeError: the encoder's data path is not a chain (the message says where).
         RuntimeError: the encoder's forward fails on this shape.
     """
-    if not isinstance(encoder, nn.Module):
-        raise TypeError(f"encoder must be an nn.Module, got {type(encoder).__name__}")
-    root = _root_call(encoder, input_shape)
-    reason = _chain_break(root) if root.inner else None
-    if reason is not None:
+    record = trace_encoder(encoder, input_shape)
+    latent = _latent(record, encoder, output)
+    root = record.root
+    assert root is not None
+    if root.module is not None and record.is_leaf(root):
+        return Chain(record, (Step(root, record.input, latent),))
+    steps = read_steps(record, root, record.input, latent)
+    if isinstance(steps, list) and not steps:
+        steps = Break("it returns its input unchanged", "give it at least one layer")
+    if isinstance(steps, Break):
         raise ShapeError(
-            f"cannot mirror {type(encoder).__name__}: its forward is not a chain of modules; {reason}. "
-            "A mirror replays the encoder's modules one after the other. Fix: make each such operation a "
-            "module (nn.Flatten for torch.flatten or .view, nn.ReLU for F.relu, nn.MaxPool2d for "
-            "F.max_pool2d), or wrap a non-chain part, such as a residual block, in its own nn.Module: "
-            "it is then mirrored as one unit."
+            f"cannot mirror {type(encoder).__name__}: its forward is not a chain of steps; {steps.reason}. A mirror "
+            f"replays the encoder's steps one after the other. Fix: {steps.fix}."
         )
-    steps = tuple(_steps(root))
-    return Chain(steps[0].input_shape, steps[-1].output_shape, steps)
+    return Chain(record, tuple(steps))
 
 
-def size_functions(step: Step) -> list[SizeFunction]:
-    """The step's output size along each spatial dim as a function of its input size there.
-
-    Each is probed on meta tensors. One probe moves every spatial size by the same offset and
-    serves all dimensions at once (each output size is taken to depend on its own input size only).
-    """
-    rank = len(step.input_shape)
-
-    @functools.cache
-    def probe(offset: int) -> tuple[int, ...] | None:
-        shape = (*step.input_shape[:2], *(n + offset for n in step.input_shape[2:]))
-        if min(shape) < 1:
-            return None
-        try:
-            out = trace(step.module, shape, fallback=False).output_shape
-        except Exception:
-            return None
-        return out if out is not None and len(out) == rank else None
-
-    def along(dim: int) -> SizeFunction:
-        def size_of(n: int) -> int | None:
-            out = probe(n - step.input_shape[dim])
-            return None if out is None else out[dim]
-        return size_of
-
-    return [along(dim) for dim in range(2, rank)]
+def replays(chain: Chain, encoder: nn.Module) -> list[Callable[[Tensor], Tensor]]:
+    """The encoder's steps as callables that replay them on new inputs (its own modules where it can)."""
+    calls = chain.record.calls
+    return [replay(step.call, step.input, step.output, encoder,
+                   calls[step.call.parent].target if step.call.parent is not None else encoder)
+            for step in chain.steps]

@@ -1,8 +1,9 @@
 """Decoders built from an encoder's own modules that restore its input shape exactly.
 
 The encoder is traced once on meta tensors (no compute, no activation memory). Each
-shape-changing step gets a mirror layer, in reverse order and with channels reversed; the
-rules, and where norms and activations go, are in ``_mirror_rules``.
+shape-changing step gets a mirror layer, in reverse order and with channels reversed: what
+undoes each step comes from the registry of layer rules, and where norms and activations go
+from :mod:`autoshape.mirror.assemble`.
 """
 
 from __future__ import annotations
@@ -12,10 +13,18 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ..errors import ShapeError
-from .assemble import Options, PoolMirror, assemble
-from .chain import encoder_chain
+from ..rules import Options, PoolMirror
+from ..tracing.record import Selector
+from .assemble import assemble, channels_of
+from .chain import Chain, encoder_chain, replays
 
 __all__ = ["MirrorAutoencoder", "MirrorDecoder"]
+
+
+def _options(encoder: nn.Module, final_activation: object, pool_mirror: object, tie_weights: object) -> Options:
+    if final_activation is not None and not isinstance(final_activation, nn.Module):
+        raise TypeError(f"final_activation must be an nn.Module or None, got {type(final_activation).__name__}")
+    return Options.for_encoder(encoder, pool_mirror, tie_weights)
 
 
 class MirrorDecoder(nn.Sequential):
@@ -103,16 +112,24 @@ class MirrorDecoder(nn.Sequential):
         final_activation: nn.Module | None = None,
         tie_weights: bool = False,
         pool_mirror: PoolMirror = "nearest",
+        output: Selector = None,
     ) -> None:
-        if final_activation is not None and not isinstance(final_activation, nn.Module):
-            raise TypeError(f"final_activation must be an nn.Module or None, got {type(final_activation).__name__}")
-        options = Options.for_encoder(encoder, pool_mirror, tie_weights)
-        chain = encoder_chain(encoder, input_shape)
-        entries = assemble(chain, options, final_activation)
+        options = _options(encoder, final_activation, pool_mirror, tie_weights)
+        self._build(encoder_chain(encoder, input_shape, output), options, final_activation)
+
+    @classmethod
+    def _from_chain(cls, chain: Chain, options: Options, final_activation: nn.Module | None) -> MirrorDecoder:
+        decoder = cls.__new__(cls)
+        decoder._build(chain, options, final_activation)
+        return decoder
+
+    def _build(self, chain: Chain, options: Options, final_activation: nn.Module | None) -> None:
+        entries = assemble(chain.record, chain.steps, options, in_channels=channels_of(chain.output_shape),
+                           out_channels=channels_of(chain.input_shape), final_activation=final_activation)
         super().__init__(*(entry.module for entry in entries))
         self.input_shape = chain.input_shape
         self.latent_shape = chain.output_shape
-        self.encoder_steps = tuple(step.path for step in chain.steps)
+        self.encoder_steps = tuple(step.name for step in chain.steps)
         self.restores = tuple(entry.sized_by for entry in entries)
 
     def forward(self, input: Tensor, sizes: Sequence[Sequence[int]] | None = None) -> Tensor:
@@ -183,13 +200,14 @@ class MirrorAutoencoder(nn.Module):
         final_activation: nn.Module | None = None,
         tie_weights: bool = False,
         pool_mirror: PoolMirror = "nearest",
+        output: Selector = None,
     ) -> None:
         super().__init__()
-        decoder = MirrorDecoder(encoder, input_shape, final_activation=final_activation,
-                                tie_weights=tie_weights, pool_mirror=pool_mirror)
+        options = _options(encoder, final_activation, pool_mirror, tie_weights)
+        chain = encoder_chain(encoder, input_shape, output)
         self.encoder = encoder
-        self.decoder = decoder
-        self._steps = [encoder.get_submodule(path) for path in decoder.encoder_steps]  # owned by .encoder
+        self.decoder = MirrorDecoder._from_chain(chain, options, final_activation)
+        self._steps = replays(chain, encoder)  # the encoder's own modules and calls, owned by .encoder
 
     def forward(self, x: Tensor) -> Tensor:
         """Encode ``x`` step by step, recording sizes, and decode back to exactly ``x.shape``."""

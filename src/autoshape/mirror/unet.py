@@ -9,8 +9,10 @@ from torch import Tensor, nn
 
 from ..core.sizes import as_int
 from ..errors import ShapeError
-from .assemble import Options, PoolMirror, assemble
-from .chain import Chain, encoder_chain
+from ..rules import Options, PoolMirror, rule_for
+from ..tracing.record import Selector
+from .assemble import assemble, channels_of
+from .chain import Chain, encoder_chain, replays
 
 __all__ = ["MirrorUNet"]
 
@@ -18,7 +20,8 @@ __all__ = ["MirrorUNet"]
 def _check_convolutional(chain: Chain) -> None:
     for step in chain.steps:
         keeps_rank = len(step.input_shape) == len(step.output_shape) >= 3
-        if not keeps_rank or isinstance(step.module, (nn.Linear, nn.Flatten)):
+        rule = rule_for(step.call)
+        if not keeps_rank or (rule is not None and not rule.spatial):
             raise ShapeError(
                 f"MirrorUNet needs a fully convolutional encoder, one whose every step keeps (N, C, *spatial) "
                 f"and mixes channels only; {step.describe()} maps {step.input_shape} to {step.output_shape}. "
@@ -96,6 +99,7 @@ class MirrorUNet(nn.Module):
         skip: Literal["concat", "add"] = "concat",
         final_activation: nn.Module | None = None,
         pool_mirror: PoolMirror = "conv",
+        output: Selector = None,
     ) -> None:
         super().__init__()
         out_channels = as_int(out_channels, "out_channels")
@@ -104,13 +108,14 @@ class MirrorUNet(nn.Module):
         if final_activation is not None and not isinstance(final_activation, nn.Module):
             raise TypeError(f"final_activation must be an nn.Module or None, got {type(final_activation).__name__}")
         options = Options.for_encoder(encoder, pool_mirror, tie_weights=False)
-        chain = encoder_chain(encoder, input_shape)
+        chain = encoder_chain(encoder, input_shape, output)
         _check_convolutional(chain)
-        entries = assemble(chain, options, final_activation, skip=skip, out_channels=out_channels)
+        entries = assemble(chain.record, chain.steps, options, in_channels=channels_of(chain.output_shape),
+                           out_channels=out_channels, final_activation=final_activation, skip=skip, head=True)
         self.encoder = encoder
         self.decoder = nn.ModuleList(entry.module for entry in entries)
-        self.encoder_steps = tuple(step.path for step in chain.steps)
-        self._steps = [encoder.get_submodule(path) for path in self.encoder_steps]  # owned by .encoder
+        self.encoder_steps = tuple(step.name for step in chain.steps)
+        self._steps = replays(chain, encoder)  # the encoder's own modules and calls, owned by .encoder
         fused = {entry.fuses for entry in entries}
         self._keeps = tuple(index in fused for index in range(len(chain.steps)))
         self._sized_by = tuple(entry.sized_by for entry in entries)

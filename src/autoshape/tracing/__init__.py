@@ -1,5 +1,6 @@
-"""The one recorder: a model's forward on meta tensors, as a record of module and torch calls."""
+"""The one recorder: a model's forward on meta tensors, as a record of its module and torch calls."""
 
-from .recorder import Trace, TracedCall, as_input_shape, trace, trace_dtype
+from .record import Call, Failure, Record, Value, select
+from .recorder import as_input_shape, trace, trace_dtype
 
-__all__ = ["Trace", "TracedCall", "as_input_shape", "trace", "trace_dtype"]
+__all__ = ["Call", "Failure", "Record", "Value", "as_input_shape", "select", "trace", "trace_dtype"]

@@ -1,56 +1,33 @@
-"""Shape tracing: run a model's real forward on meta tensors and record every leaf module call.
+"""The recorder: run a model's forward once, on meta tensors, and record every call it makes.
 
-Meta tensors carry shapes and dtypes but no data, so tracing a 3-d network on a
-512³ volume costs the same as on 8³: no compute and no activation memory. The
-model's own parameters, buffers and training flags are left as they were.
+Forward hooks on the model's own modules record module calls; a ``TorchFunctionMode`` records
+every torch function and Tensor method applied to data (tensors that depend on the input) in
+between. Meta tensors carry shapes and dtypes but no data, so tracing a 3-d network on a 512³
+volume costs the same as on 8³: no compute and no activation memory. The model's parameters,
+buffers and training flags are left as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.overrides import TorchFunctionMode
 
 from ..core.sizes import as_int
+from .names import function_name
+from .record import Call, Failure, Record, Value
 
-__all__ = ["Trace", "TracedCall", "as_input_shape", "trace", "trace_dtype"]
+__all__ = ["as_input_shape", "trace", "trace_dtype"]
 
-
-@dataclass(frozen=True)
-class TracedCall:
-    """One call of a leaf module (a module without children) during a traced forward.
-
-    Attributes:
-        name: the module's dotted path in the model (``""`` for the model itself).
-        module: the module (the model's own object, not a copy).
-        input_shape: shape of the call's first tensor argument.
-        output_shape: shape of the call's output, or None when it is not a tensor.
-        follows_previous: True when the call's input is exactly the previous call's output
-            (or the model's input, for the first call): the calls so far form a plain chain.
-    """
-
-    name: str
-    module: nn.Module
-    input_shape: tuple[int, ...]
-    output_shape: tuple[int, ...] | None
-    follows_previous: bool
-
-
-@dataclass(frozen=True)
-class Trace:
-    """The leaf calls of one forward, in execution order, and the model's output shape.
-
-    ``on_meta`` is False when the model could not run on meta tensors and a real forward was used.
-    """
-
-    calls: tuple[TracedCall, ...]
-    output_shape: tuple[int, ...] | None
-    on_meta: bool
+_NEEDS_DATA = frozenset({"item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__", "__complex__"})
+"""Tensor methods that read values: on meta tensors they fail however right the shapes are."""
 
 
 def as_input_shape(input_shape: Sequence[int] | Tensor, name: str = "input_shape") -> tuple[int, ...]:
@@ -69,18 +46,194 @@ def as_input_shape(input_shape: Sequence[int] | Tensor, name: str = "input_shape
     return tuple(as_int(v, name) for v in input_shape)
 
 
-def _leaves(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
-    for name, module in model.named_modules():
-        if next(module.children(), None) is None:
-            yield name, module
+def trace_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of a traced input: the model's first floating-point parameter's, else torch's default."""
+    floating = (p.dtype for p in model.parameters() if p.is_floating_point())
+    return next(floating, torch.get_default_dtype())
 
 
-def _first_tensor(value: object) -> Tensor | None:
-    if isinstance(value, Tensor):
+def tensors_in(obj: Any) -> list[Tensor]:
+    """The tensors in a nest of tuples, lists and mappings (a ``ModelOutput`` is a mapping), in order."""
+    if isinstance(obj, Tensor):
+        return [obj]
+    if isinstance(obj, Mapping):
+        return [t for item in obj.values() for t in tensors_in(item)]
+    if isinstance(obj, (tuple, list)):
+        return [t for item in obj for t in tensors_in(item)]
+    return []
+
+
+def _replace_tensors(obj: Any, substitute: Callable[[Tensor], Any]) -> Any:
+    if isinstance(obj, Tensor):
+        return substitute(obj)
+    if isinstance(obj, Mapping):
+        return {key: _replace_tensors(item, substitute) for key, item in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        items = [_replace_tensors(item, substitute) for item in obj]
+        return items if isinstance(obj, list) else tuple(items)
+    return obj
+
+
+def _version(tensor: Tensor) -> int:
+    try:
+        return tensor._version
+    except RuntimeError:  # inference tensors keep no version counter
+        return -1
+
+
+_REAL_RETRY_ELEMENTS = 1 << 28
+"""Largest total size of a failed meta call's tensors that is retried on real (uninitialised) CPU tensors."""
+
+
+def _with_real_message(error: Exception, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Exception:
+    """The error torch raises for the same call on real tensors: its messages name shapes and channels,
+    where a meta kernel's can be terse ("Invalid channel dimensions"). Shape checks fail before any
+    compute, and ``torch.empty`` memory is never touched, so the retry costs no compute."""
+    tensors = tensors_in((args, kwargs))
+    if not any(t.is_meta for t in tensors) or sum(t.numel() for t in tensors) > _REAL_RETRY_ELEMENTS:
+        return error
+
+    def real(t: Tensor) -> Tensor:
+        return torch.empty(t.shape, dtype=t.dtype) if t.is_meta else t
+
+    try:
+        func(*_replace_tensors(args, real), **_replace_tensors(kwargs, real))
+    except Exception as real_error:
+        return real_error if type(real_error) is type(error) else error
+    return error
+
+
+@dataclass
+class _Open:
+    """A module call that has started and not yet returned."""
+
+    index: int
+    path: str
+    module: nn.Module
+    parent: int | None
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    inputs: tuple[Value, ...]
+    first_value: int  # values from here on were made inside this call
+
+    def call(self, outputs: tuple[Value, ...], result: Any = None, finished: bool = True) -> Call:
+        name = type(self.module).__name__
+        return Call(self.index, "module", self.path, name, name, self.module, self.parent, self.args, self.kwargs,
+                    self.inputs, outputs, result, finished)
+
+
+class _Recorder(TorchFunctionMode):
+    """Module hooks and a torch-function mode that write one :class:`Record`."""
+
+    def __init__(self, model: nn.Module, constants: Mapping[int, str]) -> None:
+        super().__init__()
+        self.paths = {id(module): path for path, module in model.named_modules()}
+        self.constants = constants
+        self.calls: list[Call | None] = []
+        self.values: list[Value] = []
+        self.latest: dict[int, tuple[Tensor, Value]] = {}
+        self.stack: list[_Open] = []
+        self.pending: Call | None = None
+        self.quiet = False
+
+    # --- values -------------------------------------------------------------------------------
+
+    def value_of(self, tensor: Tensor) -> Value:
+        """The tensor's latest value; a new constant value for a tensor not seen before."""
+        entry = self.latest.get(id(tensor))
+        if entry is not None and entry[0] is tensor:
+            return entry[1]
+        return self.new_value(tensor, None, False, self.constants.get(id(tensor)))
+
+    def new_value(self, tensor: Tensor, producer: int | None, data: bool, name: str | None = None) -> Value:
+        value = Value(len(self.values), tuple(tensor.shape), producer, data, name)
+        self.values.append(value)
+        self.latest[id(tensor)] = (tensor, value)
         return value
-    if isinstance(value, (tuple, list)) and value and isinstance(value[0], Tensor):
-        return value[0]
-    return None
+
+    def placeholders(self, obj: Any) -> Any:
+        return _replace_tensors(obj, self.value_of)
+
+    # --- module calls -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def quietly(self) -> Iterator[None]:
+        """The recorder's own tensor reads (shapes, versions) are not the model's calls."""
+        self.quiet = True
+        try:
+            yield
+        finally:
+            self.quiet = False
+
+    def before(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        with self.quietly():
+            inputs = tuple(self.value_of(t) for t in tensors_in((args, kwargs)))
+            parent = self.stack[-1].index if self.stack else None
+            opened = _Open(len(self.calls), self.paths.get(id(module), "?"), module, parent, self.placeholders(args),
+                           self.placeholders(kwargs), inputs, len(self.values))
+            self.calls.append(None)
+            self.stack.append(opened)
+
+    def after(self, module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> None:
+        with self.quietly():
+            opened = self.stack.pop()
+            data = any(v.data for v in opened.inputs)
+            outputs: dict[int, Value] = {}
+            for tensor in tensors_in(output):
+                entry = self.latest.get(id(tensor))
+                made_inside = entry is not None and entry[0] is tensor and entry[1].index >= opened.first_value
+                value = entry[1] if made_inside and entry is not None else self.new_value(tensor, opened.index, data)
+                outputs.setdefault(value.index, value)
+            self.calls[opened.index] = opened.call(tuple(outputs.values()), self.placeholders(output))
+
+    # --- torch calls --------------------------------------------------------------------------
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if self.quiet or not self.stack:
+            return func(*args, **kwargs)
+        tensors = tensors_in((args, kwargs))
+        if not tensors:
+            return func(*args, **kwargs)
+        inputs = tuple(self.value_of(t) for t in tensors)
+        versions = [_version(t) for t in tensors]
+        parent = self.stack[-1]
+        call = Call(len(self.calls), "function", parent.path, type(parent.module).__name__, function_name(func), func,
+                    parent.index, self.placeholders(args), self.placeholders(kwargs), inputs, (), finished=False)
+        self.pending = call
+        try:
+            result = func(*args, **kwargs)
+        except Exception as error:
+            raise _with_real_message(error, func, args, kwargs) from None
+        self.pending = None
+        if not any(v.data for v in inputs):
+            return result  # a computation on constants (parameters, buffers): not the model's data
+        returned = tensors_in(result)
+        changed = [t for t, v in zip(tensors, versions) if _version(t) != v and not any(t is r for r in returned)]
+        if not returned and not changed:
+            return result  # a size, a dtype, a bool: nothing on the data path
+        outputs: dict[int, Value] = {}
+        for tensor in [*returned, *changed]:
+            if id(tensor) not in outputs:
+                outputs[id(tensor)] = self.new_value(tensor, call.index, True)
+        self.calls.append(replace(call, outputs=tuple(outputs.values()), result=self.placeholders(result),
+                                  finished=True))
+        return result
+
+    # --- the record ---------------------------------------------------------------------------
+
+    def record(self, output: Any, on_meta: bool) -> Record:
+        calls = tuple(c for c in self.calls if c is not None)
+        return Record(calls, tuple(self.values), self.placeholders(output), on_meta, None, output,
+                      {id(t): self.value_of(t) for t in tensors_in(output)})
+
+    def failed(self, error: BaseException, on_meta: bool) -> Record:
+        stack = tuple(opened.call((), finished=False) for opened in self.stack)
+        if self.pending is not None:
+            stack += (self.pending,)
+        done = {c.index: c for c in self.calls if c is not None}
+        done.update({c.index: c for c in stack if c.kind == "module"})
+        return Record(tuple(done[i] for i in sorted(done)), tuple(self.values), None, on_meta, Failure(error, stack))
 
 
 @contextlib.contextmanager
@@ -95,52 +248,43 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
-def trace_dtype(model: nn.Module) -> torch.dtype:
-    """The dtype of a traced input: the model's first floating-point parameter's, else torch's default."""
-    floating = (p.dtype for p in model.parameters() if p.is_floating_point())
-    return next(floating, torch.get_default_dtype())
-
-
-def _run(model: nn.Module, x: Tensor, on_meta: bool) -> object:
-    if not on_meta:
-        with torch.no_grad():
-            return model(x)
+def _record(model: nn.Module, x: Tensor, on_meta: bool) -> Record:
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    meta_state = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
-    return functional_call(model, meta_state, (x,))
-
-
-def _record(model: nn.Module, x: Tensor, on_meta: bool) -> Trace:
-    calls: list[TracedCall] = []
-    last: list[Tensor] = [x]
-
-    def hook_for(name: str):  # type: ignore[no-untyped-def]
-        def hook(module: nn.Module, args: tuple[object, ...], output: object) -> None:
-            first_in, out = _first_tensor(args), _first_tensor(output)
-            if first_in is None:
-                return
-            calls.append(TracedCall(name, module, tuple(first_in.shape),
-                                    None if out is None else tuple(out.shape), first_in is last[0]))
-            if out is not None:
-                last[0] = out
-        return hook
-
-    handles = [module.register_forward_hook(hook_for(name)) for name, module in _leaves(model)]
+    if on_meta:
+        state = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
+    recorder = _Recorder(model, {id(t): name for name, t in state.items()})
+    recorder.new_value(x, None, True)
+    handles = []
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(recorder.before, with_kwargs=True))
+        handles.append(module.register_forward_hook(recorder.after, with_kwargs=True))
     try:
-        with _eval_mode(model):
-            result = _first_tensor(_run(model, x, on_meta))
+        with _eval_mode(model), torch.no_grad(), recorder:
+            output = functional_call(model, state, (x,)) if on_meta else model(x)
+    except Exception as error:
+        return recorder.failed(error, on_meta)
     finally:
         for handle in handles:
             handle.remove()
-    return Trace(tuple(calls), None if result is None else tuple(result.shape), on_meta)
+    return recorder.record(output, on_meta)
 
 
-def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bool = True) -> Trace:
-    """Trace ``model`` on an input of ``input_shape`` (batch included) without running real compute.
+def needs_data(failure: Failure) -> bool:
+    """Whether a meta-tensor forward failed for want of data, not of right shapes."""
+    last = failure.stack[-1] if failure.stack else None
+    read = last is not None and last.kind == "function" and last.name in _NEEDS_DATA
+    return isinstance(failure.error, NotImplementedError) or read
 
-    The forward runs on meta tensors through ``torch.func.functional_call`` in eval mode; a
-    model that cannot run on meta tensors is traced with a real forward on zeros instead, with a
-    warning (``fallback=False`` raises the meta error instead: for probing many shapes cheaply).
+
+def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bool = True) -> Record:
+    """Record ``model``'s forward on an input of ``input_shape`` (batch included), without real compute.
+
+    The forward runs on meta tensors through ``torch.func.functional_call`` in eval mode. A model
+    that reads values (``.item()``, ``if x.sum() > 0``) or uses an op without a meta kernel is
+    traced with a real forward on zeros instead, with a warning; ``fallback=False`` keeps the
+    meta failure instead (for probing many shapes cheaply). A forward that fails is not an
+    exception here: the record holds every call up to the failure and :attr:`Record.failure`
+    (:meth:`Record.check` re-raises the model's own error).
 
     Shape:
         ``input_shape`` is the full input shape, e.g. ``(N, C, H, W)``; every recorded shape is
@@ -148,27 +292,26 @@ def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bo
 
     Example:
         >>> model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU())
-        >>> [(c.name, c.output_shape) for c in trace(model, (1, 1, 29, 29)).calls]
-        [('0', (1, 4, 14, 14)), ('1', (1, 4, 14, 14))]
+        >>> record = trace(model, (1, 1, 29, 29))
+        >>> [(c.path, c.name) for c in record.calls]
+        [('', 'Sequential'), ('0', 'Conv2d'), ('0', 'F.conv2d'), ('1', 'ReLU'), ('1', 'F.relu')]
+        >>> record.output_shape
+        (1, 4, 14, 14)
 
     Raises:
-        TypeError, ValueError: ``input_shape`` is not a shape or a tensor.
-        RuntimeError: the model's own forward fails on this input (the real forward's message, which
-            names the problem better than the meta one; the meta one with ``fallback=False``).
+        TypeError, ValueError: ``model`` is not a module, or ``input_shape`` is not a shape or a tensor.
     """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
     example = input_shape if isinstance(input_shape, Tensor) else None
     shape = as_input_shape(input_shape)
     dtype = trace_dtype(model) if example is None else example.dtype
-    try:
-        return _record(model, torch.empty(shape, dtype=dtype, device="meta"), on_meta=True)
-    except (NotImplementedError, RuntimeError) as meta_error:
-        if not fallback:
-            raise
-        device = next((t.device for t in model.parameters()), torch.device("cpu"))
-        traced = _record(model, torch.zeros(shape, dtype=dtype, device=device), on_meta=False)
-        warnings.warn(
-            f"{type(model).__name__} cannot run on meta tensors ({meta_error}); traced it with a real forward",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return traced
+    record = _record(model, torch.empty(shape, dtype=dtype, device="meta"), on_meta=True)
+    if record.failure is None or not fallback or not needs_data(record.failure):
+        return record
+    device = next((t.device for t in model.parameters()), torch.device("cpu"))
+    real = _record(model, torch.zeros(shape, dtype=dtype, device=device), on_meta=False)
+    if real.failure is None:
+        warnings.warn(f"{type(model).__name__} cannot run on meta tensors ({record.failure}); traced it with a "
+                      "real forward", RuntimeWarning, stacklevel=2)
+    return real

@@ -11,10 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 __all__ = [
     "BasicBlock",
+    "MnistNet",
+    "TransformerNet",
+    "TransformerNetEncoder",
+    "Vae",
     "alexnet_features",
     "dcgan_discriminator",
     "dcgan_generator",
@@ -253,3 +259,147 @@ def resnet_encoder(in_channels: int = 3, width: int = 64, blocks: Sequence[int] 
         layers.append(nn.Sequential(first, *(BasicBlock(out, out) for _ in range(count - 1))))
         channels = out
     return nn.Sequential(*layers)
+
+
+class MnistNet(nn.Module):
+    """The pytorch/examples MNIST classifier, as written there: functional calls in ``forward``.
+
+    Two 3×3 convs (32, 64), ``F.relu``, ``F.max_pool2d(2)``, dropout, ``torch.flatten`` and two
+    Linear layers, ``F.log_softmax`` at the end. ``width`` scales the convs (32 is the original).
+    Shapes: ``(N, 1, 28, 28) -> (N, 10)`` through 26, 24 and 12 (9216 features at width 32).
+    """
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, width, 3, 1)
+        self.conv2 = nn.Conv2d(width, 2 * width, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(2 * width * 12 * 12, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = F.max_pool2d(x, 2)
+        x = self.dropout1(x)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = self.dropout2(x)
+        return F.log_softmax(self.fc2(x), dim=1)
+
+
+class Vae(nn.Module):
+    """The pytorch/examples VAE for MNIST: a 784-400-20 MLP encoder returning ``(mu, logvar)``.
+
+    ``forward`` returns ``(reconstruction, mu, logvar)``, reshaping the input with ``x.view(-1, 784)``.
+    Shapes: ``(N, 1, 28, 28) -> ((N, 784), (N, 20), (N, 20))``.
+    """
+
+    def __init__(self, hidden: int = 400, latent: int = 20) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(784, hidden)
+        self.fc21 = nn.Linear(hidden, latent)
+        self.fc22 = nn.Linear(hidden, latent)
+        self.fc3 = nn.Linear(latent, hidden)
+        self.fc4 = nn.Linear(hidden, 784)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        h1 = F.relu(self.fc1(x))
+        return self.fc21(h1), self.fc22(h1)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        mu, logvar = self.encode(x.view(-1, 784))
+        z = mu + torch.randn_like(logvar) * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+
+class _ConvLayer(nn.Module):
+    """fast-neural-style's ConvLayer: reflection padding of ``kernel_size // 2``, then a conv."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int) -> None:
+        super().__init__()
+        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
+        self.conv2d = nn.Conv2d(cin, cout, kernel_size, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv2d(self.reflection_pad(x))
+
+
+class _ResidualBlock(nn.Module):
+    """fast-neural-style's ResidualBlock: two padded 3×3 convs with instance norm, the input added back."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = _ConvLayer(channels, channels, 3, 1)
+        self.in1 = nn.InstanceNorm2d(channels, affine=True)
+        self.conv2 = _ConvLayer(channels, channels, 3, 1)
+        self.in2 = nn.InstanceNorm2d(channels, affine=True)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        residual = x
+        out = self.relu(self.in1(self.conv1(x)))
+        return self.in2(self.conv2(out)) + residual
+
+
+class _UpsampleConvLayer(nn.Module):
+    """fast-neural-style's UpsampleConvLayer: ``F.interpolate`` by a scale, reflection padding, a conv."""
+
+    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, upsample: int | None = None) -> None:
+        super().__init__()
+        self.upsample = upsample
+        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
+        self.conv2d = nn.Conv2d(cin, cout, kernel_size, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.upsample:
+            x = F.interpolate(x, mode="nearest", scale_factor=self.upsample)
+        return self.conv2d(self.reflection_pad(x))
+
+
+class TransformerNetEncoder(nn.Module):
+    """The down half of fast-neural-style's TransformerNet (Johnson et al. 2016, pytorch/examples):
+    a 9×9 conv, two stride-2 3×3 convs (instance norm, ``self.relu`` between), five residual blocks.
+
+    Shapes: ``(N, 3, 256, 256) -> (N, 4·width, 64, 64)`` (``width=32`` is the original).
+    """
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.conv1 = _ConvLayer(3, width, 9, 1)
+        self.in1 = nn.InstanceNorm2d(width, affine=True)
+        self.conv2 = _ConvLayer(width, 2 * width, 3, 2)
+        self.in2 = nn.InstanceNorm2d(2 * width, affine=True)
+        self.conv3 = _ConvLayer(2 * width, 4 * width, 3, 2)
+        self.in3 = nn.InstanceNorm2d(4 * width, affine=True)
+        self.res = nn.Sequential(*(_ResidualBlock(4 * width) for _ in range(5)))
+        self.relu = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.relu(self.in1(self.conv1(x)))
+        y = self.relu(self.in2(self.conv2(y)))
+        y = self.relu(self.in3(self.conv3(y)))
+        return self.res(y)  # type: ignore[no-any-return]
+
+
+class TransformerNet(TransformerNetEncoder):
+    """The whole TransformerNet: the encoder, then two ×2 nearest upsamplings by scale and a 9×9 conv.
+
+    On an odd size its output differs from its input: 65×67 gives 68×68, since 65 → 33 → 17 is
+    doubled to 34 → 68 (the upsampling by scale restores no size the encoder saw).
+    """
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__(width)
+        self.deconv1 = _UpsampleConvLayer(4 * width, 2 * width, 3, 1, upsample=2)
+        self.in4 = nn.InstanceNorm2d(2 * width, affine=True)
+        self.deconv2 = _UpsampleConvLayer(2 * width, width, 3, 1, upsample=2)
+        self.in5 = nn.InstanceNorm2d(width, affine=True)
+        self.deconv3 = _ConvLayer(width, 3, 9, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = super().forward(x)
+        y = self.relu(self.in4(self.deconv1(y)))
+        y = self.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)  # type: ignore[no-any-return]

@@ -7,19 +7,21 @@ from typing import Any
 
 from torch import Tensor, nn
 
-__all__ = ["Pointwise", "ResidualUp"]
+__all__ = ["Applied", "ResidualUp"]
 
 
-class Pointwise(nn.Module):
-    """A shape-keeping torch call with fixed arguments (``x * 2``, ``torch.clamp(x, 0, 1)``) as a module.
+class Applied(nn.Module):
+    """A module or torch call applied with fixed extra arguments, as the encoder called it
+    (``x * 2``, ``torch.clamp(x, 0, 1)``, a block called as ``block(x, height, width)``).
 
-    The input goes to positional argument ``input_at`` (an int) or to that keyword (a str).
+    The input goes to positional argument ``input_at`` (an int) or to that keyword (a str). A
+    module ``target`` is a submodule (its parameters are the decoder's); a function is kept as is.
     """
 
-    def __init__(self, function: Callable[..., Tensor], args: Sequence[Any], kwargs: dict[str, Any],
+    def __init__(self, target: Callable[..., Tensor], args: Sequence[Any], kwargs: dict[str, Any],
                  input_at: int | str, name: str) -> None:
         super().__init__()
-        self.function = function
+        self.target = target
         self.args = tuple(args)
         self.kwargs = dict(kwargs)
         self.input_at = input_at
@@ -27,9 +29,9 @@ class Pointwise(nn.Module):
 
     def forward(self, input: Tensor) -> Tensor:
         if isinstance(self.input_at, str):
-            return self.function(*self.args, **{**self.kwargs, self.input_at: input})
+            return self.target(*self.args, **{**self.kwargs, self.input_at: input})
         args = (*self.args[:self.input_at], input, *self.args[self.input_at + 1:])
-        return self.function(*args, **self.kwargs)
+        return self.target(*args, **self.kwargs)
 
     def extra_repr(self) -> str:
         args = ["·" if n == self.input_at else repr(a) for n, a in enumerate(self.args)]
@@ -38,20 +40,19 @@ class Pointwise(nn.Module):
 
 
 class ResidualUp(nn.Module):
-    """The mirror of a residual downsampling unit: ``posts(main(x) + shortcut(x))``.
+    """The mirror of a residual downsampling unit: ``main(x) + shortcut(x)``.
 
     ``main`` and ``shortcut`` mirror the unit's two branches layer by layer; the layers marked in
-    ``sized`` take the unit's recorded input shape per call (``output_size``), so both branches hit
-    it exactly and the sum is defined at every input size. ``posts`` are what the unit applied after
-    its sum (its output activation). An empty ``shortcut`` is the identity.
+    ``main_sized`` and ``shortcut_sized`` take the unit's recorded input shape per call
+    (``output_size``), so both branches hit it exactly and the sum is defined at every input size.
+    An empty ``shortcut`` is the identity.
     """
 
     def __init__(self, main: Sequence[nn.Module], main_sized: Sequence[bool], shortcut: Sequence[nn.Module],
-                 shortcut_sized: Sequence[bool], posts: Sequence[nn.Module]) -> None:
+                 shortcut_sized: Sequence[bool]) -> None:
         super().__init__()
         self.main = nn.ModuleList(main)
         self.shortcut = nn.ModuleList(shortcut)
-        self.posts = nn.Sequential(*posts)
         self._main_sized = tuple(main_sized)
         self._shortcut_sized = tuple(shortcut_sized)
 
@@ -63,6 +64,4 @@ class ResidualUp(nn.Module):
 
     def forward(self, input: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
         main = self._run(self.main, self._main_sized, input, output_size)
-        shortcut = self._run(self.shortcut, self._shortcut_sized, input, output_size)
-        out: Tensor = self.posts(main + shortcut)
-        return out
+        return main + self._run(self.shortcut, self._shortcut_sized, input, output_size)

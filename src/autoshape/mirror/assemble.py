@@ -20,13 +20,13 @@ from torch import nn
 
 from ..core.text import format_shape
 from ..errors import ShapeError
-from ..layers.blocks import Pointwise
+from ..layers.blocks import Applied
 from ..layers.resize import SkipAdd, SkipConcat
 from ..rules import Mirror, MirrorRequest, Options, rule_for
 from ..tracing import Call, Record, Value
 from .chain import Step
 from .sizes import is_down
-from .units import Entry, fits, mirror_unit
+from .units import Entry, fits, mirror_unit, unit_posts
 
 __all__ = ["Entry", "assemble", "channels_of", "copy_call", "fresh_copy", "is_post"]
 
@@ -39,7 +39,7 @@ def channels_of(shape: tuple[int, ...]) -> int:
 @dataclass(frozen=True)
 class _Group:
     index: int  # a shape-changing step
-    posts: tuple[int, ...]  # the shape-keeping steps right after it
+    posts: tuple[Call, ...]  # what the encoder applied at its output: a unit's own, then the steps after it
 
 
 def is_post(step: Step) -> bool:
@@ -50,13 +50,17 @@ def is_post(step: Step) -> bool:
     return rule is None or rule.keeps_shape or rule.mirror is None
 
 
-def _groups(steps: Sequence[Step]) -> list[_Group]:
-    groups: list[tuple[int, list[int]]] = []
+def _is_unit(step: Step) -> bool:
+    return step.call.module is not None and (step.opaque is not None or rule_for(step.call) is None)
+
+
+def _groups(record: Record, steps: Sequence[Step]) -> list[_Group]:
+    groups: list[tuple[int, list[Call]]] = []
     for index, step in enumerate(steps):
         if not is_post(step):
-            groups.append((index, []))
+            groups.append((index, unit_posts(record, step) if _is_unit(step) else []))
         elif groups:
-            groups[-1][1].append(index)
+            groups[-1][1].append(step.call)
     return [_Group(index, tuple(posts)) for index, posts in groups]
 
 
@@ -70,28 +74,30 @@ def fresh_copy(module: nn.Module) -> nn.Module:
     return clone
 
 
+_NO_OPTIONS = Options("nearest", False, None, None)
+
+
 def copy_call(call: Call) -> tuple[nn.Module, ...]:
     """What a decoder applies for a shape-keeping call: a fresh copy of a module, the module twin of a
-    functional activation (``F.relu`` → ``nn.ReLU()``), another torch call with the same fixed
-    arguments, or nothing for a call that reads the encoder's parameters."""
-    if call.module is not None:
-        return (fresh_copy(call.module),)
-    rule = rule_for(call)
+    functional activation (``F.relu`` → ``nn.ReLU()``), the same module or torch call with the same
+    fixed extra arguments, or nothing for a torch call that reads the encoder's parameters
+    (``x * self.gamma``: a learned scale, not an activation)."""
+    rule = rule_for(call) if call.module is None else None
     if rule is not None and rule.keeps_shape and rule.mirror is not None:
         shape = call.input_shape or ()
         return rule.mirror(MirrorRequest(call, shape, shape, 0, 0, _NO_OPTIONS)).layers
-    values = [v for v in call.inputs if not v.data]
-    if values:
-        return ()  # e.g. x * self.gamma: a learned scale, not an activation
-    where = next((n for n, a in enumerate(call.args) if isinstance(a, Value)), None)
-    key = next((k for k, a in call.kwargs.items() if isinstance(a, Value)), None)
-    input_at = where if where is not None else key
-    if input_at is None:
+    if call.module is None and any(not v.data for v in call.inputs):
         return ()
-    return (Pointwise(call.target, call.args, dict(call.kwargs), input_at, call.name),)
-
-
-_NO_OPTIONS = Options("nearest", False, None, None)
+    target = fresh_copy(call.module) if call.module is not None else call.target
+    if len(call.args) == 1 and isinstance(call.args[0], Value) and not call.kwargs and call.module is not None:
+        return (target,)
+    positional = next((n for n, a in enumerate(call.args) if isinstance(a, Value)), None)
+    keyword = next((k for k, a in call.kwargs.items() if isinstance(a, Value)), None)
+    input_at = positional if positional is not None else keyword
+    constants = [a for a in (*call.args, *call.kwargs.values()) if isinstance(a, Value) and not a.data]
+    if input_at is None or constants:
+        return ()
+    return (Applied(target, call.args, dict(call.kwargs), input_at, call.name),)
 
 
 def _mirror(record: Record, step: Step, request: MirrorRequest) -> Mirror:
@@ -105,7 +111,7 @@ def _mirror(record: Record, step: Step, request: MirrorRequest) -> Mirror:
             f"{format_shape(step.output_shape)}. Fix: shrink sizes with a layer that has a mirror (a convolution, "
             "a pooling, padding, Flatten or a reshape), or move this part out of the encoder."
         )
-    return mirror_unit(record, step, request, _decode, copy_call)
+    return mirror_unit(record, step, request, _decode)
 
 
 def _decode(record: Record, steps: Sequence[Step], request: MirrorRequest) -> list[Entry]:
@@ -133,9 +139,9 @@ def assemble(
     output layer. When the first step itself changes the scale, its mirror keeps that step's width,
     the input is fused by concatenation, and a full-resolution conv block and a 1×1 head follow.
     """
-    groups = _groups(steps)
+    groups = _groups(record, steps)
     shapes = [steps[g.index] for g in groups]
-    downs = {t for t, step in enumerate(shapes) if is_down(step)} if skip else set()
+    downs = {t for t, step in enumerate(shapes) if is_down(step, record)} if skip else set()
     resizing = [t for t, step in enumerate(shapes) if step.input_shape[2:] != step.output_shape[2:]]
     start = max(resizing) if skip and resizing else len(groups) - 1  # a U-Net keeps the bottleneck's own block
     channels, entries = in_channels, []
@@ -150,7 +156,7 @@ def assemble(
         mirror = _mirror(record, step, request)
         entries.append(Entry(mirror.layers[0], groups[t].index if mirror.sized else None))
         entries += [Entry(layer) for layer in mirror.layers[1:]]
-        entries += [Entry(layer) for j in (groups[t - 1].posts if t else ()) for layer in copy_call(steps[j].call)]
+        entries += [Entry(layer) for call in (groups[t - 1].posts if t else ()) for layer in copy_call(call)]
         channels = target
         if t in downs:
             concat = skip == "concat" or t == 0  # the input image's channels differ from the first stage's
@@ -173,7 +179,7 @@ def _full_resolution(steps: Sequence[Step], first: _Group, channels: int, out_ch
     n = len(step.input_shape) - 2
     width = channels_of(step.output_shape)
     at_full = (*step.input_shape[:1], width, *step.input_shape[2:])
-    posts = [layer for j in first.posts for layer in copy_call(steps[j].call) if fits(layer, at_full)]
+    posts = [layer for call in first.posts for layer in copy_call(call) if fits(layer, at_full)]
     return [Entry(_conv(n, channels, width, 3, options)), *(Entry(layer) for layer in posts),
             Entry(_conv(n, width, out_channels, 1, options))]
 

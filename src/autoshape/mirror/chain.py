@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ..errors import ShapeError
 from ..rules import rule_for, terms_of
 from ..tracing import Call, Record, Value, as_input_shape, select, trace, trace_dtype
-from ..tracing.record import Selector
+from ..tracing.record import Selector, suggest
 from .replay import replay, why_not_replayable
 
 __all__ = ["Break", "Chain", "Step", "breaks_its_rule", "child_that_returned", "encoder_chain", "path_between",
@@ -198,8 +198,9 @@ def _latent(record: Record, encoder: nn.Module, output: Selector) -> Value:
         raise TypeError(f"the encoder {type(encoder).__name__} must return one tensor, or output= must pick one: "
                         f"{error}") from None
     except (KeyError, IndexError, AttributeError) as error:
-        raise ValueError(f"output={output!r} picks nothing from what the encoder {type(encoder).__name__} "
-                         f"returned: {error}") from None
+        returned = type(encoder).__name__
+        raise ValueError(f"output={output!r} picks nothing from what the encoder {returned} returned: {error}. "
+                         f"Fix: pick one of its tensors, e.g. {suggest(record.raw_output)}.") from None
 
 
 def encoder_chain(encoder: nn.Module, input_shape: Sequence[int] | Tensor, output: Selector = None) -> Chain:

@@ -1,76 +1,126 @@
 """A step's output size along each spatial dimension, as a function of its input size there.
 
-A step with a rule answers from its formula (exact integer arithmetic); a unit (a module
-without a rule) is probed on meta tensors. One probe moves every spatial size by the same
-offset and serves all dimensions at once (each output size is taken to depend on its own input
-size only).
+A step with a rule answers from its formula (exact integer arithmetic). A unit (a module without
+a rule) answers by composing the formulas of the calls on its data path, read from the record;
+only where some call on that path has no formula and changes the shape is the unit probed on
+meta tensors. One probe moves every spatial size by the same offset and serves all dimensions at
+once (each output size is taken to depend on its own input size only).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 from ..core.inversion import SizeFunction
 from ..rules import rule_for
-from ..tracing import Call, trace
-from .chain import Step
+from ..tracing import Call, Record, Value, trace
+from .chain import Step, breaks_its_rule, child_that_returned
 
 __all__ = ["is_down", "size_functions"]
 
+Sizes = tuple[int, ...]
+SizesFunction = Callable[[Sizes], "Sizes | None"]
+"""All spatial sizes of a step's input to those of its output (None where it refuses them)."""
 
-def _from_formula(call: Call, spatial: tuple[int, ...], dim: int) -> SizeFunction | None:
-    """Dimension ``dim`` of ``spatial`` through the call's rule, None without a formula for it."""
+
+def _formula(call: Call) -> SizesFunction | None:
+    """The call's rule as a function of the input's spatial sizes (its trailing dims; the rest kept)."""
     rule = rule_for(call)
-    if rule is None or rule.terms is None or rule.ndim is None:
+    if rule is None or rule.terms is None or rule.ndim is None or breaks_its_rule(call) is not None:
         return None
-    n = rule.ndim(call)
-    first = len(spatial) - n  # the rule acts on the trailing n dimensions
-    if dim < first:
-        return lambda size: size
-    terms = rule.terms
+    n, terms = rule.ndim(call), rule.terms
 
-    def size_of(size: int) -> int | None:
-        sizes = list(spatial[first:])
-        sizes[dim - first] = size
+    def apply(sizes: Sizes) -> Sizes | None:
+        if len(sizes) < n:
+            return None
         try:
-            value = terms(call, tuple(sizes), None)[dim - first].value
+            out = tuple(t.value for t in terms(call, sizes[len(sizes) - n:], None))
         except (ValueError, ZeroDivisionError):
             return None
-        return value if value >= 1 else None
-    return size_of
+        return (*sizes[:len(sizes) - n], *out) if min(out, default=1) >= 1 else None
+    return apply
 
 
-def _probed(step: Step) -> list[SizeFunction]:
-    rank = len(step.input_shape)
+def _composed(record: Record, call: Call, start: Value, end: Value) -> SizesFunction | None:
+    """The spatial sizes through the calls inside ``call`` from ``start`` to ``end``, when every call
+    on some path between them has a formula or keeps the shape; at a merge, the first branch that
+    composes is taken (the branches of a sum or concatenation agree in size)."""
+    if end.index == start.index:
+        return _same
+    child = child_that_returned(record, call, end)
+    for before in () if child is None else child.data_inputs:
+        rest = _composed(record, call, start, before)
+        here = None if rest is None or child is None else _call_sizes(record, child, before, end)
+        if rest is not None and here is not None:
+            return _then(rest, here)
+    return None
+
+
+def _call_sizes(record: Record, call: Call, vin: Value, vout: Value) -> SizesFunction | None:
+    """One call's sizes: its formula, the composition of its own calls, or the identity if it keeps the
+    spatial sizes (an activation, a norm, a concatenation along channels)."""
+    formula = _formula(call)
+    if formula is not None:
+        return formula
+    inner = None if call.module is None else _composed(record, call, vin, vout)
+    if inner is not None:
+        return inner
+    keeps_sizes = len(vin.shape) == len(vout.shape) and vin.shape[2:] == vout.shape[2:]
+    return _same if keeps_sizes and rule_for(call) is None else None
+
+
+def _same(sizes: Sizes) -> Sizes | None:
+    return sizes
+
+
+def _then(first: SizesFunction, second: SizesFunction) -> SizesFunction:
+    def both(sizes: Sizes) -> Sizes | None:
+        middle = first(sizes)
+        return None if middle is None else second(middle)
+    return both
+
+
+def _checked(function: SizesFunction | None, step: Step) -> SizesFunction | None:
+    """``function`` if it reproduces the traced size, else None."""
+    return function if function is not None and function(step.input_shape[2:]) == step.output_shape[2:] else None
+
+
+def _probed(step: Step) -> SizesFunction:
     module = step.call.module
 
     @functools.cache
-    def probe(offset: int) -> tuple[int, ...] | None:
-        shape = (*step.input_shape[:2], *(n + offset for n in step.input_shape[2:]))
+    def probe(sizes: Sizes) -> Sizes | None:
+        shape = (*step.input_shape[:2], *sizes)
         if module is None or min(shape) < 1:
             return None
         out = trace(module, shape, fallback=False).output_shape
-        return out if out is not None and len(out) == rank else None
+        return out[2:] if out is not None and len(out) == len(shape) else None
+    return probe
+
+
+def _along(function: SizesFunction, step: Step) -> list[SizeFunction]:
+    """One function per dimension; the others stay at their traced sizes (probes move all at once)."""
+    spatial = step.input_shape[2:]
 
     def along(dim: int) -> SizeFunction:
         def size_of(n: int) -> int | None:
-            out = probe(n - step.input_shape[dim])
+            out = function(tuple(s + n - spatial[dim] for s in spatial))
             return None if out is None else out[dim]
         return size_of
-
-    return [along(dim) for dim in range(2, rank)]
-
-
-def size_functions(step: Step) -> list[SizeFunction]:
-    """One function per spatial dimension of ``step.input_shape[2:]``."""
-    spatial = step.input_shape[2:]
-    exact = [_from_formula(step.call, spatial, dim) for dim in range(len(spatial))]
-    if step.opaque is None and all(f is not None for f in exact):
-        return [f for f in exact if f is not None]
-    return _probed(step)
+    return [along(dim) for dim in range(len(spatial))]
 
 
-def is_down(step: Step) -> bool:
+def size_functions(step: Step, record: Record) -> list[SizeFunction]:
+    """One function per spatial dimension of ``step.input_shape[2:]``: from the step's formula, the
+    formulas on a unit's data path, or probes."""
+    own = _formula(step.call) if step.opaque is None else None
+    composed = None if own is not None or step.call.module is None else _checked(
+        _composed(record, step.call, step.input, step.output), step)
+    return _along(own or composed or _probed(step), step)
+
+
+def is_down(step: Step, record: Record) -> bool:
     """True for a step that changes the scale: it maps a neighbouring input size to the same output size.
 
     That is a stride above 1 in some dimension (pooling, strided conv or unit, adaptive pooling). A
@@ -78,7 +128,7 @@ def is_down(step: Step) -> bool:
     """
     if step.input_shape[2:] == step.output_shape[2:] or len(step.input_shape) != len(step.output_shape):
         return False
-    for size_of, n in zip(size_functions(step), step.input_shape[2:]):
+    for size_of, n in zip(size_functions(step, record), step.input_shape[2:]):
         o = size_of(n)
         if o is not None and o in (size_of(n - 1), size_of(n + 1)):
             return True

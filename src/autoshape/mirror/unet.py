@@ -12,12 +12,12 @@ from ..errors import ShapeError
 from ..rules import Options, PoolMirror, rule_for
 from ..tracing.record import Selector
 from .assemble import assemble, channels_of
-from .chain import Chain, encoder_chain, replays
+from .chain import Chain, Step, encoder_chain, replays
 
 __all__ = ["MirrorUNet"]
 
 
-def _check_convolutional(chain: Chain) -> None:
+def _check_convolutional(encoder: nn.Module, chain: Chain) -> None:
     for step in chain.steps:
         keeps_rank = len(step.input_shape) == len(step.output_shape) >= 3
         rule = rule_for(step.call)
@@ -25,9 +25,16 @@ def _check_convolutional(chain: Chain) -> None:
             raise ShapeError(
                 f"MirrorUNet needs a fully convolutional encoder, one whose every step keeps (N, C, *spatial) "
                 f"and mixes channels only; {step.describe()} maps {step.input_shape} to {step.output_shape}. "
-                "Fix: pass only the encoder's convolutional part (e.g. encoder[:-2] without its Flatten and "
-                "Linear head), or use MirrorAutoencoder for an encoder that flattens."
+                f"Fix: {_convolutional_part(encoder, step)}, or use MirrorAutoencoder for an encoder that flattens."
             )
+
+
+def _convolutional_part(encoder: nn.Module, step: Step) -> str:
+    """``pass encoder[:6]``: the slice of a Sequential before the step that is not convolutional."""
+    head = step.call.path.split(".")[0]
+    if isinstance(encoder, nn.Sequential) and head.isdigit() and int(head) > 0:
+        return f"pass only its convolutional part, encoder[:{head}]"
+    return "pass only the encoder's convolutional part (without its Flatten, reshape and Linear head)"
 
 
 class MirrorUNet(nn.Module):
@@ -109,7 +116,7 @@ class MirrorUNet(nn.Module):
             raise TypeError(f"final_activation must be an nn.Module or None, got {type(final_activation).__name__}")
         options = Options.for_encoder(encoder, pool_mirror, tie_weights=False)
         chain = encoder_chain(encoder, input_shape, output)
-        _check_convolutional(chain)
+        _check_convolutional(encoder, chain)
         entries = assemble(chain.record, chain.steps, options, in_channels=channels_of(chain.output_shape),
                            out_channels=out_channels, final_activation=final_activation, skip=skip, head=True)
         self.encoder = encoder

@@ -2,10 +2,13 @@
 
 A unit that merges two branches by a sum (``main(x) + shortcut(x)``, then perhaps an
 activation) is mirrored as a residual up block: each branch mirrored as a chain of its own,
-exact through the unit's recorded input size, and the sum followed by what the unit applied
-after its sum. Any other unit that shrinks sizes like a convolution gets a transposed conv
-fitted to it by probing its size on meta tensors, followed by the unit's output-side norm and
-activation; so where the encoder is non-linear, so is the decoder.
+exact through the unit's recorded input size. Any other unit that shrinks sizes like a
+convolution gets a transposed conv fitted to its size rule (read from the record, or probed).
+
+What a unit applies at its output (the norm and activation at the end of its main branch, and
+after its sum; else its last activation) are :func:`unit_posts`: the decoder applies them where
+the encoder had them, at the unit's output shape, just as the posts that follow a conv. So where
+the encoder is non-linear between two learned steps, so is the decoder.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ Decode = Callable[[Record, Sequence[Step], MirrorRequest], list[Entry]]
 class _Residual:
     main: list[Step]
     shortcut: list[Step]
-    posts: list[Call]
+    posts: list[Call]  # after the sum
 
 
 def _trailing(record: Record, step: Step) -> tuple[list[Call], Value]:
@@ -87,12 +90,6 @@ def fits(module: nn.Module, shape: tuple[int, ...]) -> bool:
     return trace(module, shape, fallback=False).failure is None
 
 
-def _copies(calls: Sequence[Call], shape: tuple[int, ...], copy: Callable[[Call], tuple[nn.Module, ...]]) -> list[
-        nn.Module]:
-    """Fresh copies of shape-keeping calls that work at ``shape`` (a norm sized for other channels does not)."""
-    return [layer for call in calls for layer in copy(call) if fits(layer, shape)]
-
-
 def _branch(record: Record, steps: list[Step], request: MirrorRequest, decode: Decode) -> tuple[
         list[nn.Module], list[bool]] | None:
     """A branch's decoder, when each layer that needs a recorded size can take the unit's input shape."""
@@ -109,37 +106,47 @@ def _is_dropout(call: Call) -> bool:
     return "dropout" in call.name.lower()
 
 
-def _last_activation(record: Record, unit: Call) -> list[Call]:
-    """The unit's last activation (a parameter-free shape-keeping call), for a unit with none at its output."""
-    for call in reversed(list(record.descendants(unit))):
+def _last_activation(record: Record, step: Step) -> list[Call]:
+    """The unit's last activation at its output's resolution (a parameter-free shape-keeping call; a
+    squeeze-excitation gate, at 1×1, is not one), for a unit with none at its output."""
+    for call in reversed(list(record.descendants(step.call))):
         rule = rule_for(call)
-        keeps = len(call.data_inputs) == 1 and call.output_shape == call.data_inputs[0].shape and not _is_dropout(call)
-        if call.kind == "function" and keeps and rule is not None and rule.keeps_shape:
+        out = call.output_shape
+        keeps = len(call.data_inputs) == 1 and out == call.data_inputs[0].shape and not _is_dropout(call)
+        if not keeps or out is None or out[2:] != step.output_shape[2:]:
+            continue
+        if call.kind == "function" and rule is not None and rule.keeps_shape:
             return [call]
         module = call.module
-        if module is not None and keeps and rule is None and record.is_leaf(call) and not list(module.parameters()):
+        if module is not None and rule is None and record.is_leaf(call) and not list(module.parameters()):
             return [call]
     return []
 
 
-def mirror_unit(record: Record, step: Step, request: MirrorRequest, decode: Decode,
-                copy: Callable[[Call], tuple[nn.Module, ...]]) -> Mirror:
-    """A residual up block for a summed residual unit, else a fitted transposed conv and the unit's
-    output-side norm and activation.
+def unit_posts(record: Record, step: Step) -> list[Call]:
+    """The shape-keeping calls a unit applies at its output, in order: for a residual unit, those at
+    the end of its main branch and those after its sum; for another unit, those at the end of its
+    forward, else its last activation."""
+    parts = _residual(record, step)
+    if parts is not None:
+        main = parts.main
+        trailing: list[Call] = []
+        while main and main[-1].input_shape == main[-1].output_shape:
+            trailing.insert(0, main.pop().call)
+        return [*trailing, *parts.posts]
+    return _trailing(record, step)[0] or _last_activation(record, step)
+
+
+def mirror_unit(record: Record, step: Step, request: MirrorRequest, decode: Decode) -> Mirror:
+    """A residual up block for a summed residual unit, else a fitted transposed conv.
 
     Raises:
         ShapeError: the unit does not shrink sizes like a convolution.
     """
-    target = (*request.input_shape[:1], request.out_channels, *request.input_shape[2:])
     parts = _residual(record, step)
     if parts is not None:
-        branches = [_branch(record, steps, request, decode) for steps in (parts.main, parts.shortcut)]
-        main, shortcut = branches
+        main, shortcut = (_branch(record, steps, request, decode) for steps in (parts.main, parts.shortcut))
         identity_fits = bool(parts.shortcut) or request.in_channels == request.out_channels
         if main is not None and shortcut is not None and identity_fits:
-            block = ResidualUp(main[0], main[1], shortcut[0], shortcut[1], _copies(parts.posts, target, copy))
-            return Mirror((block,), sized=True)
-    layer = fitted(request, size_functions(step), step.opaque or "it has no mirror rule")
-    outputs = _trailing(record, step)[0]
-    posts = _copies(outputs or _last_activation(record, step.call), target, copy)
-    return Mirror((*layer.layers, *posts), layer.sized)
+            return Mirror((ResidualUp(main[0], main[1], shortcut[0], shortcut[1]),), sized=True)
+    return fitted(request, size_functions(step, record), step.opaque or "it has no mirror rule")

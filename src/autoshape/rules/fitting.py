@@ -47,8 +47,9 @@ def fitted(request: MirrorRequest, size_functions: Sequence[SizeFunction], why: 
         raise ShapeError(
             f"cannot mirror {request.call.describe()}: {why}, and it maps {request.input_shape} to "
             f"{request.output_shape}, which no transposed convolution undoes for every input size (it must keep "
-            "the tensor's rank and shrink each size like a convolution). Fix: build that part from supported "
-            "modules (convolutions, poolings, Linear, Flatten, norms, activations), or mirror it yourself."
+            "the tensor's rank and shrink each size like a convolution). Fix: build that part from layers "
+            "autoshape mirrors (convolutions, poolings, padding, Linear, Flatten, norms, activations), or take it "
+            "out of the encoder."
         )
     k, s, p, op = (tuple(column) for column in zip(*(fit for fit in fits if fit is not None)))
     layer = _CONV_TRANSPOSE[rank - 2](request.in_channels, request.out_channels, k, s, p, op, **request.options.factory)

@@ -246,11 +246,23 @@ def describe(returned: Any) -> str:
 
 
 def suggest(returned: Any) -> str:
-    """An ``output=`` value that picks a tensor from ``returned`` (the first one found)."""
-    if isinstance(returned, Mapping):
-        key = next((k for k, v in returned.items() if isinstance(v, Tensor)), None)
-        return f"output={key!r}" if key is not None else "output=<a key>"
-    if isinstance(returned, (list, tuple)):
-        index = next((i for i, v in enumerate(returned) if isinstance(v, Tensor)), None)
-        return f"output={index}" if index is not None else "output=<an index>"
-    return "output=lambda out: out.<the tensor>"
+    """An ``output=`` value that picks the first tensor in ``returned`` (a key, an index, or a callable)."""
+    path = _first_tensor(returned)
+    if path is None:
+        return "output=lambda out: <the tensor in out>"
+    if len(path) == 1:
+        return f"output={path[0]!r}"
+    return "output=lambda out: out" + "".join(f"[{step!r}]" for step in path)
+
+
+def _first_tensor(returned: Any) -> list[Any] | None:
+    """The keys and indices that lead to the first tensor in a nest of mappings, lists and tuples."""
+    items = list(returned.items()) if isinstance(returned, Mapping) else (
+        list(enumerate(returned)) if isinstance(returned, (list, tuple)) else [])
+    for key, value in items:
+        if isinstance(value, Tensor):
+            return [key]
+        deeper = _first_tensor(value)
+        if deeper is not None:
+            return [key, *deeper]
+    return None

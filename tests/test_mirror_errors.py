@@ -1,0 +1,153 @@
+"""Every error a mirror raises names where and what, and its "Fix:" works when followed literally.
+
+Each case builds a broken encoder, checks the error, then builds the encoder as the fix says and
+checks that the build succeeds (exact on real torch) or fails with a different, more specific error.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from autoshape import MirrorAutoencoder, MirrorDecoder, MirrorUNet, ShapeError
+from tests import architectures as arch
+
+
+class TopLevelSum(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.down = nn.Conv2d(4, 8, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down(self.conv(x) + x)
+
+
+class SumBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) + x
+
+
+class LastOutput(nn.Module):
+    """An LSTM wrapped as the LSTM error says: a forward that returns one tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(8, 16, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lstm(x)[0]  # type: ignore[no-any-return]
+
+
+class MeanHead(nn.Module):
+    def __init__(self, pool: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 8, 3, stride=2)
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()) if pool else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return self.pool(x) if self.pool is not None else x.mean(dim=(2, 3))
+
+
+class BatchMerge(nn.Module):
+    def __init__(self, per_sample: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, stride=2)
+        self.per_sample = per_sample
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return torch.flatten(x, 1) if self.per_sample else x.reshape(-1, 4)
+
+
+class Pair(nn.Module):
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"first": x[:, :1], "second": x}
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    broken: Callable[[], Any]
+    error: type[Exception]
+    message: str
+    fixed: Callable[[], Any]
+
+
+def _decoder(encoder: nn.Module, shape: tuple[int, ...], **kwargs: Any) -> Callable[[], Any]:
+    return lambda: MirrorDecoder(encoder, shape, **kwargs)
+
+
+def _autoencoder(encoder: nn.Module, shape: tuple[int, ...], **kwargs: Any) -> Callable[[], Any]:
+    return lambda: MirrorAutoencoder(encoder, shape, **kwargs)
+
+
+_LENET = arch.lenet5()
+_LATENT = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1))
+
+CASES = [
+    Case("sum-in-the-encoders-own-forward", _decoder(TopLevelSum(), (4, 16, 16)), ShapeError,
+         r"add in '<model>' \(TopLevelSum\) takes 2 tensors.*Fix: wrap the part .* in its own nn\.Module",
+         _autoencoder(nn.Sequential(SumBlock(), nn.Conv2d(4, 8, 3, stride=2, padding=1)), (4, 16, 16))),
+    Case("lstm-in-a-sequential", _decoder(nn.Sequential(nn.Linear(8, 8), nn.LSTM(8, 16, batch_first=True)), (5, 8),
+                                          output=0), ShapeError,
+         r"'1' \(LSTM\) returns a tuple of 2, not one tensor.*Fix: wrap '1' \(LSTM\) in a module",
+         _decoder(nn.Sequential(nn.Linear(8, 8), LastOutput()), (5, 8))),
+    Case("a-torch-call-without-a-mirror", _decoder(MeanHead(pool=False), (1, 15, 15)), ShapeError,
+         r"mean in '<model>' \(MeanHead\).*Fix: shrink sizes with a layer that has a mirror",
+         _autoencoder(MeanHead(pool=True), (1, 15, 15))),
+    Case("an-encoder-that-upsamples", _decoder(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Upsample(scale_factor=2)),
+                                               (1, 9, 9)), ShapeError,
+         r"'1' \(Upsample\): it is a upsampling.*Fix: .*move this part out of the encoder",
+         _autoencoder(nn.Sequential(nn.Conv2d(1, 4, 3)), (1, 9, 9))),
+    Case("a-reshape-across-the-batch", _decoder(BatchMerge(per_sample=False), (1, 9, 9)), ShapeError,
+         r"reshape in '<model>' \(BatchMerge\).*changes the batch.*Fix: keep the batch dimension first",
+         _autoencoder(BatchMerge(per_sample=True), (1, 9, 9))),
+    Case("tie-an-even-same-conv", _decoder(nn.Sequential(nn.Conv2d(3, 8, 4, padding="same")), (3, 9, 9),
+                                           tie_weights=True), ShapeError, r"'0' \(Conv2d\).*tie_weights=False",
+         _autoencoder(nn.Sequential(nn.Conv2d(3, 8, 4, padding="same")), (3, 9, 9), tie_weights=False)),
+    Case("a-dict-without-output", _decoder(Pair(), (2, 4, 4)), TypeError,
+         r"must return one tensor, or output= must pick one.*Fix: .*output='first'",
+         _decoder(Pair(), (2, 4, 4), output="first")),
+    Case("an-output-that-is-not-there", _decoder(Pair(), (2, 4, 4), output="third"), ValueError,
+         r"output='third' picks nothing.*Fix: .*output='first'", _decoder(Pair(), (2, 4, 4), output="first")),
+    Case("a-shape-the-encoder-refuses", _decoder(nn.Conv2d(3, 8, 3), (5, 9, 9)), RuntimeError,
+         r"refuses input_shape \(5, 9, 9\).*Fix: pass the shape of one sample the encoder accepts",
+         _decoder(nn.Conv2d(3, 8, 3), (3, 9, 9))),
+    Case("a-latent-of-another-size", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(1, 8, 13, 13)),
+         ShapeError, r"built for latents of shape \(8, 12, 12\).*Fix: .*use MirrorAutoencoder",
+         lambda: MirrorAutoencoder(_LATENT, (3, 24, 24))(torch.zeros(1, 3, 25, 25))),
+    Case("a-unet-on-a-classifier", lambda: MirrorUNet(_LENET, (1, 32, 32), out_channels=1), ShapeError,
+         r"'6' \(Flatten\).*Fix: pass only its convolutional part, encoder\[:6\]",
+         lambda: MirrorUNet(_LENET[:6], (1, 32, 32), out_channels=1)),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_the_error_names_the_place_and_its_fix_works(case: Case) -> None:
+    with pytest.raises(case.error, match=case.message) as caught:
+        case.broken()
+    fix = re.search(r"Fix: (.*)", str(caught.value))
+    assert fix is not None, "every error gives a fix"
+    try:
+        built = case.fixed()
+    except (ShapeError, TypeError, ValueError, RuntimeError) as other:
+        assert str(other) != str(caught.value), "the fix changed nothing"
+        assert isinstance(other, ShapeError) and "Fix:" in str(other)  # a different, more specific error
+        return
+    model = built if isinstance(built, nn.Module) else None
+    if isinstance(model, MirrorAutoencoder):
+        shape = model.decoder.input_shape
+        with torch.no_grad():
+            assert model.eval()(torch.randn(2, *shape[1:])).shape == (2, *shape[1:])

@@ -17,12 +17,12 @@ from torch import Tensor, nn
 
 from ..errors import ShapeError
 from ..rules import rule_for, terms_of
-from ..tracing import Call, Record, Value, as_input_shape, select, trace, trace_dtype
-from ..tracing.record import Selector, suggest
+from ..tracing import Call, Record, Selector, Value, as_input_shape, select, trace, trace_dtype
+from ..tracing.record import suggest
 from .replay import replay, why_not_replayable
 
-__all__ = ["Break", "Chain", "Step", "breaks_its_rule", "child_that_returned", "encoder_chain", "path_between",
-           "read_steps", "replays", "trace_encoder"]
+__all__ = ["Break", "Chain", "Step", "breaks_its_rule", "chain_of", "child_that_returned", "encoder_chain",
+           "path_between", "read_steps", "replays", "trace_encoder"]
 
 
 @dataclass(frozen=True)
@@ -215,7 +215,15 @@ def encoder_chain(encoder: nn.Module, input_shape: Sequence[int] | Tensor, outpu
         ShapeError: the encoder's data path is not a chain (the message says where).
         RuntimeError: the encoder's forward fails on this shape.
     """
-    record = trace_encoder(encoder, input_shape)
+    return chain_of(trace_encoder(encoder, input_shape), encoder, output)
+
+
+def chain_of(record: Record, encoder: nn.Module, output: Selector = None) -> Chain:
+    """The data path of a traced encoder to the output that ``output`` selects, as steps.
+
+    Raises:
+        TypeError, ValueError, ShapeError: as :func:`encoder_chain`.
+    """
     latent = _latent(record, encoder, output)
     root = record.root
     assert root is not None

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..errors import ShapeError
 from ..rules import Options, PoolMirror
-from ..tracing.record import Selector
+from ..tracing import Selector
 from .assemble import assemble, channels_of
 from .chain import Chain, encoder_chain, replays
 

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from ..core.inversion import SizeFunction
 from ..rules import rule_for
 from ..tracing import Call, Record, Value, trace
-from .chain import Step, breaks_its_rule, child_that_returned
+from .chain import Step, breaks_its_rule
 
-__all__ = ["is_down", "size_functions"]
+__all__ = ["Composer", "SizesFunction", "is_down", "size_functions"]
 
 Sizes = tuple[int, ...]
 SizesFunction = Callable[[Sizes], "Sizes | None"]
@@ -42,32 +42,58 @@ def _formula(call: Call) -> SizesFunction | None:
     return apply
 
 
-def _composed(record: Record, call: Call, start: Value, end: Value) -> SizesFunction | None:
-    """The spatial sizes through the calls inside ``call`` from ``start`` to ``end``, when every call
-    on some path between them has a formula or keeps the shape; at a merge, the first branch that
-    composes is taken (the branches of a sum or concatenation agree in size)."""
-    if end.index == start.index:
-        return _same
-    child = child_that_returned(record, call, end)
-    for before in () if child is None else child.data_inputs:
-        rest = _composed(record, call, start, before)
-        here = None if rest is None or child is None else _call_sizes(record, child, before, end)
-        if rest is not None and here is not None:
-            return _then(rest, here)
-    return None
+class Composer:
+    """Spatial sizes from one value of a record to a later one, composed from the formulas of the calls
+    between them (memoised per record)."""
 
+    def __init__(self, record: Record) -> None:
+        self.record = record
+        self.memo: dict[tuple[int, int, int], SizesFunction | None] = {}
 
-def _call_sizes(record: Record, call: Call, vin: Value, vout: Value) -> SizesFunction | None:
-    """One call's sizes: its formula, the composition of its own calls, or the identity if it keeps the
-    spatial sizes (an activation, a norm, a concatenation along channels)."""
-    formula = _formula(call)
-    if formula is not None:
-        return formula
-    inner = None if call.module is None else _composed(record, call, vin, vout)
-    if inner is not None:
-        return inner
-    keeps_sizes = len(vin.shape) == len(vout.shape) and vin.shape[2:] == vout.shape[2:]
-    return _same if keeps_sizes and rule_for(call) is None else None
+    def between(self, within: Call, start: Value, end: Value) -> SizesFunction | None:
+        """From ``start`` to ``end`` through the calls inside ``within``, when every call on some path
+        between them has a formula or keeps the spatial sizes; at a merge (a sum, a concatenation)
+        the first branch that composes is taken, since merged branches agree in size."""
+        key = (within.index, start.index, end.index)
+        if key not in self.memo:
+            self.memo[key] = self._between(within, start, end)
+        return self.memo[key]
+
+    def _between(self, within: Call, start: Value, end: Value) -> SizesFunction | None:
+        if end.index == start.index:
+            return _same
+        for call in self._returners(within, end):
+            for before in call.data_inputs:
+                rest = self.between(within, start, before)
+                here = None if rest is None else self._through(call, before, end)
+                if rest is not None and here is not None:
+                    return _then(rest, here)
+        return None
+
+    def _returners(self, within: Call, value: Value) -> list[Call]:
+        """The calls inside ``within`` that returned ``value``: its producer and the enclosing calls
+        that returned it too, outermost first; none when ``value`` was not made inside ``within``."""
+        returned: list[Call] = []
+        index, climbing = value.producer, True
+        while index is not None and index != within.index:
+            call = self.record.calls[index]
+            climbing = climbing and any(v.index == value.index for v in call.outputs)
+            if climbing:
+                returned.append(call)
+            index = call.parent
+        return returned[::-1] if index == within.index else []
+
+    def _through(self, call: Call, vin: Value, vout: Value) -> SizesFunction | None:
+        """One call's sizes: its formula, the composition of its own calls, or the identity if it keeps
+        the spatial sizes (an activation, a norm, a concatenation along channels)."""
+        formula = _formula(call)
+        if formula is not None:
+            return formula
+        inner = None if call.module is None else self.between(call, vin, vout)
+        if inner is not None:
+            return inner
+        keeps_sizes = len(vin.shape) == len(vout.shape) and vin.shape[2:] == vout.shape[2:]
+        return _same if keeps_sizes and rule_for(call) is None else None
 
 
 def _same(sizes: Sizes) -> Sizes | None:
@@ -116,7 +142,7 @@ def size_functions(step: Step, record: Record) -> list[SizeFunction]:
     formulas on a unit's data path, or probes."""
     own = _formula(step.call) if step.opaque is None else None
     composed = None if own is not None or step.call.module is None else _checked(
-        _composed(record, step.call, step.input, step.output), step)
+        Composer(record).between(step.call, step.input, step.output), step)
     return _along(own or composed or _probed(step), step)
 
 

@@ -10,9 +10,11 @@ from torch import Tensor, nn
 from ..core.sizes import as_int
 from ..errors import ShapeError
 from ..rules import Options, PoolMirror, rule_for
-from ..tracing.record import Selector
+from ..tracing import Record, Selector, Value, pick, select_all
+from ..tracing.record import suggest
 from .assemble import assemble, channels_of
-from .chain import Chain, Step, encoder_chain, replays
+from .chain import Chain, Step, chain_of, replays, trace_encoder
+from .pyramid import PyramidDecoder, build_pyramid, pyramid_features
 
 __all__ = ["MirrorUNet"]
 
@@ -38,45 +40,65 @@ def _convolutional_part(encoder: nn.Module, step: Step) -> str:
 
 
 class MirrorUNet(nn.Module):
-    """A U-Net from ``encoder``: each up step hits the recorded skip size exactly, no padding or cropping.
+    """A U-Net from ``encoder``: each up step hits the skip's size exactly, no padding or cropping.
 
-    The encoder is traced on meta tensors as in :class:`MirrorDecoder` and split into stages
-    at every change of scale: a step with a stride above 1 (a pooling, a strided conv or
-    residual block, an adaptive pooling). The decoder starts at the deepest stage (its
-    size-keeping bottleneck block is not repeated) and goes up one stage at a time: the up
-    step, the mirror of the step that went down, hits exactly the size the encoder had there
-    for the current input; the skip (that step's input) is fused by ``'concat'`` or
-    ``'add'``; the conv block mirrored from that stage follows, with norms and activations
-    placed as the encoder had them. Stride-1 size changes (unpadded convs) stay inside their
-    stage, and their mirrors give the lost pixels back. The mirror of the encoder's first conv
-    gives ``out_channels`` (with a bias; a 1×1 conv head when the first step already changes
-    the scale), then ``final_activation``. Nothing is padded, cropped or resized to force
-    alignment.
+    **An encoder that returns one tensor** is traced on meta tensors as in :class:`MirrorDecoder`
+    and split into stages at every change of scale: a step with a stride above 1 (a pooling, a
+    strided conv or residual block, an adaptive pooling). The decoder starts at the deepest stage
+    (its size-keeping bottleneck block is not repeated) and goes up one stage at a time: the up
+    step, the mirror of the step that went down, hits exactly the size the encoder had there for
+    the current input; the skip (that step's input) is fused by ``'concat'`` or ``'add'``; the
+    conv block mirrored from that stage follows, with norms and activations placed as the encoder
+    had them. Stride-1 size changes (unpadded convs) stay inside their stage, and their mirrors
+    give the lost pixels back. The mirror of the encoder's first conv gives ``out_channels``
+    (with a bias). When the first step itself changes the scale (a strided stem), its mirror
+    keeps the first stage's width, the input is concatenated, and a 3×3 conv block at that width
+    and a 1×1 head follow. Then ``final_activation``.
+
+    **A backbone that returns several feature maps** (a list, a tuple or a dict, or what
+    ``output=`` picks, such as an HF model's ``"hidden_states"``) gets a U-Net decoder on its
+    pyramid. The maps are ordered by resolution, finest first; of maps with the same size the last
+    one returned is kept (backbones return maps in forward order, so it is the deepest). From the
+    coarsest map up, each stage upsamples to exactly the next skip's size, per call, fuses the
+    skip, and applies two conv-batchnorm-ReLU blocks; a last stage returns to the input's size
+    when the finest map is smaller (without a skip), and a 1×1 head gives ``out_channels``. The
+    backbone runs its own forward; nothing is replayed.
+
+    Nothing is padded, cropped or resized to force alignment, in either case.
 
     Args:
         encoder: a fully convolutional encoder (convolutions, poolings, norms, activations,
-            dropout, nested Sequentials and custom chains, residual blocks as units). It is kept
-            as ``.encoder`` and its forward is replayed step by step.
+            functional calls, nested Sequentials and custom chains, residual blocks as units), or a
+            backbone returning feature maps. It is kept as ``.encoder``.
         input_shape: a shape to trace with: one sample ``(C, *spatial)``, a batch, or a tensor.
         out_channels: channels of the output, at the input's resolution.
         skip: ``'concat'`` (default; channels add up, the next conv takes both) or ``'add'``.
         final_activation: a module applied to the output. Default none.
-        pool_mirror: ``'conv'`` (default: a learned transposed conv, as U-Net's up-convolution,
-            exact at every size), ``'nearest'`` or ``'linear'`` (interpolation to the recorded
-            size, followed by a 1×1 conv where the channels must change). Adaptive pooling is
-            always interpolated.
+        pool_mirror: how the decoder goes up a scale: ``'conv'`` (default: a learned transposed
+            conv, as U-Net's up-convolution, fitted to be exact at every size), ``'nearest'`` or
+            ``'linear'`` (interpolation to the exact size, with a 1×1 conv where the channels must
+            change). Adaptive pooling is always interpolated.
+        output: what to read from the encoder's return value (see :class:`MirrorDecoder`): one
+            tensor for a mirrored U-Net, or a list, tuple or dict of feature maps for a pyramid.
+        decoder_channels: the widths of the pyramid decoder's stages, coarsest first, the
+            full-resolution stage included. Default: each stage as wide as the skip it fuses, the
+            full-resolution stage as the finest map. Only for a pyramid.
 
     Attributes:
         encoder: the given encoder.
-        decoder: the decoder's layers in order (skip fusions included), an ``nn.ModuleList``.
-        encoder_steps: dotted paths of the encoder modules replayed, in order, by ``forward``.
+        decoder: the decoder: its layers in order (skip fusions included), an ``nn.ModuleList``;
+            for a pyramid, its stages and head.
+        encoder_steps: dotted paths of the encoder steps replayed, in order, by ``forward``
+            (empty for a pyramid: the backbone runs its own forward).
+        features: the keys (indices or names) of the feature maps used as skips, finest first
+            (empty for an encoder that returns one tensor).
 
     Shape:
         Input ``(N, C, *spatial)`` of any size the encoder accepts; output ``(N, out_channels,
-        *spatial)``. Each up step restores the size its down step received: a stride-``s``
-        step maps ``s`` sizes to each output size, and its mirror reaches all of them,
+        *spatial)``. Each up step restores the size it is given per call: a stride-``s`` step maps
+        ``s`` sizes to each output size, and its up step reaches all of them,
         ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``,
-        with ``output_padding = recorded size - (out with output_padding 0)``, in ``[0, stride)``.
+        with ``output_padding = target size - (out with output_padding 0)``, in ``[0, stride)``.
 
     Example:
         >>> import torch
@@ -90,10 +112,12 @@ class MirrorUNet(nn.Module):
         torch.Size([1, 2, 64, 33])
 
     Raises:
-        TypeError: ``encoder`` or ``final_activation`` is not a module; ``out_channels`` is not an int.
-        ValueError: a bad ``input_shape``, ``skip`` or ``pool_mirror``; ``out_channels`` below 1.
-        ShapeError: the encoder is not fully convolutional, or a part cannot be mirrored exactly
-            (the message names its dotted path and type and what to do).
+        TypeError: ``encoder`` or ``final_activation`` is not a module; ``out_channels`` is not an
+            int; the encoder returns no tensor ``output`` picks.
+        ValueError: a bad ``input_shape``, ``skip``, ``pool_mirror``, ``output`` or
+            ``decoder_channels``; ``out_channels`` below 1.
+        ShapeError: the encoder is not fully convolutional, a part cannot be mirrored exactly, or a
+            feature map is not ``(N, C, *spatial)`` (the message names it and what to do).
         RuntimeError: the encoder's own forward fails on ``input_shape``.
     """
 
@@ -107,6 +131,7 @@ class MirrorUNet(nn.Module):
         final_activation: nn.Module | None = None,
         pool_mirror: PoolMirror = "conv",
         output: Selector = None,
+        decoder_channels: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         out_channels = as_int(out_channels, "out_channels")
@@ -115,11 +140,28 @@ class MirrorUNet(nn.Module):
         if final_activation is not None and not isinstance(final_activation, nn.Module):
             raise TypeError(f"final_activation must be an nn.Module or None, got {type(final_activation).__name__}")
         options = Options.for_encoder(encoder, pool_mirror, tie_weights=False)
-        chain = encoder_chain(encoder, input_shape, output)
-        _check_convolutional(encoder, chain)
-        entries = assemble(chain.record, chain.steps, options, in_channels=channels_of(chain.output_shape),
-                           out_channels=out_channels, final_activation=final_activation, skip=skip, head=True)
+        record = trace_encoder(encoder, input_shape)
+        found = _feature_maps(record, encoder, output)
         self.encoder = encoder
+        self.decoder: PyramidDecoder | nn.ModuleList
+        self._output = output
+        self.features: tuple[int | str, ...] = ()
+        self.encoder_steps: tuple[str, ...] = ()
+        if found is not None:
+            widths = None if decoder_channels is None else [as_int(c, "decoder_channels") for c in decoder_channels]
+            features = pyramid_features(record, found)
+            self.features = tuple(f.key for f in features)
+            self.decoder = build_pyramid(record, features, out_channels=out_channels, skip=skip,
+                                         decoder_channels=widths, upsample=options.pool_mirror,
+                                         factory=options.factory, final_activation=final_activation)
+            return
+        if decoder_channels is not None:
+            raise ValueError("decoder_channels sets the widths of a pyramid decoder: give it for an encoder that "
+                             "returns several feature maps; a mirrored U-Net takes the encoder's own widths")
+        chain = chain_of(record, encoder, output)
+        _check_convolutional(encoder, chain)
+        entries = assemble(record, chain.steps, options, in_channels=channels_of(chain.output_shape),
+                           out_channels=out_channels, final_activation=final_activation, skip=skip, head=True)
         self.decoder = nn.ModuleList(entry.module for entry in entries)
         self.encoder_steps = tuple(step.name for step in chain.steps)
         self._steps = replays(chain, encoder)  # the encoder's own modules and calls, owned by .encoder
@@ -129,7 +171,11 @@ class MirrorUNet(nn.Module):
         self._fuses = tuple(entry.fuses for entry in entries)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Encode step by step, keeping the skips and every size; decode, fusing each skip exactly."""
+        """Encode, keeping the skips and every size; decode, fusing each skip at exactly its size."""
+        if isinstance(self.decoder, PyramidDecoder):
+            picked = pick(self.encoder(x), self._output)
+            out: Tensor = self.decoder([picked[key] for key in self.features], x.shape[2:])
+            return out
         sizes, skips = [], {}
         for index, (step, keep) in enumerate(zip(self._steps, self._keeps)):
             sizes.append(x.shape)
@@ -144,3 +190,15 @@ class MirrorUNet(nn.Module):
             else:
                 x = layer(x)
         return x
+
+
+def _feature_maps(record: Record, encoder: nn.Module, output: Selector) -> list[tuple[int | str, Value]] | None:
+    """The feature maps ``output`` picks from the encoder's return value; None for one tensor."""
+    try:
+        return select_all(record, output)
+    except TypeError as error:
+        raise TypeError(f"the encoder {type(encoder).__name__} must return a tensor or feature maps, or output= "
+                        f"must pick them: {error}") from None
+    except (KeyError, IndexError, AttributeError) as error:
+        raise ValueError(f"output={output!r} picks nothing from what the encoder {type(encoder).__name__} "
+                         f"returned: {error}. Fix: pick its feature maps, e.g. {suggest(record.raw_output)}.") from None

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..core.text import format_shape
 
-__all__ = ["Call", "Failure", "Record", "Value", "select"]
+__all__ = ["Call", "Failure", "Record", "Selector", "Value", "pick", "select", "select_all"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,13 +202,41 @@ def select(record: Record, output: Selector) -> Value:
         TypeError: the pick is not a tensor the model returned, or ``output`` is of another type.
         KeyError, IndexError, AttributeError: ``output`` names nothing in the return value.
     """
-    picked = record.raw_output if output is None else _pick(record.raw_output, output)
+    picked = pick(record.raw_output, output)
     if not isinstance(picked, Tensor) or id(picked) not in record.output_values:
         raise TypeError(_not_a_tensor(record.raw_output, output, picked))
     return record.output_values[id(picked)]
 
 
-def _pick(returned: Any, output: int | str | Callable[[Any], Any]) -> Any:
+def select_all(record: Record, output: Selector) -> list[tuple[int | str, Value]] | None:
+    """The values of the tensors in the list, tuple or mapping that ``output`` picks, with their
+    indices or keys; None when it picks one tensor.
+
+    Raises:
+        TypeError: the pick holds no tensor the model returned.
+        KeyError, IndexError, AttributeError: ``output`` names nothing in the return value.
+    """
+    picked = pick(record.raw_output, output)
+    if isinstance(picked, Tensor):
+        return None
+    items = list(picked.items()) if isinstance(picked, Mapping) else (
+        list(enumerate(picked)) if isinstance(picked, (list, tuple)) else [])
+    found = [(key, record.output_values[id(v)]) for key, v in items
+             if isinstance(v, Tensor) and id(v) in record.output_values]
+    if not found:
+        raise TypeError(_not_a_tensor(record.raw_output, output, picked))
+    return found
+
+
+def pick(returned: Any, output: Selector) -> Any:
+    """What ``output`` picks from a return value (itself for None): see :func:`select`.
+
+    Raises:
+        TypeError: ``output`` is of another type, or an int for a return value that is not a sequence.
+        KeyError, IndexError, AttributeError: ``output`` names nothing in the return value.
+    """
+    if output is None:
+        return returned
     if callable(output) and not isinstance(output, (int, str)):
         return output(returned)
     if isinstance(output, bool) or not isinstance(output, (int, str)):

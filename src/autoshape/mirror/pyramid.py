@@ -1,0 +1,208 @@
+"""A U-Net decoder on a backbone that returns a pyramid of feature maps, exact at every input size.
+
+The feature maps are read from one traced record: ordered by resolution, finest first; among
+maps of the same size the last one in the returned list (or dict) is kept, since backbones list
+their maps in forward order and the later one is the deeper (HF ResNet returns its embedding
+output and its first stage at 1/4, and the stage is kept). From the coarsest map
+up, each stage upsamples to exactly the size of the next skip, per call, fuses it (concatenation
+or sum) and applies two conv-norm-activation blocks; a last stage returns to the input's own size
+when the finest map is smaller, and the head gives ``out_channels``.
+
+Upsampling is a transposed conv whose kernel, stride and padding are fitted to the backbone's own
+size rule between the two maps (composed from the record), so that its ``output_padding`` range
+is exactly the sizes that map to each coarser size and ``output_size`` hits the skip at every
+input size; or interpolation to the skip's size. Nothing is padded or cropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ..core.inversion import SizeFunction, fit_transpose
+from ..core.text import format_shape
+from ..errors import ShapeError
+from ..layers.resize import UpsampleTo
+from ..rules import PoolMirror
+from ..tracing import Record, Value
+from .sizes import Composer, SizesFunction
+
+__all__ = ["Feature", "PyramidDecoder", "build_pyramid", "pyramid_features"]
+
+_CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_CONV_TRANSPOSE: dict[int, type[nn.Module]] = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+_NORM: dict[int, type[nn.Module]] = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature map the backbone returns: where it sits in the return value, and its traced value."""
+
+    key: int | str
+    value: Value
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.value.shape
+
+    @property
+    def size(self) -> tuple[int, ...]:
+        return self.value.shape[2:]
+
+
+def pyramid_features(record: Record, found: list[tuple[int | str, Value]]) -> list[Feature]:
+    """The skips, finest first, one per size (the last returned), checked to be feature maps.
+
+    Raises:
+        ShapeError: a feature is not ``(N, C, *spatial)`` with the input's batch and spatial rank.
+    """
+    image = record.input.shape
+    for key, value in found:
+        if len(value.shape) != len(image) or value.shape[0] != image[0]:
+            raise ShapeError(
+                f"MirrorUNet needs feature maps (N, C, *spatial) like its input {format_shape(image)}, but feature "
+                f"{key!r} has shape {format_shape(value.shape)}. Fix: pick only the spatial feature maps with "
+                "output= (a callable can filter them), or use MirrorAutoencoder on a tensor output."
+            )
+    by_size = {value.shape[2:]: Feature(key, value) for key, value in found}  # a later map of a size wins
+    return sorted(by_size.values(), key=lambda f: _volume(f.size), reverse=True)
+
+
+def _volume(size: tuple[int, ...]) -> int:
+    count = 1
+    for n in size:
+        count *= n
+    return count
+
+
+def _per_dim(function: SizesFunction, base: tuple[int, ...]) -> list[SizeFunction]:
+    """One size function per dimension, the others moved by the same offset (as probes move them)."""
+    def along(dim: int) -> SizeFunction:
+        def size_of(n: int) -> int | None:
+            out = function(tuple(b + n - base[dim] for b in base))
+            return None if out is None else out[dim]
+        return size_of
+    return [along(dim) for dim in range(len(base))]
+
+
+class _Up(nn.Module):
+    """A fitted transposed conv that hits the size it is given per call (``output_size``)."""
+
+    def __init__(self, conv: nn.Module) -> None:
+        super().__init__()
+        self.conv = conv
+
+    def forward(self, input: Tensor, size: Sequence[int]) -> Tensor:
+        out: Tensor = self.conv(input, output_size=list(size))
+        return out
+
+
+class _Interpolate(nn.Module):
+    """Interpolation to the size it is given per call, then a 1×1 conv where the channels change."""
+
+    def __init__(self, n: int, mode: str, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.resize = UpsampleTo(mode=mode, align_corners=None if mode == "nearest" else False)
+        self.project = _CONV[n](in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+
+    def forward(self, input: Tensor, size: Sequence[int]) -> Tensor:
+        out: Tensor = self.project(self.resize(input, (*input.shape[:2], *size)))
+        return out
+
+
+class _Stage(nn.Module):
+    """Upsample to the skip's size, fuse the skip, and two conv-norm-activation blocks."""
+
+    def __init__(self, up: nn.Module, blocks: nn.Sequential, skip: str | None) -> None:
+        super().__init__()
+        self.up = up
+        self.blocks = blocks
+        self.skip = skip
+
+    def forward(self, input: Tensor, skip: Tensor | None, size: Sequence[int]) -> Tensor:
+        x = self.up(input, size)
+        if skip is not None:
+            x = torch.cat([x, skip], dim=1) if self.skip == "concat" else x + skip
+        out: Tensor = self.blocks(x)
+        return out
+
+
+class PyramidDecoder(nn.Module):
+    """The decoder: stages from the coarsest feature map up, the full-resolution stage, the head."""
+
+    def __init__(self, stages: Sequence[_Stage], head: nn.Module) -> None:
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+        self.head = head
+
+    def forward(self, features: Sequence[Tensor], image_size: Sequence[int]) -> Tensor:
+        x = features[-1]
+        skips = list(features[:-1])[::-1]
+        for index, stage in enumerate(self.stages):
+            skip = skips[index] if index < len(skips) else None
+            x = stage(x, skip, skip.shape[2:] if skip is not None else image_size)
+        out: Tensor = self.head(x)
+        return out
+
+
+def _blocks(n: int, in_channels: int, out_channels: int, factory: dict[str, Any]) -> nn.Sequential:
+    conv, norm = _CONV[n], _NORM[n]
+    return nn.Sequential(conv(in_channels, out_channels, 3, padding=1, bias=False, **factory),
+                         norm(out_channels, **factory), nn.ReLU(inplace=True),
+                         conv(out_channels, out_channels, 3, padding=1, bias=False, **factory),
+                         norm(out_channels, **factory), nn.ReLU(inplace=True))
+
+
+def _up(composer: Composer, record: Record, fine: Value, coarse: Value, in_channels: int, out_channels: int,
+        upsample: PoolMirror, factory: dict[str, Any]) -> nn.Module:
+    """A transposed conv fitted to the backbone's sizes from ``fine`` to ``coarse``; interpolation
+    when asked for, or when that relation is not a convolution's."""
+    n = len(fine.shape) - 2
+    root = record.root
+    sizes = None if upsample != "conv" or root is None else composer.between(root, fine, coarse)
+    fits = [] if sizes is None else [fit_transpose(f, i) for f, i in zip(_per_dim(sizes, fine.shape[2:]),
+                                                                      fine.shape[2:])]
+    if sizes is None or sizes(fine.shape[2:]) != coarse.shape[2:] or None in fits:
+        mode = _LINEAR_MODES[n] if upsample == "linear" else "nearest"
+        return _Interpolate(n, mode, in_channels, out_channels)
+    k, s, p, op = (tuple(column) for column in zip(*(fit for fit in fits if fit is not None)))
+    return _Up(_CONV_TRANSPOSE[n](in_channels, out_channels, k, s, p, op, **factory))
+
+
+def build_pyramid(record: Record, features: Sequence[Feature], *, out_channels: int, skip: str,
+                  decoder_channels: Sequence[int] | None, upsample: PoolMirror, factory: dict[str, Any],
+                  final_activation: nn.Module | None) -> PyramidDecoder:
+    """The decoder for ``features`` (finest first) of the traced backbone.
+
+    Raises:
+        ValueError: ``decoder_channels`` has another length than the number of stages.
+    """
+    n = len(record.input.shape) - 2
+    full = features[0].size != record.input.shape[2:]
+    targets = [f.value for f in features[:-1]][::-1] + ([record.input] if full else [])
+    widths = [f.shape[1] for f in features[:-1]][::-1] + ([features[0].shape[1]] if full else [])
+    if decoder_channels is not None:
+        if len(decoder_channels) != len(widths):
+            which = "one per decoder stage from the coarsest skip up" + (", full resolution included" if full else "")
+            raise ValueError(f"decoder_channels needs {len(widths)} widths, {which}; got {tuple(decoder_channels)}")
+        widths = list(decoder_channels)
+    composer = Composer(record)
+    stages: list[_Stage] = []
+    channels, below = features[-1].shape[1], features[-1].value
+    for target, width in zip(targets, widths):
+        fused = target is not record.input
+        skip_channels = target.shape[1] if fused else 0
+        up_channels = skip_channels if fused and skip == "add" else width
+        up = _up(composer, record, target, below, channels, up_channels, upsample, factory)
+        into = up_channels + (skip_channels if fused and skip == "concat" else 0)
+        stages.append(_Stage(up, _blocks(n, into, width, factory), skip if fused else None))
+        channels, below = width, target
+    head: nn.Module = _CONV[n](channels, out_channels, 1, **factory)
+    if final_activation is not None:
+        head = nn.Sequential(head, final_activation)
+    return PyramidDecoder(stages, head)

@@ -1,0 +1,169 @@
+"""MirrorUNet on backbones that return feature pyramids: exact at every size, skips met exactly.
+
+Every shape is checked by running real torch modules: hooks record, per decoder stage, the shape
+its up step produced and the shape of the skip it fused.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from torch import nn
+
+from autoshape import MirrorUNet, ShapeError
+
+SIZES = [(64, 64), (101, 67), (257, 193)]
+
+
+class Pyramid(nn.Module):
+    """A hand-written backbone returning its stages' outputs: a list at 1/2, 1/4 and 1/8."""
+
+    def __init__(self, dims: int = 2, as_dict: bool = False) -> None:
+        super().__init__()
+        conv = {2: nn.Conv2d, 3: nn.Conv3d}[dims]
+        self.stem = nn.Sequential(conv(3, 8, 3, 2, 1), nn.ReLU())
+        self.layer1 = nn.Sequential(conv(8, 16, 3, 2, 1), nn.ReLU())
+        self.layer2 = nn.Sequential(conv(16, 32, 3, 2, 1), nn.ReLU())
+        self.as_dict = as_dict
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor] | dict[str, torch.Tensor]:
+        a = self.stem(x)
+        b = self.layer1(a)
+        c = self.layer2(b)
+        return {"a": a, "b": b, "c": c} if self.as_dict else [a, b, c]
+
+
+def fused(unet: MirrorUNet, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[tuple[int, ...], tuple[int, ...]]]]:
+    """The output, and per stage with a skip the (up step's output, skip) shapes it joined."""
+    seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+    hooks = [stage.register_forward_hook(
+        lambda m, args, out: seen.append((tuple(m.up(args[0], args[2]).shape), tuple(args[1].shape)))
+        if args[1] is not None else None) for stage in unet.decoder.stages]
+    try:
+        with torch.no_grad():
+            out = unet.eval()(x)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return out, seen
+
+
+def assert_exact(unet: MirrorUNet, channels: int, sizes: list[tuple[int, ...]]) -> None:
+    for size in sizes:
+        x = torch.randn(1, channels, *size)
+        out, seen = fused(unet, x)
+        assert out.shape == (1, 2, *size)
+        assert seen and all(up[2:] == skip[2:] for up, skip in seen)
+
+
+@pytest.mark.parametrize("skip", ["concat", "add"])
+@pytest.mark.parametrize("pool_mirror", ["conv", "nearest"])
+def test_a_hand_written_pyramid_gets_an_exact_unet_at_every_size(skip: str, pool_mirror: str) -> None:
+    unet = MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2, skip=skip, pool_mirror=pool_mirror)  # type: ignore[arg-type]
+    assert unet.features == (0, 1, 2)
+    assert_exact(unet, 3, SIZES)
+    kinds = {type(m).__name__ for m in unet.decoder.modules()}
+    assert not kinds & {"ConstantPad2d", "ZeroPad2d", "ReflectionPad2d"}  # nothing padded or cropped
+
+
+def test_stages_upsample_by_a_transposed_conv_fitted_to_the_backbone() -> None:
+    unet = MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2)
+    ups = [stage.up.conv for stage in unet.decoder.stages]
+    # k3 s2 p1 convs take n to ceil(n/2): a transposed k3 s2 p1 reaches both sizes of each interval
+    assert [(u.kernel_size, u.stride, u.padding) for u in ups] == [((3, 3), (2, 2), (1, 1))] * 3
+    assert [(u.in_channels, u.out_channels) for u in ups] == [(32, 16), (16, 8), (8, 8)]
+    assert isinstance(unet.decoder.head, nn.Conv2d) and unet.decoder.head.out_channels == 2
+
+
+def test_a_dict_of_maps_and_custom_decoder_widths() -> None:
+    unet = MirrorUNet(Pyramid(as_dict=True), (3, 64, 64), out_channels=2, decoder_channels=(24, 12, 6),
+                      final_activation=nn.Sigmoid())
+    assert unet.features == ("a", "b", "c")
+    assert [stage.blocks[3].out_channels for stage in unet.decoder.stages] == [24, 12, 6]
+    assert_exact(unet, 3, SIZES)
+    with pytest.raises(ValueError, match=r"decoder_channels needs 3 widths.*full resolution included"):
+        MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2, decoder_channels=(8, 8))
+
+
+def test_a_three_dimensional_pyramid() -> None:
+    unet = MirrorUNet(Pyramid(dims=3), (3, 16, 16, 16), out_channels=2)
+    assert_exact(unet, 3, [(16, 16, 16), (17, 15, 13)])
+
+
+def test_compile_fullgraph_is_exact_across_sizes() -> None:
+    unet = MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2).eval()
+    compiled = torch.compile(unet, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        for size in [(64, 64), (65, 63)]:
+            x = torch.randn(1, 3, *size)
+            torch.testing.assert_close(compiled(x), unet(x))
+
+
+def test_backward_reaches_every_decoder_parameter() -> None:
+    unet = MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2)
+    unet(torch.randn(2, 3, 67, 61)).square().mean().backward()
+    assert all(p.grad is not None for p in unet.parameters())
+
+
+class Tokens(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        y = self.conv(x)
+        return [y, y.flatten(2).transpose(1, 2)]
+
+
+def test_a_feature_that_is_not_a_map_is_refused_by_name_and_shape() -> None:
+    with pytest.raises(ShapeError, match=r"feature 1 has shape 1×64×8.*Fix: pick only the spatial feature maps"):
+        MirrorUNet(Tokens(), (3, 16, 16), out_channels=2)
+    unet = MirrorUNet(Tokens(), (3, 16, 16), out_channels=2, output=lambda out: out[:1])  # the fix, followed
+    assert unet(torch.randn(1, 3, 17, 15)).shape == (1, 2, 17, 15)
+
+
+def test_decoder_channels_are_for_pyramids_only() -> None:
+    with pytest.raises(ValueError, match="decoder_channels sets the widths of a pyramid decoder"):
+        MirrorUNet(nn.Sequential(nn.Conv2d(1, 4, 3, 2, 1)), (1, 16, 16), out_channels=1, decoder_channels=(4,))
+
+
+needs_monai = pytest.mark.skipif(importlib.util.find_spec("monai") is None, reason="monai is in the test extra")
+needs_hf = pytest.mark.skipif(importlib.util.find_spec("transformers") is None,
+                              reason="transformers is in the test extra")
+
+
+@needs_monai
+@pytest.mark.parametrize("dims", [2, 3])
+def test_monai_resnet_features(dims: int) -> None:
+    from monai.networks.nets import ResNetFeatures
+    backbone = ResNetFeatures("resnet10", pretrained=False, spatial_dims=dims, in_channels=1)
+    shape = (1, *(32,) * dims)
+    unet = MirrorUNet(backbone, shape, out_channels=2)
+    sizes = SIZES if dims == 2 else [(32, 32, 32), (33, 29, 31)]
+    assert_exact(unet, 1, sizes)
+
+
+def _hf(name: str) -> nn.Module:
+    import transformers
+    small = {"ResNet": dict(embedding_size=8, hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1]),
+             "ConvNext": dict(hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1]),
+             "MobileViT": dict(image_size=64, hidden_sizes=[16, 24, 32], neck_hidden_sizes=[8, 8, 16, 16, 24, 32, 48],
+                               num_attention_heads=2)}[name]
+    config = getattr(transformers, f"{name}Config")(output_hidden_states=True, **small)
+    return getattr(transformers, f"{name}Model")(config)  # type: ignore[no-any-return]
+
+
+@needs_hf
+@pytest.mark.parametrize("name", ["ResNet", "ConvNext", "MobileViT"])
+def test_hf_backbones_with_hidden_states(name: str) -> None:
+    unet = MirrorUNet(_hf(name), (3, 64, 64), out_channels=2, output="hidden_states")
+    assert_exact(unet, 3, SIZES)
+
+
+@needs_hf
+def test_of_two_maps_of_one_size_the_later_is_kept() -> None:
+    """HF ResNet returns its embedding output and its first stage, both at 1/4: the stage is the skip."""
+    unet = MirrorUNet(_hf("ResNet"), (3, 64, 64), out_channels=2, output="hidden_states")
+    assert unet.features == (1, 2, 3, 4)

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from autoshape import MirrorAutoencoder, MirrorUNet, ShapeError
 from benchmarks.compat import SUBJECTS, NotApplicable, Subject
+from benchmarks.twins import full_fp32
 
 CUDA = torch.device("cuda")
 CPU = torch.device("cpu")
@@ -84,17 +85,6 @@ def assert_near(actual: StepResult, expected: StepResult, rel: float, names: tup
 
 
 @contextmanager
-def ieee_fp32() -> Iterator[None]:
-    """cuDNN convolutions in full fp32 (no TF32), as on the CPU; restored afterwards."""
-    saved = torch.backends.cudnn.allow_tf32
-    torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32 = saved
-
-
-@contextmanager
 def no_host_sync(device: torch.device) -> Iterator[None]:
     """On CUDA, anything that makes the host wait for the GPU (``.item()``, a copy to the CPU) raises inside."""
     if device.type != "cuda":
@@ -134,7 +124,7 @@ def assert_parity(module: nn.Module, x: Tensor, grad: Tensor, device: torch.devi
     assert not behind, f"not moved to {device}: {behind}"
     x_on, grad_on = x.to(device), grad.to(device)
     train_step(copy.deepcopy(moved), x_on, grad_on)  # warm-up: library handles and workspaces
-    with ieee_fp32():
+    with full_fp32():
         expected = train_step(module, x, grad)
         with no_host_sync(device):
             actual = train_step(moved, x_on, grad_on)
@@ -163,7 +153,7 @@ def check_autocast(subject: Subject, device: torch.device, dtype: torch.dtype) -
     precision sends a few gradients to neighbouring positions.
     """
     module, x, grad = (t.to(device) for t in subject_parts(subject))
-    with ieee_fp32():
+    with full_fp32():
         expected = train_step(copy.deepcopy(module), x, grad)
     actual = train_step(module, x, grad, autocast_forward(module, device, dtype))
     assert actual.output.dtype == dtype, f"autocast output is {actual.output.dtype}, expected {dtype}"
@@ -182,7 +172,7 @@ def check_channels_last(subject: Subject, device: torch.device) -> None:
     memory_format = MEMORY_FORMATS.get(x.dim())
     if memory_format is None:
         raise NotApplicable(f"torch defines channels_last only for 4-d and 5-d tensors; this input is {x.dim()}-d")
-    with ieee_fp32():
+    with full_fp32():
         expected = train_step(copy.deepcopy(module), x, grad)
         actual = train_step(module.to(memory_format=memory_format), x.contiguous(memory_format=memory_format), grad)
     assert_near(actual, expected, FP32)
@@ -195,7 +185,7 @@ def check_compile(subject: Subject, device: torch.device, backend: str = "induct
     module, x, grad = (t.to(device) for t in subject_parts(subject))
     torch._dynamo.reset()
     compiled = torch.compile(module, fullgraph=True, backend=backend, dynamic=False)
-    with ieee_fp32():
+    with full_fp32():
         expected = train_step(copy.deepcopy(module), x, grad)
         actual = train_step(module, x, grad, compiled)
     assert_near(actual, expected, FP32)

@@ -123,8 +123,8 @@ def assert_parity(module: nn.Module, x: Tensor, grad: Tensor, device: torch.devi
     behind = [name for name, t in [*moved.named_parameters(), *moved.named_buffers()] if t.device.type != device.type]
     assert not behind, f"not moved to {device}: {behind}"
     x_on, grad_on = x.to(device), grad.to(device)
-    train_step(copy.deepcopy(moved), x_on, grad_on)  # warm-up: library handles and workspaces
     with full_fp32():
+        train_step(copy.deepcopy(moved), x_on, grad_on)  # warm-up: library handles, workspaces, plans
         expected = train_step(module, x, grad)
         with no_host_sync(device):
             actual = train_step(moved, x_on, grad_on)
@@ -278,7 +278,7 @@ def check_backbone(encoder: Callable[[], nn.Module], mirror: str, device: torch.
     for shape in (BACKBONE_INPUT, (2, 3, 64, 48)):
         x = torch.randn(shape, device=device).contiguous(memory_format=torch.channels_last)
         out = autocast_forward(module, device, torch.bfloat16)(x)
-        assert out.shape[2:] == x.shape[2:] and out.dtype == torch.bfloat16, (out.shape, out.dtype)
+        assert out.shape[2:] == x.shape[2:] and out.isfinite().all(), out.shape
         out.float().square().mean().backward()
         assert all(p.grad is None or p.grad.isfinite().all() for p in module.parameters())
 

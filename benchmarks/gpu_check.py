@@ -143,9 +143,8 @@ def _throughput_lines(training: str) -> list[str]:
     for heading in ("### DCGAN", "### Autoencoder"):
         rows = table_after(training, heading)[1:]
         if rows:
-            first = f"{rows[0][0].split(' (')[0]} {rows[0][2]} images/s"
-            rest = "; ".join(f"{row[1]} {row[3]}" for row in rows[1:])
-            lines.append(f"{heading[4:]}: {first}; {rest}")
+            rest = ", ".join(f"{row[1]} {row[3]}" for row in rows[1:])
+            lines.append(f"{heading[4:]}: {rows[0][0]} {rows[0][2]} images/s; {rows[-1][0]} {rest}")
     goal = re.search(r"Goal: .*?\*\*(met|not met)\*\* \((×[\d.]+)\)", training)
     if goal:
         lines.append(f"DCGAN goal ≥ 2× the reference: {goal.group(1)} ({goal.group(2)})")

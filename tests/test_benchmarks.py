@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from benchmarks import run, stride1, training
+from benchmarks.gpu_check import benchmark_lines
 from benchmarks.memory import in_fresh_process, peak_memory
 from benchmarks.report import Settings, table_after
 from benchmarks.timing import Paired
@@ -177,6 +178,10 @@ def test_training_tables_render_on_cpu_at_a_tiny_batch(monkeypatch: pytest.Monke
     assert dcgan[1][:2] == [training.REFERENCE, "fp32 eager"] and dcgan[1][3] == "×1.00"
     assert all(float(row[2].replace(",", "")) > 0 for row in dcgan[1:] + autoencoder[1:])
     assert re.search(r"Goal: .* \*\*(met|not met)\*\* \(×\d+\.\d\d\)", text)
+    summary = benchmark_lines(f"## Training throughput (CUDA)\n\n{text}\n\n## Compatibility matrix\n")
+    assert summary[0].startswith(f"DCGAN: {training.REFERENCE} ") and "; examples/dcgan.py fp32 eager ×" in summary[0]
+    assert summary[1].startswith("Autoencoder: same layers ") and "(MirrorAutoencoder) fp32 eager ×" in summary[1]
+    assert re.fullmatch(r"DCGAN goal ≥ 2× the reference: (met|not met) \(×\d+\.\d\d\)", summary[2])
 
 
 def test_goal_line_says_whether_the_fastest_row_doubles_the_reference() -> None:

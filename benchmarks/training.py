@@ -286,7 +286,8 @@ def section(settings: Settings) -> str:
     title = "## Training throughput (CUDA)"
     if settings.device.type != "cuda":
         return "\n\n".join([title, "**Not measured: no GPU was available in this session.** This benchmark is "
-                             "CUDA-only (`python benchmarks/run.py --device cuda`); CPU figures would say nothing "
-                             "about GPU training speed, so none are given."])
+                             "CUDA-only (`python benchmarks/run.py --device cuda`; `bash benchmarks/gpu_check.sh` "
+                             "runs it with the rest of the GPU check); CPU figures would say nothing about GPU "
+                             "training speed, so none are given."])
     torch.backends.cudnn.benchmark = True  # as both the classic example and the examples set it
     return "\n\n".join([title, f"On {torch.cuda.get_device_name(settings.device)}.", *tables(settings)])

@@ -127,8 +127,8 @@ if ! grep -q $'^env\tok\t' "$WORK/stages.tsv"; then
   finish
 fi
 
-# 1. the cuda-marked tests (on the CPU they skip and the same checks run on the CPU instead)
-run_stage tests "$CAP_TESTS" "$PY" -m pytest tests/test_cuda.py -q -p no:cacheprovider \
+# 1. the cuda-marked tests (on the CPU they are all skipped: the suite runs their checks on the CPU)
+run_stage tests "$CAP_TESTS" "$PY" -m pytest tests/test_cuda.py -m cuda -q -p no:cacheprovider \
   --junitxml="$WORK/tests.xml" "${PYTEST_WORKERS[@]}"
 collect
 

@@ -172,12 +172,18 @@ GROUPS: list[tuple[str, str, list[Case]]] = [
 def training_steps(pair: Pair, x: Tensor) -> tuple[Step, Step]:
     """One forward+backward step for each module of the pair, after checking their outputs agree.
 
+    They agree to 1e-4 of the largest output: twins that compute one function with different
+    operators (a stride-1 transposed conv and its conv) round differently, especially on a GPU,
+    while a structural difference is off by the order of the values.
+
     Raises:
         AssertionError: the two modules give different outputs (they are not twins).
     """
     candidate, reference = pair
     with full_fp32():
-        torch.testing.assert_close(candidate(x), reference(x), msg=lambda m: f"not twins: {m}")
+        expected = reference(x)
+        torch.testing.assert_close(candidate(x), expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()),
+                                   msg=lambda m: f"not twins: {m}")
     grad = torch.randn_like(reference(x))
     x = x.detach().requires_grad_()
 

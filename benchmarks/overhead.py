@@ -180,11 +180,11 @@ def training_steps(pair: Pair, x: Tensor) -> tuple[Step, Step]:
         AssertionError: the two modules give different outputs (they are not twins).
     """
     candidate, reference = pair
-    with full_fp32():
+    with full_fp32(), torch.no_grad():
         expected = reference(x)
-        torch.testing.assert_close(candidate(x), expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max()),
+        torch.testing.assert_close(candidate(x), expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item(),
                                    msg=lambda m: f"not twins: {m}")
-    grad = torch.randn_like(reference(x))
+        grad = torch.randn_like(expected)
     x = x.detach().requires_grad_()
 
     def step_for(module: nn.Module) -> Step:

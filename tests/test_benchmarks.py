@@ -92,6 +92,17 @@ def test_stride1_verdict_needs_the_whole_interval_past_two_percent(intervals: li
     assert stride1.verdict([_paired(*interval) for interval in intervals]).startswith(verdict)
 
 
+@pytest.mark.parametrize("amp", [False, True], ids=["fp32", "bf16-channels_last"])
+def test_stride1_steps_train_both_operators_in_each_variant(amp: bool) -> None:
+    pair = stride1.layer_pair(4, 2)  # the bf16 + channels_last variant runs only on a GPU in the benchmark
+    steps = stride1._steps(pair, (1, 4, 6, 5), stride1.Variant(amp), torch.device("cpu"))
+    for module, step in zip(pair, steps):
+        module.zero_grad(set_to_none=True)
+        step()
+        assert module.weight.grad is not None and module.weight.grad.abs().sum() > 0
+    assert pair[0].weight.is_contiguous(memory_format=torch.channels_last) == amp
+
+
 def test_sections_flag_writes_those_in_its_order_and_notes_a_failing_one(tmp_path: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(settings: Settings) -> str:

@@ -6,7 +6,7 @@
 #                 reference loop, overhead against hand-written twins, exact vs pad-to-32, stride-1 mirrors
 #   3. ex-*       each example for a fixed number of steps with --amp --channels-last --compile (in parallel)
 #   4. dcgan-full full-length dcgan.py --conditional, fp32 eager and with --amp --channels-last --compile
-#                 (in parallel): label accuracy of the samples, so "faster" is never "worse"
+#                 (in parallel): the label accuracy of each, so the speed options are judged on samples too
 # Each stage runs under `timeout` with its own cap, inside one overall budget; a stage that fails
 # or runs out of time is recorded and the next one starts. The summary is printed last.
 #
@@ -24,7 +24,7 @@ DRY=0
 case "${1:-}" in
   "") ;;
   --dry-run) DRY=1 ;;
-  -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
   *) echo "gpu_check.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 esac
 

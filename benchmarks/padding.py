@@ -47,11 +47,20 @@ def forward(model: nn.Module, x: Tensor, padded: bool) -> Tensor:
     return out[..., :height, :width]
 
 
-def training_step(model: nn.Module, size: tuple[int, ...], padded: bool) -> Step:
-    """Forward (exact or padded) and backward of a fixed output gradient, on a seeded batch of one."""
+def batch_size(device: torch.device) -> int:
+    """A batch of one on the CPU (as the CPU figures were taken); 8 images on a GPU, a realistic batch there."""
+    return 8 if device.type == "cuda" else 1
+
+
+CPU = torch.device("cpu")
+
+
+def training_step(model: nn.Module, size: tuple[int, ...], padded: bool, device: torch.device = CPU) -> Step:
+    """Forward (exact or padded) and backward of a fixed output gradient, on a seeded batch on ``device``."""
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(1, 1, *size, generator=generator)
-    grad = torch.randn(1, 2, *size, generator=generator)
+    batch = batch_size(device)
+    x = torch.randn(batch, 1, *size, generator=generator).to(device)
+    grad = torch.randn(batch, 2, *size, generator=generator).to(device)
     return lambda: forward(model, x, padded).backward(grad)
 
 
@@ -62,18 +71,37 @@ def step_peak(size: tuple[int, ...], padded: bool) -> Peak:
     return peak_memory(training_step(model, size, padded))
 
 
-def _row(settings: Settings, size: tuple[int, ...]) -> list[object]:
-    model = unet()
-    exact, padded = training_step(model, size, False), training_step(model, size, True)
-    result = paired_ratio(padded, exact, device=torch.device("cpu"), precision=settings.precision(),
-                          warmup=1 if settings.quick else 3, min_sample_seconds=0.0)
+def cuda_peak(step: Step) -> int:
+    """Peak extra CUDA memory allocated during one call of ``step`` (run it once before: gradients exist)."""
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    step()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before
+
+
+def _memory_cell(settings: Settings, size: tuple[int, ...], steps: tuple[Step, Step]) -> str:
+    """Peak MiB, exact → padded: CUDA memory allocated on a GPU, the resident set on a CPU."""
+    if settings.device.type == "cuda":
+        exact, padded = (cuda_peak(step) for step in steps)
+        return f"{exact / 2**20:,.0f} → {padded / 2**20:,.0f}"
     peaks = [step_peak(size, flag) if settings.quick else in_fresh_process(step_peak, size, flag)
              for flag in (False, True)]
-    pixels = math.prod(padded_size(size)) / math.prod(size)
     exact_rss, padded_rss = peaks[0].rss, peaks[1].rss
-    rss = "n/a" if exact_rss is None or padded_rss is None else f"{exact_rss / 2**20:,.0f} → {padded_rss / 2**20:,.0f}"
+    return "n/a" if exact_rss is None or padded_rss is None else f"{exact_rss / 2**20:,.0f} → {padded_rss / 2**20:,.0f}"
+
+
+def _row(settings: Settings, size: tuple[int, ...]) -> list[object]:
+    model = unet().to(settings.device)
+    exact, padded = (training_step(model, size, flag, settings.device) for flag in (False, True))
+    result = paired_ratio(padded, exact, device=settings.device, precision=settings.precision(),
+                          warmup=1 if settings.quick else 3,
+                          min_sample_seconds=0.01 if settings.device.type == "cuda" else 0.0)
+    pixels = math.prod(padded_size(size)) / math.prod(size)
+    memory = _memory_cell(settings, size, (exact, padded))
     return ["×".join(map(str, size)), "×".join(map(str, padded_size(size))), f"×{pixels:.3f}",
-            ratio_cell(result.ratio, result.ratio_low, result.ratio_high), rss]
+            ratio_cell(result.ratio, result.ratio_low, result.ratio_high), memory]
 
 
 def sizes(settings: Settings) -> list[tuple[int, ...]]:
@@ -83,15 +111,18 @@ def sizes(settings: Settings) -> list[tuple[int, ...]]:
 
 def section(settings: Settings) -> str:
     """The padding section of RESULTS.md."""
+    memory = ("peak extra CUDA memory allocated by one step (`torch.cuda.max_memory_allocated`, exact → padded)"
+              if settings.device.type == "cuda" else
+              "peak extra resident set of one step in a fresh process (exact → padded)")
     return "\n\n".join([
         "## MirrorUNet at odd sizes: exact vs padding to a multiple of 32",
         "U-Net libraries that cannot meet odd skip sizes ask for inputs divisible by 2^N (N poolings), so "
         "users pad, e.g. 257×257 up to 288×288, and crop the output. MirrorUNet needs neither. Both "
         "strategies run on the same MirrorUNet instance with the same weights, so the difference is the "
         f"padding alone. U-Net: MirrorUNet on `unet_encoder` widths "
-        f"{'-'.join(map(str, WIDTHS))} (five 2×2 poolings), batch 1, training step (forward + backward). "
-        "Time ratio = padded / exact (paired, median with 95% CI); memory = peak extra resident set of one "
-        "step in a fresh process (exact → padded).",
+        f"{'-'.join(map(str, WIDTHS))} (five 2×2 poolings), batch {batch_size(settings.device)} on "
+        f"{settings.device.type}, training step (forward + backward). Time ratio = padded / exact (paired, "
+        f"median with 95% CI); memory = {memory}.",
         table(("input", "padded to", "pixels computed", "time padded / exact", "peak MiB exact → padded"),
               [_row(settings, size) for size in sizes(settings)]),
     ])

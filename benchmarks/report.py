@@ -22,16 +22,33 @@ REPO = Path(__file__).resolve().parents[1]
 
 @dataclass(frozen=True)
 class Settings:
-    """What every benchmark section is told: the device and whether this is the quick CI run."""
+    """What every benchmark section is told: the device, and the run's mode.
+
+    ``quick`` is the CI smoke run (tiny sizes, a few pairs: numbers mean nothing). ``short`` is the
+    time-boxed run for a GPU session (benchmarks/gpu_check.sh): realistic sizes, fewer pairs, fewer
+    table rows. Both may be given (the script's CPU dry run): sizes and pairs are then the quick ones.
+    """
 
     device: torch.device
     quick: bool
+    short: bool = False
 
     def precision(self, budget_seconds: float = 30.0) -> Precision:
-        """Paired-ratio stopping rule: 3 pairs when quick; else 41 to 401 pairs, until ±0.005 or the budget."""
+        """Paired-ratio stopping rule: 3 pairs when quick; 21 to 201 pairs, until ±0.005 or 1.5 s when short;
+        else 41 to 401 pairs, until ±0.005 or the budget."""
         if self.quick:
             return Precision(pairs=3)
+        if self.short:
+            return Precision(pairs=21, max_pairs=201, halfwidth=0.005, budget_seconds=1.5)
         return Precision(pairs=41, max_pairs=401, halfwidth=0.005, budget_seconds=budget_seconds)
+
+    def mode(self) -> str:
+        """The run's mode in words, for the header of RESULTS.md."""
+        if self.quick:
+            return "--quick (CI smoke run: few repeats, numbers are NOT meaningful)"
+        if self.short:
+            return "--short (time-boxed GPU-session run: fewer pairs and rows than a full run)"
+        return "full"
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -39,6 +56,21 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def table_after(text: str, heading: str) -> list[list[str]]:
+    """The rows (header first, separator dropped) of the first markdown table after ``heading`` in ``text``.
+
+    Raises:
+        ValueError: ``heading`` is not in ``text``.
+    """
+    rows: list[list[str]] = []
+    for line in text[text.index(heading):].splitlines():
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip("|").split("|")])
+        elif rows:
+            break
+    return [row for row in rows if any(set(cell) - {"-"} for cell in row)]
 
 
 def ratio_cell(ratio: float, low: float, high: float) -> str:
@@ -56,7 +88,8 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The short hash of the checked-out commit, or ``unknown`` (no git, or a copy without .git)."""
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
                              timeout=10, check=True)
@@ -73,7 +106,8 @@ def _ram_gib() -> str:
     return f"{pages * page_size / 2**30:.0f} GiB"
 
 
-def _versions(*names: str) -> str:
+def versions(*names: str) -> str:
+    """``name version`` of each installed distribution, ``name not installed`` otherwise, comma-separated."""
     found = []
     for name in names:
         try:
@@ -94,8 +128,8 @@ def environment(settings: Settings) -> str:
         ("device benchmarked", settings.device.type),
         ("python", platform.python_version()),
         ("torch", torch.__version__),
-        ("optional", _versions("onnx", "onnxscript", "onnxruntime")),
-        ("autoshape", f"{autoshape.__version__} (commit {_git_commit()})"),
-        ("mode", "--quick (CI smoke run: few repeats, numbers are NOT meaningful)" if settings.quick else "full"),
+        ("optional", versions("onnx", "onnxscript", "onnxruntime")),
+        ("autoshape", f"{autoshape.__version__} (commit {git_commit()})"),
+        ("mode", settings.mode()),
     ]
     return table(("", ""), rows)

@@ -1,9 +1,13 @@
 """Run every autoshape benchmark and write the results as markdown.
 
-    python benchmarks/run.py [--quick] [--device auto|cpu|cuda] [--threads N] [--out benchmarks/RESULTS.md]
+    python benchmarks/run.py [--quick | --short] [--device auto|cpu|cuda] [--threads N]
+                             [--sections overhead,padding,...] [--out benchmarks/RESULTS.md]
 
-``--quick`` is the CI smoke run (under a minute; its numbers mean nothing). Times are
-medians and overheads are paired ratios against plain torch, never single absolute times.
+``--quick`` is the CI smoke run (under a minute; its numbers mean nothing). ``--short`` is the
+time-boxed run of a GPU session (benchmarks/gpu_check.sh): realistic sizes, fewer pairs and rows.
+Times are medians and overheads are paired ratios against plain torch, never single absolute
+times. ``--sections`` picks sections and their order; the file is rewritten after every section,
+so a run cut short keeps what it measured.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import traceback
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``tests`` importable
@@ -18,17 +23,19 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``test
 
 import torch
 
-from benchmarks import build_cost, compat, overhead, padding, solver_speed, training
+from benchmarks import build_cost, compat, overhead, padding, solver_speed, stride1, training
 from benchmarks.report import Settings, environment
 
-SECTIONS = (overhead, padding, solver_speed, build_cost, training, compat)
+SECTIONS = {module.__name__.rsplit(".", 1)[-1]: module
+            for module in (overhead, padding, stride1, solver_speed, build_cost, training, compat)}
 
 INTRO = (
     "Written by `python benchmarks/run.py`. Overheads are paired ratios (autoshape / plain torch: the median "
     "over alternating pairs, with its 95% confidence interval); other figures are medians. On CPU every time "
     "is the process's CPU time (`time.process_time`), so time spent waiting while other processes run does "
-    "not count: this 2-core machine was shared with other engineers' test runs throughout, which makes wall "
-    "time useless for 1% effects. On CUDA, times come from CUDA events. Absolute times are context only."
+    "not count: the CPU runs were made on a 2-core machine shared with other engineers' test runs, which "
+    "makes wall time useless for 1% effects. On CUDA, times come from CUDA events after warm-up. Absolute "
+    "times are context only."
 )
 
 
@@ -40,9 +47,22 @@ def _device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def _sections(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SECTIONS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown section(s) {', '.join(unknown) or '(none given)'}; "
+                                         f"choose from {','.join(SECTIONS)}")
+    return names
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI smoke run: few repeats, small sizes")
+    parser.add_argument("--short", action="store_true",
+                        help="time-boxed GPU-session run: realistic sizes, fewer pairs and rows")
+    parser.add_argument("--sections", type=_sections, default=list(SECTIONS),
+                        help=f"comma-separated, run in the order given (default: all, {','.join(SECTIONS)})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's own choice); 1 is steadier on a shared machine")
@@ -55,16 +75,22 @@ def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    settings = Settings(_device(args.device), args.quick)
+    settings = Settings(_device(args.device), args.quick, args.short)
     command = " ".join(["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
     parts = ["# autoshape benchmark results", INTRO, environment(settings), f"Command: `{command}`"]
-    for module in SECTIONS:
+    failed: list[str] = []
+    for name in args.sections:
         start = time.perf_counter()
-        parts.append(module.section(settings))
-        print(f"{module.__name__.rsplit('.', 1)[-1]}: {time.perf_counter() - start:.1f} s", flush=True)
-    args.out.write_text("\n\n".join(parts) + "\n")
-    print(f"wrote {args.out}")
-    return 0
+        try:
+            parts.append(SECTIONS[name].section(settings))
+        except Exception as error:  # one broken section must not lose the others' figures
+            traceback.print_exc()
+            parts.append(f"## {name}\n\n**Failed:** `{type(error).__name__}: {str(error).splitlines()[0]}`")
+            failed.append(name)
+        args.out.write_text("\n\n".join(parts) + "\n")
+        print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
+    print(f"wrote {args.out}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

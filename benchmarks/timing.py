@@ -101,6 +101,13 @@ class Precision:
     halfwidth: float = 0.0
     budget_seconds: float = 0.0
 
+    def describe(self) -> str:
+        """The rule in words, for the sections' text."""
+        if not self.max_pairs:
+            return f"{self.pairs} pairs"
+        return (f"pairs run until the 95% interval of the median is within ±{self.halfwidth} of it (at least "
+                f"{self.pairs}, at most {self.max_pairs} pairs or {self.budget_seconds:g} s)")
+
     def enough(self, ratios: list[float], elapsed: float) -> bool:
         """True once no further pair is needed."""
         if len(ratios) < self.pairs:

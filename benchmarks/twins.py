@@ -9,12 +9,26 @@ module's weights, refusing any difference in structure.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
 
 from tests.architectures import unet_encoder
+
+
+@contextmanager
+def full_fp32() -> Iterator[None]:
+    """cuDNN convolutions in full fp32 (no TF32) inside, as on a CPU: twins that compute one function
+    with different operators (a conv and its transposed twin) then agree to fp32 rounding on a GPU too."""
+    saved = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32 = saved
 
 
 def torch_base(layer: nn.Module) -> type[nn.Module]:

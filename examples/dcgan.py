@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -83,6 +83,40 @@ class Conditioning:
         return torch.cat([images, planes], 1)
 
 
+def gan_step(generator: nn.Module, discriminator: nn.Module, g_optimizer: torch.optim.Optimizer,
+             d_optimizer: torch.optim.Optimizer, conditioning: Conditioning,
+             runtime: Runtime) -> Callable[[Tensor, Tensor], dict[str, Tensor]]:
+    """One training step on real images (on the device, in [-1, 1]) and their labels; returns the losses.
+
+    The discriminator learns from a real and a fake batch (one backward each, as DCGAN does:
+    DDP-friendly), then the generator from the non-saturating loss. ``generator`` and
+    ``discriminator`` are the modules to train with (compiled or wrapped by ``prepare``).
+    """
+    def score(images: Tensor, labels: Tensor, real: bool) -> Tensor:
+        logits = discriminator(conditioning.discriminator_input(images, labels)).flatten().float()
+        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(real)))
+
+    def step(real: Tensor, labels: Tensor) -> dict[str, Tensor]:
+        noise = torch.randn(len(labels), NOISE, device=real.device)
+        d_optimizer.zero_grad(set_to_none=True)
+        with runtime.autocast():
+            fake = generator(conditioning.generator_input(noise, labels))
+            d_real = score(real, labels, True)
+        d_real.backward()
+        with runtime.autocast():
+            d_fake = score(fake.detach(), labels, False)
+        d_fake.backward()
+        d_optimizer.step()
+        g_optimizer.zero_grad(set_to_none=True)
+        with runtime.autocast():
+            g_loss = score(fake, labels, True)
+        g_loss.backward()
+        g_optimizer.step()
+        return {"loss_d": (d_real + d_fake).detach(), "loss_g": g_loss.detach()}
+
+    return step
+
+
 def classifier(channels: int) -> nn.Sequential:
     """A small judge of digits: three stride-2 convs, global average pooling, a linear layer."""
     return nn.Sequential(
@@ -134,29 +168,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     if args.resume:
         resume(runtime, args.out, config, progress, parts)
 
-    def score(images: Tensor, labels: Tensor, real: bool) -> Tensor:
-        logits = d_train(conditioning.discriminator_input(images, labels)).flatten().float()
-        return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, float(real)))
+    gan = gan_step(g_train, d_train, g_optimizer, d_optimizer, conditioning, runtime)
 
     def step(batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
-        real = to_model(batch[0], size, data.max_value, runtime)
-        labels = batch[1].to(runtime.device)
-        noise = torch.randn(len(labels), NOISE, device=runtime.device)
-        d_optimizer.zero_grad(set_to_none=True)
-        with runtime.autocast():  # one backward per discriminator call, as DCGAN does: DDP-friendly
-            fake = g_train(conditioning.generator_input(noise, labels))
-            d_real = score(real, labels, True)
-        d_real.backward()
-        with runtime.autocast():
-            d_fake = score(fake.detach(), labels, False)
-        d_fake.backward()
-        d_optimizer.step()
-        g_optimizer.zero_grad(set_to_none=True)
-        with runtime.autocast():
-            g_loss = score(fake, labels, True)
-        g_loss.backward()
-        g_optimizer.step()
-        return {"loss_d": (d_real + d_fake).detach(), "loss_g": g_loss.detach()}
+        return gan(to_model(batch[0], size, data.max_value, runtime), batch[1].to(runtime.device))
 
     grid_noise = torch.randn(10 if args.conditional else 100, NOISE, generator=torch.Generator().manual_seed(args.seed))
     if args.conditional:  # row r: one noise vector; column c: class c

@@ -1,7 +1,9 @@
-"""Segment digit strokes in very noisy 37×29 images with a U-Net that autoshape mirrors from an encoder.
+"""Segment digit strokes in very noisy 37×29 images with a U-Net that autoshape grows from an encoder.
 
     python examples/unet_segmentation.py                         # digits at 37×29 (odd, not square)
     python examples/unet_segmentation.py --image-size 101x67     # any size the encoder accepts
+    python examples/unet_segmentation.py --backbone hf-resnet    # a U-Net on an HF ResNet's pyramid
+    python examples/unet_segmentation.py --backbone monai-resnet # ... on MONAI's ResNetFeatures
     torchrun --nproc_per_node=2 examples/unet_segmentation.py    # DistributedDataParallel
 
 The task: each digit, scaled to [-1, 1], gets Gaussian noise of standard deviation ``--noise``
@@ -14,6 +16,14 @@ resolution changes and builds the way up: each step lands exactly on the size of
 encoder stage (19×15, then 37×29, for any input size) and concatenates the skip; no padding,
 cropping or interpolation. The held-out IoU of the stroke mask is printed next to the trivial
 baseline of thresholding the noisy pixel itself.
+
+``--backbone hf-resnet`` (an HF transformers ``ResNetModel`` from a small config, returning its
+``hidden_states``) and ``--backbone monai-resnet`` (MONAI's ``ResNetFeatures``, resnet10) give
+``MirrorUNet`` a backbone that returns a pyramid of feature maps instead; the decoder meets each
+map at its exact size. Both start from random weights, since nothing is downloaded here.
+``--weights FILE`` loads pretrained weights into the backbone first: a ``state_dict`` saved with
+``torch.save(backbone.state_dict(), FILE)``, e.g. from ``ResNetModel.from_pretrained(...)`` on a
+machine with the hub, or from a checkpoint of your own.
 """
 
 from __future__ import annotations
@@ -21,10 +31,23 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import Progress, Runtime, loader, make_parser, positive_int, predict, prepare, run, start, train
+from _common import (
+    ExampleError,
+    Progress,
+    Runtime,
+    loader,
+    make_parser,
+    positive_int,
+    predict,
+    prepare,
+    run,
+    start,
+    train,
+)
 from _data import Images, load_images, resized, to_model
 from _outputs import resume, save_checkpoint, save_grid, save_metrics
 from torch import Tensor, nn
@@ -46,6 +69,38 @@ def encoder(channels: int, width: int) -> nn.Sequential:
         wide = width * 2**level
         layers += block(wide, 2 * wide, stride=2) + block(2 * wide, 2 * wide)
     return nn.Sequential(*layers)
+
+
+BACKBONES = ("mirror", "hf-resnet", "monai-resnet")
+
+
+def backbone(name: str, channels: int, width: int) -> tuple[nn.Module, str | None]:
+    """The encoder or pyramid backbone, and the ``output=`` that picks its feature maps."""
+    if name == "mirror":
+        return encoder(channels, width), None
+    if name == "hf-resnet":
+        from transformers import ResNetConfig, ResNetModel
+        widths = [width * 2**level for level in range(4)]
+        config = ResNetConfig(num_channels=channels, embedding_size=width, hidden_sizes=widths, depths=[1, 1, 1, 1],
+                              output_hidden_states=True)
+        return ResNetModel(config), "hidden_states"
+    from monai.networks.nets import ResNetFeatures
+    return ResNetFeatures("resnet10", pretrained=False, spatial_dims=2, in_channels=channels), None
+
+
+def load_weights(model: nn.Module, path: Path) -> None:
+    """Load a saved ``state_dict`` (``torch.save(model.state_dict(), path)``) into ``model``, strictly.
+
+    Raises:
+        ExampleError: the file is missing, or its keys or shapes are not the model's.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (OSError, RuntimeError) as error:
+        first = " ".join(line.strip() for line in str(error).splitlines()[:2])
+        raise ExampleError(f"--weights {path}: {first} Fix: save the state_dict of a backbone built with the same "
+                           "--backbone and --width.") from None
 
 
 def noisy(clean: Tensor, noise: float, generator: torch.Generator | None = None) -> Tensor:
@@ -71,12 +126,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
                          image_size_default="37x29", epochs=15, batch_size=64, lr=2e-3, out="runs/unet_segmentation")
     parser.add_argument("--noise", type=float, default=1.0, help="standard deviation of the noise ([-1, 1] pixels)")
     parser.add_argument("--width", type=positive_int, default=16, help="channels at full resolution")
+    parser.add_argument("--backbone", choices=BACKBONES, default="mirror",
+                        help="mirror: a hand-written encoder, mirrored; hf-resnet, monai-resnet: a pyramid backbone")
+    parser.add_argument("--weights", type=Path, default=None, help="a saved state_dict to load into the backbone")
     args = parser.parse_args(argv)
     runtime = start(args)
     data = load_images(args.dataset, args.data_dir, runtime)
     size = args.image_size
-    model = MirrorUNet(encoder(data.channels, args.width), (data.channels, *size), out_channels=1)
-    runtime.log(f"the way up, mirrored by autoshape:\n{model.decoder}")
+    net, output = backbone(args.backbone, data.channels, args.width)
+    if args.weights is not None:
+        load_weights(net, args.weights)
+        runtime.log(f"loaded the backbone's weights from {args.weights}")
+    model = MirrorUNet(net, (data.channels, *size), out_channels=1, output=output)
+    runtime.log(f"the way up, built by autoshape:\n{model.decoder}")
     trained = prepare(model, runtime, args.compile)
     batches = loader(data.train, args.batch_size, runtime, args.seed)
     optimizer = torch.optim.Adam(trained.parameters(), lr=args.lr)
@@ -84,7 +146,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
 
     progress = Progress()
     config = {"dataset": args.dataset, "image_size": list(size), "noise": args.noise, "width": args.width,
-              "epochs": args.epochs, "batch_size": args.batch_size, "world_size": runtime.world_size}
+              "backbone": args.backbone, "epochs": args.epochs, "batch_size": args.batch_size,
+              "world_size": runtime.world_size}
     parts = {"model": model, "optimizer": optimizer, "schedule": schedule}
     if args.resume:
         resume(runtime, args.out, config, progress, parts)

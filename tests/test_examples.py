@@ -135,6 +135,37 @@ def test_unet_reports_iou_against_the_threshold_baseline(examples: dict[str, typ
     assert_grid(tmp_path / "segmentation.png", rows=3, columns=10, tile_height=13, tile_width=11)
 
 
+@pytest.mark.parametrize("backbone", ["hf-resnet", "monai-resnet"])
+def test_unet_trains_on_a_pyramid_backbone(examples: dict[str, types.ModuleType], tmp_path: Path,
+                                           backbone: str) -> None:
+    pytest.importorskip("transformers" if backbone == "hf-resnet" else "monai")
+    metrics = train_tiny(examples, "unet_segmentation", tmp_path, "--max-steps", "2", "--backbone", backbone)
+    assert 0 <= metrics["unet_iou"] <= 1
+
+
+def test_unet_loads_saved_backbone_weights(examples: dict[str, types.ModuleType], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """The pretrained-weights path, on a small model the test saves itself: the loaded backbone
+    holds exactly the saved weights, the example trains from them, and a wrong file is one line."""
+    pytest.importorskip("transformers")
+    example = examples["unet_segmentation"]
+    saved, _ = example.backbone("hf-resnet", 1, 4)
+    for parameter in saved.parameters():
+        torch.nn.init.normal_(parameter)
+    torch.save(saved.state_dict(), tmp_path / "backbone.pt")
+    fresh, _ = example.backbone("hf-resnet", 1, 4)
+    example.load_weights(fresh, tmp_path / "backbone.pt")
+    assert all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), saved.state_dict().values()))
+    train_tiny(examples, "unet_segmentation", tmp_path / "run", "--max-steps", "1", "--backbone", "hf-resnet",
+               "--weights", str(tmp_path / "backbone.pt"))
+    assert "loaded the backbone's weights" in capsys.readouterr().out
+    other, _ = example.backbone("hf-resnet", 1, 8)
+    torch.save(other.state_dict(), tmp_path / "other.pt")
+    status, line = one_line_error(examples, "unet_segmentation", capsys, "--backbone", "hf-resnet",
+                                  "--weights", str(tmp_path / "other.pt"))
+    assert status == 1 and "--weights" in line and "size mismatch" in line
+
+
 def test_amp_and_channels_last_train(examples: dict[str, types.ModuleType], tmp_path: Path) -> None:
     metrics = train_tiny(examples, "dcgan", tmp_path, "--max-steps", "2", "--amp", "--channels-last", "--conditional")
     assert metrics["steps"] == 2 and 0 <= metrics["generated_label_accuracy"] <= 1

@@ -28,6 +28,7 @@ from tests.architectures import unet_encoder
 
 from .report import Settings, table
 from .twins import (
+    HandWrittenPyramidUNet,
     HandWrittenUNet,
     PlainAutoencoder,
     copy_weights,
@@ -35,6 +36,7 @@ from .twins import (
     plain_sequential,
     reinitialised,
     small_autoencoder_parts,
+    small_pyramid,
 )
 
 
@@ -87,6 +89,8 @@ SUBJECTS: list[Subject] = [
             (2, 1, 29, 29), lambda m: PlainAutoencoder(reinitialised(m.encoder), plain_sequential(m.decoder))),
     Subject("MirrorUNet", lambda: autoshape.MirrorUNet(unet_encoder(1, (4, 8, 16)), (1, 37, 29), out_channels=2),
             (2, 1, 37, 29), lambda m: HandWrittenUNet(1, (4, 8, 16), 2, (0, 1), nn.ConvTranspose2d)),
+    Subject("MirrorUNet (pyramid)", lambda: autoshape.MirrorUNet(small_pyramid(), (3, 37, 29), out_channels=2),
+            (2, 3, 37, 29), lambda m: HandWrittenPyramidUNet(reinitialised(m.encoder), (4, 4, 8), 2)),
 ]
 
 

@@ -1,9 +1,10 @@
-"""MirrorUNet at odd sizes: computing on the exact size against padding up to a multiple of 2^N.
+"""MirrorUNet at odd sizes: computing on the exact size against padding up to a multiple of 32.
 
 U-Net libraries that cannot meet odd skip sizes require inputs divisible by 2^N (N poolings)
 and users pad, e.g. 257×257 up to 288×288, then crop the output. MirrorUNet needs neither.
 Both strategies run on the same MirrorUNet instance with the same weights (it accepts every
-size), so the difference is the padding alone.
+size), so the difference is the padding alone. Two U-Nets: one mirrored from a sequential
+encoder, and one on a ResNet-18 feature pyramid (the backbone-plus-decoder kind).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import autoshape
-from tests.architectures import unet_encoder
+from tests.architectures import ResNetPyramid, unet_encoder
 
 from .memory import Peak, in_fresh_process, peak_memory
 from .report import Settings, ratio_cell, table
@@ -26,10 +27,17 @@ MULTIPLE = 2 ** (len(WIDTHS) - 1)
 WARM_UP_SIZE = (65, 65)  # odd, and the deepest level still has 2×2 values for BatchNorm
 
 
-def unet() -> nn.Module:
-    """MirrorUNet on the U-Net encoder of tests/architectures.py (widths 8…256), in training mode."""
+def unet(kind: str = "mirror") -> nn.Module:
+    """A MirrorUNet in training mode: ``'mirror'``, grown from the U-Net encoder of
+    tests/architectures.py (widths 8…256); ``'pyramid'``, on a ResNet-18 pyramid (width 16)."""
     torch.manual_seed(0)
+    if kind == "pyramid":
+        return autoshape.MirrorUNet(ResNetPyramid(3, 16), (3, *WARM_UP_SIZE), out_channels=2).train()
     return autoshape.MirrorUNet(unet_encoder(1, WIDTHS), (1, *WARM_UP_SIZE), out_channels=2).train()
+
+
+def in_channels(kind: str) -> int:
+    return 3 if kind == "pyramid" else 1
 
 
 def padded_size(size: tuple[int, ...]) -> tuple[int, ...]:
@@ -55,20 +63,21 @@ def batch_size(device: torch.device) -> int:
 CPU = torch.device("cpu")
 
 
-def training_step(model: nn.Module, size: tuple[int, ...], padded: bool, device: torch.device = CPU) -> Step:
+def training_step(model: nn.Module, size: tuple[int, ...], padded: bool, device: torch.device = CPU,
+                  kind: str = "mirror") -> Step:
     """Forward (exact or padded) and backward of a fixed output gradient, on a seeded batch on ``device``."""
     generator = torch.Generator().manual_seed(0)
     batch = batch_size(device)
-    x = torch.randn(batch, 1, *size, generator=generator).to(device)
+    x = torch.randn(batch, in_channels(kind), *size, generator=generator).to(device)
     grad = torch.randn(batch, 2, *size, generator=generator).to(device)
     return lambda: forward(model, x, padded).backward(grad)
 
 
-def step_peak(size: tuple[int, ...], padded: bool) -> Peak:
+def step_peak(size: tuple[int, ...], padded: bool, kind: str = "mirror") -> Peak:
     """Peak memory of one training step (run in a fresh process, after a warm-up step at a small size)."""
-    model = unet()
-    training_step(model, WARM_UP_SIZE, padded=False)()
-    return peak_memory(training_step(model, size, padded))
+    model = unet(kind)
+    training_step(model, WARM_UP_SIZE, padded=False, kind=kind)()
+    return peak_memory(training_step(model, size, padded, kind=kind))
 
 
 def cuda_peak(step: Step) -> int:
@@ -81,32 +90,38 @@ def cuda_peak(step: Step) -> int:
     return torch.cuda.max_memory_allocated() - before
 
 
-def _memory_cell(settings: Settings, size: tuple[int, ...], steps: tuple[Step, Step]) -> str:
+def _memory_cell(settings: Settings, size: tuple[int, ...], steps: tuple[Step, Step], kind: str) -> str:
     """Peak MiB, exact → padded: CUDA memory allocated on a GPU, the resident set on a CPU."""
     if settings.device.type == "cuda":
         exact, padded = (cuda_peak(step) for step in steps)
         return f"{exact / 2**20:,.0f} → {padded / 2**20:,.0f}"
-    peaks = [step_peak(size, flag) if settings.quick else in_fresh_process(step_peak, size, flag)
+    peaks = [step_peak(size, flag, kind) if settings.quick else in_fresh_process(step_peak, size, flag, kind)
              for flag in (False, True)]
     exact_rss, padded_rss = peaks[0].rss, peaks[1].rss
     return "n/a" if exact_rss is None or padded_rss is None else f"{exact_rss / 2**20:,.0f} → {padded_rss / 2**20:,.0f}"
 
 
-def _row(settings: Settings, size: tuple[int, ...]) -> list[object]:
-    model = unet().to(settings.device)
-    exact, padded = (training_step(model, size, flag, settings.device) for flag in (False, True))
+def _row(settings: Settings, kind: str, size: tuple[int, ...]) -> list[object]:
+    model = unet(kind).to(settings.device)
+    exact, padded = (training_step(model, size, flag, settings.device, kind) for flag in (False, True))
     result = paired_ratio(padded, exact, device=settings.device, precision=settings.precision(),
                           warmup=1 if settings.quick else 3,
                           min_sample_seconds=0.01 if settings.device.type == "cuda" else 0.0)
     pixels = math.prod(padded_size(size)) / math.prod(size)
-    memory = _memory_cell(settings, size, (exact, padded))
-    return ["×".join(map(str, size)), "×".join(map(str, padded_size(size))), f"×{pixels:.3f}",
-            ratio_cell(result.ratio, result.ratio_low, result.ratio_high), memory]
+    memory = _memory_cell(settings, size, (exact, padded), kind)
+    parameters = sum(p.numel() for p in model.parameters())
+    return [KINDS[kind], "×".join(map(str, size)), "×".join(map(str, padded_size(size))), f"×{pixels:.3f}",
+            ratio_cell(result.ratio, result.ratio_low, result.ratio_high), memory, f"{parameters:,}"]
 
 
-def sizes(settings: Settings) -> list[tuple[int, ...]]:
+KINDS = {"mirror": "mirrored from a U-Net encoder", "pyramid": "on a ResNet-18 pyramid"}
+
+
+def sizes(settings: Settings, kind: str) -> list[tuple[int, ...]]:
     """Odd input sizes to compare."""
-    return [(69, 67)] if settings.quick else [(257, 257), (101, 67)]
+    if settings.quick:
+        return [(69, 67)]
+    return [(257, 193), (1213, 1546)] if kind == "pyramid" else [(257, 257), (101, 67)]
 
 
 def section(settings: Settings) -> str:
@@ -118,11 +133,13 @@ def section(settings: Settings) -> str:
         "## MirrorUNet at odd sizes: exact vs padding to a multiple of 32",
         "U-Net libraries that cannot meet odd skip sizes ask for inputs divisible by 2^N (N poolings), so "
         "users pad, e.g. 257×257 up to 288×288, and crop the output. MirrorUNet needs neither. Both "
-        "strategies run on the same MirrorUNet instance with the same weights, so the difference is the "
-        f"padding alone. U-Net: MirrorUNet on `unet_encoder` widths "
-        f"{'-'.join(map(str, WIDTHS))} (five 2×2 poolings), batch {batch_size(settings.device)} on "
+        "strategies run on the same MirrorUNet instance with the same weights (so the same parameters), so "
+        "the difference is the padding alone. U-Nets: MirrorUNet mirrored from `unet_encoder` widths "
+        f"{'-'.join(map(str, WIDTHS))} (five 2×2 poolings), and MirrorUNet on `ResNetPyramid` (ResNet-18, "
+        f"width 16, five maps from 1/2 to 1/32); batch {batch_size(settings.device)} on "
         f"{settings.device.type}, training step (forward + backward). Time ratio = padded / exact (paired, "
         f"median with 95% CI); memory = {memory}.",
-        table(("input", "padded to", "pixels computed", "time padded / exact", "peak MiB exact → padded"),
-              [_row(settings, size) for size in sizes(settings)]),
+        table(("U-Net", "input", "padded to", "pixels computed", "time padded / exact", "peak MiB exact → padded",
+               "parameters"),
+              [_row(settings, kind, size) for kind in KINDS for size in sizes(settings, kind)]),
     ])

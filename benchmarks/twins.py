@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.conv import _ConvNd, _ConvTransposeNd
 
-from tests.architectures import unet_encoder
+from tests.architectures import ResNetPyramid, unet_encoder
 
 
 @contextmanager
@@ -178,3 +178,43 @@ class HandWrittenUNet(nn.Module):
         for up, block, skip in zip(self.decoder[::2], self.decoder[1::2], reversed(skips[:-1])):
             x = block(torch.cat([up(x), skip], dim=1))
         return x
+
+
+class HandWrittenPyramidUNet(nn.Module):
+    """A U-Net on a ResNet feature pyramid written by hand, laid out as MirrorUNet lays it out.
+
+    From the coarsest map up, each stage is a 3×3 stride-2 transposed conv (padding 1: ResNet's
+    convs and pooling take n to ⌈n/2⌉) called with the skip's size as ``output_size``, the skip
+    concatenated, and two 3×3 conv-BatchNorm-ReLU blocks; a last stage up to the input's size
+    without a skip; a 1×1 head. The backbone's maps are taken as its ``widths``.
+    """
+
+    def __init__(self, backbone: nn.Module, widths: tuple[int, ...], out_channels: int) -> None:
+        super().__init__()
+        self.encoder = backbone
+        self.decoder = nn.Module()
+        self.decoder.stages = nn.ModuleList()
+        below = widths[-1]
+        for index, width in enumerate([*widths[-2::-1], widths[0]]):
+            skip = widths[-2 - index] if index < len(widths) - 1 else 0
+            blocks = nn.Sequential(nn.Conv2d(width + skip, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                                   nn.ReLU(inplace=True), nn.Conv2d(width, width, 3, padding=1, bias=False),
+                                   nn.BatchNorm2d(width), nn.ReLU(inplace=True))
+            up = nn.ModuleDict({"conv": nn.ConvTranspose2d(below, width, 3, stride=2, padding=1)})
+            self.decoder.stages.append(nn.ModuleDict({"up": up, "blocks": blocks}))
+            below = width
+        self.decoder.head = nn.Conv2d(widths[0], out_channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        features = self.encoder(x)
+        y = features[-1]
+        for stage, skip in zip(self.decoder.stages, [*reversed(features[:-1]), None]):
+            size = list((skip if skip is not None else x).shape[2:])
+            y = stage["up"]["conv"](y, output_size=size)
+            y = stage["blocks"](y if skip is None else torch.cat([y, skip], dim=1))
+        return self.decoder.head(y)  # type: ignore[no-any-return]
+
+
+def small_pyramid() -> ResNetPyramid:
+    """A ResNet pyramid of three maps (1/2, 1/4, 1/8) and widths 4, 4, 8."""
+    return ResNetPyramid(3, 4, blocks=(1, 1))

@@ -18,6 +18,7 @@ from torch.nn import functional as F
 __all__ = [
     "BasicBlock",
     "MnistNet",
+    "ResNetPyramid",
     "TransformerNet",
     "TransformerNetEncoder",
     "Vae",
@@ -403,3 +404,27 @@ class TransformerNet(TransformerNetEncoder):
         y = self.relu(self.in4(self.deconv1(y)))
         y = self.relu(self.in5(self.deconv2(y)))
         return self.deconv3(y)  # type: ignore[no-any-return]
+
+
+class ResNetPyramid(nn.Module):
+    """ResNet-18's feature pyramid, as timm's ``features_only=True`` returns it: the stem's ReLU
+    output (1/2) and each stage's output (1/4 to 1/32), from :func:`resnet_encoder`'s layers.
+
+    Shapes: ``(N, 3, 224, 224) -> [(N, 64, 112, 112), (N, 64, 56, 56), …, (N, 512, 7, 7)]``.
+    """
+
+    def __init__(self, in_channels: int = 3, width: int = 64, blocks: Sequence[int] = (2, 2, 2, 2)) -> None:
+        super().__init__()
+        layers = list(resnet_encoder(in_channels, width, blocks))
+        self.stem = nn.Sequential(*layers[:3])
+        self.pool = layers[3]
+        self.stages = nn.ModuleList(layers[4:])
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        x = self.stem(x)
+        features = [x]
+        x = self.pool(x)
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features

@@ -65,8 +65,10 @@ def test_overhead_rows_hold_a_ratio_with_its_confidence_interval(results: str, g
 
 def test_padding_rows_compare_pixels_time_and_memory(results: str) -> None:
     rows = table_after(results, "## MirrorUNet at odd sizes")
+    assert {row[0] for row in rows[1:]} == {"mirrored from a U-Net encoder", "on a ResNet-18 pyramid"}
     for row in rows[1:]:
-        assert re.fullmatch(r"×\d\.\d{3}", row[2]) and re.fullmatch(RATIO, row[3]), row
+        assert re.fullmatch(r"×\d\.\d{3}", row[3]) and re.fullmatch(RATIO, row[4]), row
+        assert re.fullmatch(r"[\d,]+", row[6]), row
 
 
 @pytest.mark.parametrize("heading", ["### Whole U-Net", "### One 3×3 layer"])

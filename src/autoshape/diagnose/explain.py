@@ -16,11 +16,13 @@ from torch import Tensor, nn
 
 from ..core.formulas import format_terms
 from ..core.text import aligned_table, format_shape
+from ..errors import ShapeError
 from ..rules import rule_for, spatial_sizes, terms_of
-from ..tracing import Call, as_input_shape, trace
+from ..tracing import Call, Record, as_input_shape, trace
 from .failure import ExplainFailure, diagnose
 from .notes import notes_for, where
 from .rows import rows_of
+from .search import search
 
 __all__ = ["ExplainRow", "Explanation", "explain"]
 
@@ -158,6 +160,15 @@ def _row(call: Call, formula: str | None) -> ExplainRow:
                       shapes)
 
 
+def _failure(model: nn.Module, input_shape: Shape, record: Record) -> ExplainFailure:
+    """The failure with its fix: all the changes ``fix`` verifies, or the one this call needs."""
+    try:
+        edits = search(model, input_shape, record=record).edits
+    except ShapeError:
+        edits = ()
+    return diagnose(record, edits)
+
+
 def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanation:
     """Explain every output size of ``model``: one row per leaf module and per torch call between
     modules (``F.relu``, ``torch.cat``, ``view``), with the size formula where torch has one.
@@ -220,5 +231,5 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
     notes += notes_for(calls, as_input_shape(input_shape))
     if not record.on_meta:
         notes.append(f"{type(model).__name__} cannot run on meta tensors: these shapes come from a real forward.")
-    failure = None if record.failure is None else diagnose(record)
+    failure = None if record.failure is None else _failure(model, as_input_shape(input_shape), record)
     return Explanation(tuple(rows), tuple(notes), record.output_shape, record.on_meta, failure)

@@ -22,6 +22,7 @@ from ..core.solver import ranked_solutions
 from ..core.text import format_shape
 from ..rules import rule_for
 from ..rules.conv import used_output_padding
+from ..rules.registry import arg
 from ..tracing import Call
 from .taps import interior_tap_counts
 
@@ -77,13 +78,20 @@ def _forward_output_padding(call: Call, sizes: Shape, out: Shape) -> str | None:
 
 
 def earlier_sizes(rows: Sequence[Call], model_input: Shape, n: int, rank: int) -> list[tuple[Shape, str]]:
-    """Spatial sizes seen before the given rows end, most recent first, with where they were seen."""
+    """Spatial sizes seen before the given rows end, most recent first, with where they were seen.
+
+    A padding layer's output is no size to restore: a decoder restores the size before the padding
+    (the padded 67×69 in front of a stride-2 conv stands for the 65×67 it was padded from)."""
     seen: list[tuple[Shape, str]] = [(model_input[-n:], "the model's input")] if len(model_input) == rank else []
+    padded: set[int] = set()
     for call in rows:
+        rule = rule_for(call)
         shape = call.input_shape
-        if shape is not None and len(shape) == rank:
+        if shape is not None and len(shape) == rank and not {v.index for v in call.data_inputs[:1]} & padded:
             seen.append((shape[-n:], f"the input of {_named(call)}"))
-        if call.output_shape is not None and len(call.output_shape) == rank:
+        if rule is not None and rule.name == "padding":
+            padded.update(v.index for v in call.outputs)
+        elif call.output_shape is not None and len(call.output_shape) == rank:
             seen.append((call.output_shape[-n:], f"the output of {_named(call)}"))
     return seen[::-1]
 
@@ -143,31 +151,47 @@ def unread_rows(i: int, o: int, k: int, s: int, p: int, d: int) -> int:
     return max(0, i - 1 - ((o - 1) * s - p + d * (k - 1)))
 
 
-def _dropped_rows(call: Call, sizes: Shape, out: Shape) -> str | None:
-    """A strided conv whose windows never reach the input's last rows, and an exact one that does."""
+def _padded_after(rows: Sequence[Call], call: Call, n: int) -> Shape:
+    """Per dimension, how many of the input's last rows a padding layer right before ``call`` added."""
+    value = call.data_inputs[0] if call.data_inputs else None
+    made = next((row for row in rows if value is not None and any(v.index == value.index for v in row.outputs)), None)
+    rule = None if made is None else rule_for(made)
+    if made is None or rule is None or rule.name != "padding":
+        return (0,) * n
+    pads = made.target.padding if made.kind == "module" else arg(made, 1, "pad")
+    after = tuple(pads[1::2])[::-1]  # torch lists (before, after) from the last dimension back
+    return ((0,) * n + after)[-n:]
+
+
+def _dropped_rows(call: Call, sizes: Shape, out: Shape, padded: Shape) -> str | None:
+    """A strided conv whose windows never reach the input's last rows of data (rows a padding layer
+    added may go unread), and an exact one that reads them all."""
     m: Any = call.target
     if isinstance(m.padding, str):
         return None
-    dims = list(zip(dim_names(len(sizes)), sizes, out, m.kernel_size, m.stride, m.padding, m.dilation))
-    dropping = [(name, i, o, k, s, p, d) for name, i, o, k, s, p, d in dims if unread_rows(i, o, k, s, p, d)]
-    if not dropping:
+    dims = list(zip(dim_names(len(sizes)), sizes, out, m.kernel_size, m.stride, m.padding, m.dilation, padded))
+
+    def dropped(i: int, o: int, k: int, s: int, p: int, d: int, after: int) -> int:
+        return max(0, unread_rows(i, o, k, s, p, d) - after)
+
+    left = {dropped(*dim[1:]) for dim in dims} - {0}
+    if not left:
         return None
-    left = {unread_rows(i, o, k, s, p, d) for _, i, o, k, s, p, d in dropping}
-    rows = "row" if left == {1} else f"{max(left)} rows"
-    alternatives = []
-    for name, i, o, k, s, _, d in dropping:
+    kernels, paddings = list(m.kernel_size), list(m.padding)  # the dimensions that read every row keep theirs
+    for n, (_, i, o, k, s, p, d, after) in enumerate(dims):
+        if not dropped(i, o, k, s, p, d, after):
+            continue
         found = [c for c in ranked_solutions(i, o, transposed=False, stride=s, dilation=d, limit=None)
-                 if not unread_rows(i, o, c.kernel_size[0], s, c.padding[0], d)]
+                 if not dropped(i, o, c.kernel_size[0], s, c.padding[0], d, after)]
         if not found:
             return None
         best = min(found, key=lambda c: (abs(c.kernel_size[0] - k), c.padding[0]))
-        alternatives.append((name, best.kernel_size[0], best.padding[0]))
-    kernel = _compact([k for _, k, _ in alternatives])
-    padding = _compact([p for _, _, p in alternatives])
-    names = ", ".join(name for name, _, _ in alternatives)
+        kernels[n], paddings[n] = best.kernel_size[0], best.padding[0]
+    names = ", ".join(dim[0] for dim in dims if dropped(*dim[1:]))
+    rows = "row" if left == {1} else f"{max(left)} rows"
     return (f"{where(call)} never reads the last {rows} of its input in {names}: its last window stops short "
-            f"of them. Fix: kernel_size={kernel}, padding={padding} gives the same {format_shape(out)} and reads "
-            "every row.")
+            f"of them. Fix: kernel_size={_compact(kernels)}, padding={_compact(paddings)} gives the same "
+            f"{format_shape(out)} and reads every row.")
 
 
 def _upsample_scale(call: Call) -> float | None:
@@ -213,7 +237,7 @@ def notes_for(rows: Sequence[Call], model_input: Shape) -> list[str]:
             found = (_checkerboard(call), _forward_output_padding(call, sizes, out),
                      _missed_size(rows, index, model_input, sizes, out))
         elif isinstance(call.target, _CONVS):
-            found = (_dropped_rows(call, sizes, out),)
+            found = (_dropped_rows(call, sizes, out, _padded_after(rows[:index], call, n)),)
         elif rule.name == "upsampling":
             found = (_unrestored(rows, index, model_input, out),)
         notes += [note for note in found if note is not None]

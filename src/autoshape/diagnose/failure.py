@@ -145,8 +145,9 @@ def merge_sides(call: Call) -> tuple[Value, Value, tuple[int | None, ...]] | Non
     return held, changing, tuple(None if n == dim else held.shape[n] for n in range(2, rank))
 
 
-def _merge_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> str | None:
-    """Sizes that disagree in a concatenation or sum: both branches, and the change that aligns them."""
+def _merge_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> tuple[str, bool] | None:
+    """Sizes that disagree in a concatenation or sum: both branches, and the change that aligns them
+    (and whether there is one)."""
     inputs = call.data_inputs
     if len(inputs) < 2 or len({v.shape[2:] for v in inputs}) < 2:
         return None
@@ -155,26 +156,34 @@ def _merge_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> str | N
         maker = row_that_made(record, value)
         named.append(f"{where(maker)} gives {format_shape(value.shape)}" if maker
                      else f"the model's input is {format_shape(value.shape)}")
+    both = f"{named[0]} and {named[1]}"
     sides = merge_sides(call)
     if sides is None:
-        return f"{named[0]} and {named[1]}: their sizes must agree (except along the concatenated dimension)"
-    held, changing, wanted = sides
-    change = edits[0] if edits else next(iter(proposals(record, changing, wanted, stop=held.index)), None)
-    maker = row_that_made(record, changing)
+        return f"{both}: their sizes must agree (except along the concatenated dimension)", False
+    held, changing, _ = sides
+    change = edits[0] if edits else next(iter(proposals(record, changing, sides[2], stop=held.index)), None)
+    upsampling = _upsampling_behind(record, changing)
     if change is not None:
         how = advice(change)
-    elif maker is not None and _is_upsampling(maker):
-        how = f"make {where(maker)} upsample to size={compact(held.shape[2:])}"
+    elif upsampling is not None:
+        how = f"make {where(upsampling)} upsample to size={compact(held.shape[2:])}"
     else:
-        return (f"{named[0]} and {named[1]}: their sizes must agree (except along the concatenated dimension); "
-                f"no single change of a convolution behind {format_shape(changing.shape)} makes it "
-                f"{format_shape(held.shape[2:])}")
-    return f"{named[0]} and {named[1]}: {how} so that both are {format_shape(held.shape[2:])}"
+        return (f"{both}: their sizes must agree (except along the concatenated dimension); no single change of "
+                f"a convolution behind {format_shape(changing.shape)} makes it {format_shape(held.shape[2:])}", False)
+    return f"{both}: {how} so that both are {format_shape(held.shape[2:])}", True
 
 
-def _is_upsampling(call: Call) -> bool:
-    rule = rule_for(call)
-    return rule is not None and rule.name == "upsampling"
+def _upsampling_behind(record: Record, value: Value) -> Call | None:
+    """The upsampling that made ``value``'s spatial size, through rows that keep it (activations, norms)."""
+    made = row_that_made(record, value)
+    while made is not None and made.data_inputs and made.input_shape is not None:
+        rule = rule_for(made)
+        if rule is not None and rule.name == "upsampling":
+            return made
+        if made.input_shape[2:] != value.shape[2:]:
+            return None
+        made = row_that_made(record, made.data_inputs[0])
+    return None
 
 
 def diagnose(record: Record, edits: Sequence[Proposal] | None = None) -> ExplainFailure:
@@ -183,17 +192,18 @@ def diagnose(record: Record, edits: Sequence[Proposal] | None = None) -> Explain
     failure = record.failure
     assert failure is not None
     call, innermost = failing_calls(record)
-    fix = None
+    fix, changes = None, True
     if call is not None and isinstance(call.target, nn.Linear):
         fix = _linear_fix(record, call)
     elif call is not None and isinstance(call.target, CONVS):
         fix = _conv_fix(call)
     if fix is None and innermost is not None and innermost.kind == "function" and innermost.name in MERGES:
-        fix = _merge_fix(record, innermost, edits or ())
-    if fix is not None and edits:
-        rest = "; ".join(advice(edit, alternative=False) for edit in edits[1:])
-        fix += f". The rest of the forward then needs: {rest} (autoshape fix makes all these changes)" if rest else ""
-    elif fix is not None and edits is not None:
-        fix += " (this fixes this call; autoshape fix found no change that makes the whole forward run)"
+        fix, changes = _merge_fix(record, innermost, edits or ()) or (None, False)
+    rest = "; ".join(advice(edit, alternative=False) for edit in (edits or ())[1:])
+    if fix is not None and rest:
+        fix += f". The rest of the forward then needs: {rest} (autoshape fix makes all these changes)"
+    elif fix is not None and changes and edits is not None and not edits:
+        fix += (" (this call only: autoshape fix, which changes convolutions and Linear layers only, found no "
+                "fix for the whole forward)")
     return ExplainFailure(call.path if call else "", call.name if call else type(failure.error).__name__,
                           _shapes(call) if call else (), str(failure.error), fix)

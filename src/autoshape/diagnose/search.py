@@ -263,9 +263,9 @@ class _Searcher:
         model = type(self.model).__name__
         head = f"no fix for {model} on {format_shape(self.shape)} with at most {MAX_LAYERS} changed layers: "
         if not root.problem.proposals:
-            return (f"{head}{root.problem.text}. No layer found whose change fixes that: fix changes the "
-                    "output_padding, padding, kernel_size or stride of plain convolutions on the path of a size, "
-                    "a Linear's in_features and a conv's in_channels (never pooling or upsampling layers). "
+            return (f"{head}{root.problem.text}. No change of one layer fixes that: fix changes the output_padding, "
+                    "padding, kernel_size or stride of the plain convolutions that make a size, a Linear's "
+                    "in_features and a conv's in_channels; pooling and upsampling layers never change. "
                     "Fix: explain(model, input_shape) shows every size and formula; change the layers by hand.")
         layers = sorted({edit.path for edits in self.tried for edit in edits})
         limit = f" (the limit of {MAX_TRACES})" if self.traces >= MAX_TRACES else ""

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 __all__ = [
     "BasicBlock",
+    "TransformerNet",
+    "UNet",
     "alexnet_features",
     "dcgan_discriminator",
     "dcgan_generator",
@@ -253,3 +257,99 @@ def resnet_encoder(in_channels: int = 3, width: int = 64, blocks: Sequence[int] 
         layers.append(nn.Sequential(first, *(BasicBlock(out, out) for _ in range(count - 1))))
         channels = out
     return nn.Sequential(*layers)
+
+
+class UNet(nn.Module):
+    """U-Net (Ronneberger et al. 2015) as most PyTorch copies write it: padded convs, so sizes survive.
+
+    The contracting path of :func:`unet_encoder`; per level up, a 2×2 stride-2 transposed conv, the
+    skip concatenated first, and a double conv; a 1×1 conv head. Exact where the size divides by
+    ``2^(len(widths)-1)``; at 101×67 the first concatenation whose sizes disagree fails.
+    Shapes: ``(N, 1, 256, 256) -> (N, num_classes, 256, 256)``.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 2,
+                 widths: Sequence[int] = (64, 128, 256, 512, 1024)) -> None:
+        super().__init__()
+        self.encoder = unet_encoder(in_channels, widths)
+        pairs = list(zip(widths[::-1][:-1], widths[::-1][1:]))
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(high, low, 2, stride=2) for high, low in pairs)
+        self.decoders = nn.ModuleList(_double_conv(nn.Conv2d, nn.BatchNorm2d, 2 * low, low, 1) for _, low in pairs)
+        self.head = nn.Conv2d(widths[0], num_classes, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = []
+        for stage in self.encoder:
+            x = stage(x)
+            skips.append(x)
+        skips.pop()
+        for up, decode in zip(self.ups, self.decoders):
+            x = decode(torch.cat([skips.pop(), up(x)], dim=1))
+        return self.head(x)  # type: ignore[no-any-return]
+
+
+class _ConvLayer(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int) -> None:
+        super().__init__()
+        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv2d(self.reflection_pad(x))  # type: ignore[no-any-return]
+
+
+class _UpsampleConvLayer(_ConvLayer):
+    """Nearest upsampling by ``upsample`` (``F.interpolate``), then a conv; ``size``, when set,
+    upsamples to that size instead (what explain suggests for odd sizes)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, upsample: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, 1)
+        self.upsample = upsample
+        self.size: tuple[int, ...] | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.size is not None:
+            x = F.interpolate(x, mode="nearest", size=self.size)
+        else:
+            x = F.interpolate(x, mode="nearest", scale_factor=self.upsample)
+        return super().forward(x)
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1, self.in1 = _ConvLayer(channels, channels, 3, 1), nn.InstanceNorm2d(channels, affine=True)
+        self.conv2, self.in2 = _ConvLayer(channels, channels, 3, 1), nn.InstanceNorm2d(channels, affine=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.in2(self.conv2(F.relu(self.in1(self.conv1(x)))))  # type: ignore[no-any-return]
+
+
+class TransformerNet(nn.Module):
+    """The fast style-transfer network (Johnson et al. 2016), as in pytorch/examples' fast_neural_style.
+
+    Reflection-padded convs: 9×9, then two stride-2 3×3 down, five residual blocks, two nearest
+    upsamplings by 2 each followed by a 3×3 conv, and a 9×9 conv out. Exact where the size divides by
+    4; a 65×67 image comes back as 68×68. Shapes: ``(N, 3, 256, 256) -> (N, 3, 256, 256)``.
+    """
+
+    def __init__(self, width: int = 32, residual_blocks: int = 5) -> None:
+        super().__init__()
+        self.conv1, self.in1 = _ConvLayer(3, width, 9, 1), nn.InstanceNorm2d(width, affine=True)
+        self.conv2, self.in2 = _ConvLayer(width, 2 * width, 3, 2), nn.InstanceNorm2d(2 * width, affine=True)
+        self.conv3, self.in3 = _ConvLayer(2 * width, 4 * width, 3, 2), nn.InstanceNorm2d(4 * width, affine=True)
+        self.residuals = nn.Sequential(*(_ResidualBlock(4 * width) for _ in range(residual_blocks)))
+        self.deconv1 = _UpsampleConvLayer(4 * width, 2 * width, 3, upsample=2)
+        self.in4 = nn.InstanceNorm2d(2 * width, affine=True)
+        self.deconv2 = _UpsampleConvLayer(2 * width, width, 3, upsample=2)
+        self.in5 = nn.InstanceNorm2d(width, affine=True)
+        self.deconv3 = _ConvLayer(width, 3, 9, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.relu(self.in1(self.conv1(x)))
+        y = F.relu(self.in2(self.conv2(y)))
+        y = F.relu(self.in3(self.conv3(y)))
+        y = self.residuals(y)
+        y = F.relu(self.in4(self.deconv1(y)))
+        y = F.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)  # type: ignore[no-any-return]

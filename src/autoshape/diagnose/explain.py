@@ -183,7 +183,10 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
     A forward that fails does not raise: the explanation holds the rows up to the failure and
     ``failure`` says where it failed, on which shapes, with torch's message and, where autoshape can
     compute one, the fix (a ``Linear``'s ``in_features``, a conv's ``in_channels``, the layer and
-    parameter that make two concatenated or summed branches agree).
+    parameter that make the newer of two concatenated or summed branches agree with the skip). When
+    :func:`autoshape.fix` finds changes that make the whole forward run (a U-Net at 101×67 has a
+    mismatched skip at several levels), the fix names them all; only then does explain trace more
+    than once (a few patched copies, on meta tensors).
 
     Notes flag likely mistakes, each with a fix:
         * checkerboard risk: a transposed conv whose neighbouring outputs sum unequal numbers of

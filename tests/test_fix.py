@@ -186,6 +186,16 @@ def test_preference_output_padding_then_padding_then_kernel_then_stride(layer: n
     assert real_output(nn.Sequential(change.after), (1, 1, size)) == (1, 1, wanted)
 
 
+def test_a_stride_beats_a_kernel_grown_past_double() -> None:
+    block = arch.BasicBlock(8, 8)
+    block.conv1 = nn.Conv2d(8, 8, 3, stride=2, padding=1, bias=False)  # strided, but no downsample for the sum
+    with pytest.raises(RuntimeError, match="must match"):
+        real_output(block, (1, 8, 24, 24))
+    (change,) = fix(block, (1, 8, 24, 24)).changes  # not conv2 with kernel_size=13, padding=12
+    assert (change.path, dict(change.params), change.reinitialised) == ("conv1", {"stride": 1}, False)
+    assert real_output(nn.Sequential(change.after), (1, 8, 24, 24)) == (1, 8, 24, 24)
+
+
 def test_one_layer_beats_three_and_the_cheapest_layer_wins() -> None:
     model = nn.Sequential(nn.Conv1d(1, 1, 3), nn.ConvTranspose1d(1, 1, 3, 2, 1))  # 9 → 7 → 13
     (change,) = fix(model, (1, 1, 9), (1, 1, 14)).changes
@@ -204,6 +214,13 @@ def test_no_fix_is_a_shape_error_that_says_what_was_tried() -> None:
                                          r"Tried \d+ candidate fixes on meta tensors.*'ups\.0'") as info:
         fix(deep, (1, 3, 63, 63))
     assert "Fix: explain(model, input_shape)" in str(info.value)
+
+
+def test_a_layer_with_a_parametrization_is_never_rebuilt() -> None:
+    model = readme_autoencoder()
+    nn.utils.parametrizations.weight_norm(model[2])  # rebuilding it would drop the parametrization
+    with pytest.raises(ShapeError, match="No change of one layer fixes that"):
+        fix(model, (1, 3, 24, 24), (1, 3, 24, 24))
 
 
 def test_argument_errors() -> None:

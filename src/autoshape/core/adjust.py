@@ -2,8 +2,8 @@
 
 Pure integers, one spatial dimension at a time: the closed form behind ``autoshape.fix`` and
 explain's fixes. Changes are ranked by the parameter they touch, least disruptive first
-(:data:`KINDS`: output_padding, then padding, then kernel_size, then stride; only a kernel change
-alters the weight's shape), then by how far the values move.
+(:data:`KINDS`: output_padding, then padding, then kernel_size, then stride, then a kernel more than
+doubled; only a kernel change alters the weight's shape), then by how far the values move.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from .solver import ranked_solutions
 
 __all__ = ["KINDS", "DimChange", "nearest_change"]
 
-KINDS = ("output_padding", "padding", "kernel_size", "stride")
-"""What a change touches, in order of preference: the last parameter it has to move."""
+KINDS = ("output_padding", "padding", "kernel_size", "stride", "kernel_size beyond 2k+1")
+"""What a change touches, in order of preference: the last parameter it has to move. A kernel that
+more than doubles (past ``2k+1``) comes last: a 3×3 kernel grown to 13×13 to undo a stride
+elsewhere is no fix, the stride is."""
 
 _NEAREST_TARGETS = 16
 """How many wanted sizes (nearest the current one first) each kind of change is tried on."""
@@ -63,8 +65,10 @@ def nearest_change(i: int, low: int, high: int, k: int, s: int, p: int, d: int, 
     if low <= current <= high:
         return DimChange(k, s, p, op, -1, (0, 0, 0))
     targets = _nearest(current, max(low, 1), high)
+    doubled = 2 * k + 1
     fixed: tuple[dict[str, int], ...] = ({"kernel_size": k, "stride": s, "padding": p},
-                                         {"kernel_size": k, "stride": s}, {"stride": s}, {})
+                                         {"kernel_size": k, "stride": s},
+                                         {"stride": s, "max_kernel_size": doubled}, {"max_kernel_size": doubled}, {})
     for kind, kept in enumerate(fixed):
         if kind == 0 and not transposed:
             continue

@@ -127,8 +127,9 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
     the patched model also gives exactly that shape (spatial sizes only: channels never change).
 
     What may change, in order of preference: the fewest layers; then the least change, trying
-    ``output_padding``, then ``padding``, then ``kernel_size``, then ``stride`` (dilation and
-    groups stay). Only plain torch convolutions, transposed convolutions and ``Linear`` layers are
+    ``output_padding``, then ``padding``, then ``kernel_size``, then ``stride``, then a kernel
+    more than doubled (a 3×3 grown to 13×13 to undo a stride elsewhere is a last resort); dilation
+    and groups stay. Only plain torch convolutions, transposed convolutions and ``Linear`` layers are
     rebuilt, in place in the copy, however deeply nested (MONAI's ``Convolution`` wraps its conv).
     Pooling and upsampling layers never change: an ``nn.Upsample`` given a fixed ``size`` would fit
     one input size only (``explain`` notes the size it should restore). A layer whose weight keeps

@@ -20,7 +20,7 @@ from ..rules import rule_for
 from ..tracing import Call, Record, Value
 from .rows import row_that_made
 
-__all__ = ["CONVS", "Proposal", "compact", "proposals"]
+__all__ = ["CONVS", "Proposal", "changeable", "compact", "proposals"]
 
 Shape = tuple[int, ...]
 SizeOf = Callable[[Shape], "Shape | None"]
@@ -42,8 +42,8 @@ class Proposal:
     Attributes:
         call: the layer's row in the record where the change was found.
         params: the constructor arguments that change, each an int where all dimensions agree.
-        cost: what it touches (an index of :data:`~autoshape.core.adjust.KINDS`, 4 for a layer's
-            input size) and how far stride, kernel_size and the paddings move; lower is preferred.
+        cost: what it touches (an index of :data:`~autoshape.core.adjust.KINDS`, past them for a
+            layer's input size) and how far stride, kernel_size and the paddings move; lower is preferred.
     """
 
     call: Call
@@ -53,6 +53,13 @@ class Proposal:
     @property
     def path(self) -> str:
         return self.call.path
+
+
+def changeable(module: Any, kinds: tuple[type[nn.Module], ...] = CONVS) -> bool:
+    """A plain torch layer of these classes that ``fix`` may rebuild: no subclass (it may build
+    otherwise), no hooks, and no state but its weight and bias (a parametrization, spectral norm)."""
+    return (type(module) in kinds and not module._forward_hooks and not module._forward_pre_hooks
+            and set(module.state_dict()) <= {"weight", "bias"})
 
 
 def compact(values: Sequence[int]) -> int | tuple[int, ...]:
@@ -170,7 +177,7 @@ def proposals(record: Record, value: Value, wanted: Wanted, stop: int = -1) -> l
         shape = row.input_shape
         if ranges is None or shape is None:
             break
-        if type(row.target) in CONVS and not hasattr(row.target, "parametrizations"):
+        if changeable(row.target):
             proposal = _conv_proposal(row, ranges)
             found += [proposal] if proposal is not None else []
         ranges = _preimage(size_of, shape[2:], ranges)

@@ -24,12 +24,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.adjust import KINDS
 from ..core.text import format_shape
 from ..errors import ShapeError
 from ..tracing import Call, Record, Value, trace
 from .failure import MERGES, failing_calls, merge_sides
 from .notes import where
-from .reach import CONVS, Proposal, proposals
+from .reach import Proposal, changeable, proposals
 
 __all__ = ["MAX_LAYERS", "MAX_TRACES", "Found", "build", "search"]
 
@@ -40,7 +41,7 @@ MAX_TRACES = 32
 """The most patched models one search traces."""
 _BEAM = 4
 """How many partial fixes (that got further) each round keeps to build on."""
-_INPUT_SIZE = 4
+_INPUT_SIZE = len(KINDS)
 """``Proposal.cost`` kind of a change to a layer's input size (``in_features``, ``in_channels``)."""
 
 
@@ -92,11 +93,6 @@ def build(module: nn.Module, params: Any, device: torch.device | str | None = No
             mine.requires_grad_(theirs.requires_grad)
     layer.train(module.training)
     return layer, keeps
-
-
-def changeable(call: Call | None, kinds: tuple[type[nn.Module], ...] = CONVS) -> bool:
-    """A plain torch layer of these classes that ``fix`` may rebuild (no subclass, no parametrization)."""
-    return call is not None and type(call.target) in kinds and not hasattr(call.target, "parametrizations")
 
 
 @contextlib.contextmanager
@@ -165,9 +161,9 @@ def _input_size(call: Call) -> Proposal | None:
     shape, module = call.input_shape, call.target
     if shape is None:
         return None
-    if changeable(call, (nn.Linear,)) and shape[-1] != module.in_features:
+    if changeable(module, (nn.Linear,)) and shape[-1] != module.in_features:
         return Proposal(call, {"in_features": shape[-1]}, (_INPUT_SIZE, 0, 0, abs(shape[-1] - module.in_features)))
-    if changeable(call) and len(shape) > 2 and shape[1] != module.in_channels and shape[1] % module.groups == 0:
+    if changeable(module) and len(shape) > 2 and shape[1] != module.in_channels and shape[1] % module.groups == 0:
         return Proposal(call, {"in_channels": shape[1]}, (_INPUT_SIZE, 0, 0, abs(shape[1] - module.in_channels)))
     return None
 

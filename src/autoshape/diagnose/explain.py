@@ -161,7 +161,10 @@ def _row(call: Call, formula: str | None) -> ExplainRow:
 
 
 def _failure(model: nn.Module, input_shape: Shape, record: Record) -> ExplainFailure:
-    """The failure with its fix: all the changes ``fix`` verifies, or the one this call needs."""
+    """The failure with its fix: all the changes ``fix`` verifies (on meta tensors only: no real
+    forwards), or the one this call needs."""
+    if not record.on_meta:
+        return diagnose(record)
     try:
         edits = search(model, input_shape, record=record).edits
     except ShapeError:

@@ -19,7 +19,7 @@ from torch import nn
 from ..core.arithmetic import max_output_padding, output_padding_for
 from ..core.sizes import dim_names
 from ..core.solver import ranked_solutions
-from ..core.text import format_shape
+from ..core.text import compact, format_shape
 from ..rules import rule_for
 from ..rules.conv import used_output_padding
 from ..rules.registry import arg
@@ -43,10 +43,6 @@ def _named(call: Call) -> str:
     return f"'{call.path}'" if call.kind == "module" else where(call)
 
 
-def _compact(values: Sequence[int]) -> int | tuple[int, ...]:
-    return values[0] if len(set(values)) == 1 else tuple(values)
-
-
 def _spatial(shape: Shape | None, n: int) -> Shape | None:
     return None if shape is None or len(shape) <= n else shape[-n:]
 
@@ -57,7 +53,7 @@ def _checkerboard(call: Call) -> str | None:
     uneven = {name: (k, s, d) for name, k, s, d in per_dim if len(set(interior_tap_counts(k, s, d))) > 1}
     if not uneven:
         return None
-    k, s, d = (_compact(column) for column in zip(*uneven.values()))
+    k, s, d = (compact(column) for column in zip(*uneven.values()))
     counts = sorted({c for args in uneven.values() for c in interior_tap_counts(*args)})
     dilation = f", dilation {d}" if d != 1 else ""
     return (
@@ -73,8 +69,8 @@ def _forward_output_padding(call: Call, sizes: Shape, out: Shape) -> str | None:
     used = used_output_padding(m, sizes, out)
     if used == tuple(m.output_padding):
         return None
-    return (f"{where(call)}: its forward used output_padding {_compact(used)} instead of the module's "
-            f"{_compact(m.output_padding)} (forward(x, output_size=...)).")
+    return (f"{where(call)}: its forward used output_padding {compact(used)} instead of the module's "
+            f"{compact(m.output_padding)} (forward(x, output_size=...)).")
 
 
 def earlier_sizes(rows: Sequence[Call], model_input: Shape, n: int, rank: int) -> list[tuple[Shape, str]]:
@@ -109,8 +105,8 @@ def restoring(m: Any, sizes: Shape, target: Shape) -> dict[str, int | tuple[int,
         output_paddings.append(found[1])
     change: dict[str, int | tuple[int, ...]] = {}
     if tuple(paddings) != tuple(m.padding):
-        change["padding"] = _compact(paddings)
-    change["output_padding"] = _compact(output_paddings)
+        change["padding"] = compact(paddings)
+    change["output_padding"] = compact(output_paddings)
     return change
 
 
@@ -133,12 +129,12 @@ def _missed_size(rows: Sequence[Call], index: int, model_input: Shape, sizes: Sh
         if change is None:
             continue
         text = ", ".join(f"{name}={value}" for name, value in change.items())
-        build = f"or build it with TargetConvTranspose{n}d(..., output_size={_compact(size)})"
+        build = f"or build it with TargetConvTranspose{n}d(..., output_size={compact(size)})"
         if all(x >= 0 for x in diff):
             return (f"{where(call)} gives {format_shape(out)}, but {text} would give {format_shape(size)}, the size "
                     f"of {source}. If it should restore that size, pass {text} (or call it with output_size=...), "
                     f"{build}.")
-        over = _compact([-x for x in diff])
+        over = compact([-x for x in diff])
         by_output_size = "" if "padding" in change else " (or call it with output_size=...)"
         return (f"{where(call)} gives {format_shape(out)}, {over} more than {format_shape(size)}, the size of "
                 f"{source}: it overshoots. If it should restore that size, pass {text}{by_output_size}, {build}.")
@@ -190,7 +186,7 @@ def _dropped_rows(call: Call, sizes: Shape, out: Shape, padded: Shape) -> str | 
     names = ", ".join(dim[0] for dim in dims if dropped(*dim[1:]))
     rows = "row" if left == {1} else f"{max(left)} rows"
     return (f"{where(call)} never reads the last {rows} of its input in {names}: its last window stops short "
-            f"of them. Fix: kernel_size={_compact(kernels)}, padding={_compact(paddings)} gives the same "
+            f"of them. Fix: kernel_size={compact(kernels)}, padding={compact(paddings)} gives the same "
             f"{format_shape(out)} and reads every row.")
 
 
@@ -214,7 +210,7 @@ def _unrestored(rows: Sequence[Call], index: int, model_input: Shape, out: Shape
         return None
     for size, source in earlier:
         if all(abs(e - o) < math.ceil(f) for e, o, f in zip(size, out, scales)):
-            wanted = _compact(size)
+            wanted = compact(size)
             how = ("nn.Upsample(size=...)" if call.kind == "module"
                    else "F.interpolate(x, size=...), e.g. size=<that tensor>.shape[2:]")
             return (f"{where(call)} gives {format_shape(out)} by scaling, but {format_shape(size)}, the size of "

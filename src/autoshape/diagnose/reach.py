@@ -16,11 +16,12 @@ from typing import Any
 from torch import nn
 
 from ..core.adjust import DimChange, nearest_change
+from ..core.text import compact
 from ..rules import rule_for
 from ..tracing import Call, Record, Value
 from .rows import row_that_made
 
-__all__ = ["CONVS", "Proposal", "changeable", "compact", "proposals"]
+__all__ = ["CONVS", "Proposal", "changeable", "proposals"]
 
 Shape = tuple[int, ...]
 SizeOf = Callable[[Shape], "Shape | None"]
@@ -60,11 +61,6 @@ def changeable(module: Any, kinds: tuple[type[nn.Module], ...] = CONVS) -> bool:
     otherwise), no hooks, and no state but its weight and bias (a parametrization, spectral norm)."""
     return (type(module) in kinds and not module._forward_hooks and not module._forward_pre_hooks
             and set(module.state_dict()) <= {"weight", "bias"})
-
-
-def compact(values: Sequence[int]) -> int | tuple[int, ...]:
-    """``(1, 1)`` → 1; ``(1, 0)`` stays a tuple."""
-    return values[0] if len(set(values)) == 1 else tuple(values)
 
 
 def _size_of(call: Call) -> SizeOf | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,7 +81,8 @@ def _arguments(module: Any) -> dict[str, Any]:
     return {**arguments, "bias": module.bias is not None}
 
 
-def build(module: nn.Module, params: Any, device: torch.device | str | None = None) -> tuple[nn.Module, bool]:
+def build(module: nn.Module, params: Mapping[str, Any],
+          device: torch.device | str | None = None) -> tuple[nn.Module, bool]:
     """A new layer of ``module``'s type with ``params`` changed, and whether it keeps the weights
     (same weight shape: the state and flags are copied) or has fresh ones. ``device`` None: the module's."""
     weight: Any = module.weight
@@ -223,12 +224,15 @@ class _Searcher:
     def __init__(self, model: nn.Module, shape: Shape, goal: Shape | None, record: Record) -> None:
         self.model, self.shape, self.goal = model, shape, goal
         self.original = _shapes(record)
-        self.traces = 0
-        self.tried: list[tuple[Proposal, ...]] = []
+        self.tried: list[tuple[Proposal, ...]] = []  # each traced once
+
+    @property
+    def traces(self) -> int:
+        return len(self.tried)
 
     def state(self, edits: tuple[Proposal, ...], record: Record | None = None) -> _State:
         if record is None:
-            self.traces += 1
+            self.tried.append(edits)
             with _patched(self.model, edits) as patched, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 record = trace(patched, self.shape)
@@ -242,14 +246,13 @@ class _Searcher:
                 if self.traces >= MAX_TRACES:
                     return None
                 state = self.state(edits)
-                self.tried.append(edits)
                 if not state.holds:
                     continue
                 if state.problem is None:
                     return Found(edits, state.record, self.traces)
                 assert parent.problem is not None
                 if state.problem.position > parent.problem.position and state.problem.proposals:
-                    survivors.append(state)
+                    survivors.append(state)  # it got further: build on it
             level = sorted(survivors, key=lambda s: -s.problem.position if s.problem else 0)[:_BEAM]
         return None
 

@@ -155,7 +155,7 @@ def _padded_after(rows: Sequence[Call], call: Call, n: int) -> Shape:
     if made is None or rule is None or rule.name != "padding":
         return (0,) * n
     pads = made.target.padding if made.kind == "module" else arg(made, 1, "pad")
-    after = tuple(pads[1::2])[::-1]  # torch lists (before, after) from the last dimension back
+    after = tuple(max(0, p) for p in pads[1::2])[::-1]  # (before, after) from the last dimension back
     return ((0,) * n + after)[-n:]
 
 

@@ -21,6 +21,7 @@ __all__ = [
     "ResNetPyramid",
     "TransformerNet",
     "TransformerNetEncoder",
+    "UNet",
     "Vae",
     "alexnet_features",
     "dcgan_discriminator",
@@ -262,6 +263,115 @@ def resnet_encoder(in_channels: int = 3, width: int = 64, blocks: Sequence[int] 
     return nn.Sequential(*layers)
 
 
+class UNet(nn.Module):
+    """U-Net (Ronneberger et al. 2015) as most PyTorch copies write it: padded convs, so sizes survive.
+
+    The contracting path of :func:`unet_encoder`; per level up, a 2×2 stride-2 transposed conv, the
+    skip concatenated first, and a double conv; a 1×1 conv head. Exact where the size divides by
+    ``2^(len(widths)-1)``; at 101×67 the first concatenation whose sizes disagree fails.
+    Shapes: ``(N, 1, 256, 256) -> (N, num_classes, 256, 256)``.
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 2,
+                 widths: Sequence[int] = (64, 128, 256, 512, 1024)) -> None:
+        super().__init__()
+        self.encoder = unet_encoder(in_channels, widths)
+        pairs = list(zip(widths[::-1][:-1], widths[::-1][1:]))
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(high, low, 2, stride=2) for high, low in pairs)
+        self.decoders = nn.ModuleList(_double_conv(nn.Conv2d, nn.BatchNorm2d, 2 * low, low, 1) for _, low in pairs)
+        self.head = nn.Conv2d(widths[0], num_classes, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = []
+        for stage in self.encoder:
+            x = stage(x)
+            skips.append(x)
+        skips.pop()
+        for up, decode in zip(self.ups, self.decoders):
+            x = decode(torch.cat([skips.pop(), up(x)], dim=1))
+        return self.head(x)  # type: ignore[no-any-return]
+
+
+class _ConvLayer(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int) -> None:
+        super().__init__()
+        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
+        self.conv2d = nn.Conv2d(in_channels, out_channels, kernel_size, stride)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv2d(self.reflection_pad(x))  # type: ignore[no-any-return]
+
+
+class _UpsampleConvLayer(_ConvLayer):
+    """Nearest upsampling by ``upsample`` (``F.interpolate``), then a conv; ``size``, when set,
+    upsamples to that size instead (what explain suggests for odd sizes)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, upsample: int) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, 1)
+        self.upsample = upsample
+        self.size: tuple[int, ...] | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.size is not None:
+            x = F.interpolate(x, mode="nearest", size=self.size)
+        else:
+            x = F.interpolate(x, mode="nearest", scale_factor=self.upsample)
+        return super().forward(x)
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1, self.in1 = _ConvLayer(channels, channels, 3, 1), nn.InstanceNorm2d(channels, affine=True)
+        self.conv2, self.in2 = _ConvLayer(channels, channels, 3, 1), nn.InstanceNorm2d(channels, affine=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.in2(self.conv2(F.relu(self.in1(self.conv1(x)))))  # type: ignore[no-any-return]
+
+
+class TransformerNetEncoder(nn.Module):
+    """The down half of fast-neural-style's TransformerNet (Johnson et al. 2016, pytorch/examples):
+    reflection-padded convs, a 9×9 then two stride-2 3×3 with instance norm and ``F.relu``, and the
+    residual blocks. Shapes: ``(N, 3, 256, 256) -> (N, 4·width, 64, 64)`` (``width=32`` is the original).
+    """
+
+    def __init__(self, width: int = 32, residual_blocks: int = 5) -> None:
+        super().__init__()
+        self.conv1, self.in1 = _ConvLayer(3, width, 9, 1), nn.InstanceNorm2d(width, affine=True)
+        self.conv2, self.in2 = _ConvLayer(width, 2 * width, 3, 2), nn.InstanceNorm2d(2 * width, affine=True)
+        self.conv3, self.in3 = _ConvLayer(2 * width, 4 * width, 3, 2), nn.InstanceNorm2d(4 * width, affine=True)
+        self.residuals = nn.Sequential(*(_ResidualBlock(4 * width) for _ in range(residual_blocks)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.relu(self.in1(self.conv1(x)))
+        y = F.relu(self.in2(self.conv2(y)))
+        y = F.relu(self.in3(self.conv3(y)))
+        return self.residuals(y)  # type: ignore[no-any-return]
+
+
+class TransformerNet(TransformerNetEncoder):
+    """The fast style-transfer network (Johnson et al. 2016), as in pytorch/examples' fast_neural_style.
+
+    :class:`TransformerNetEncoder`, then two nearest upsamplings by 2 each followed by a 3×3 conv,
+    and a 9×9 conv out. Exact where the size divides by 4; a 65×67 image comes back as 68×68.
+    Shapes: ``(N, 3, 256, 256) -> (N, 3, 256, 256)``.
+    """
+
+    def __init__(self, width: int = 32, residual_blocks: int = 5) -> None:
+        super().__init__(width, residual_blocks)
+        self.deconv1 = _UpsampleConvLayer(4 * width, 2 * width, 3, upsample=2)
+        self.in4 = nn.InstanceNorm2d(2 * width, affine=True)
+        self.deconv2 = _UpsampleConvLayer(2 * width, width, 3, upsample=2)
+        self.in5 = nn.InstanceNorm2d(width, affine=True)
+        self.deconv3 = _ConvLayer(width, 3, 9, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = super().forward(x)
+        y = F.relu(self.in4(self.deconv1(y)))
+        y = F.relu(self.in5(self.deconv2(y)))
+        return self.deconv3(y)  # type: ignore[no-any-return]
+
+
 class MnistNet(nn.Module):
     """The pytorch/examples MNIST classifier, as written there: functional calls in ``forward``.
 
@@ -313,97 +423,6 @@ class Vae(nn.Module):
         mu, logvar = self.encode(x.view(-1, 784))
         z = mu + torch.randn_like(logvar) * torch.exp(0.5 * logvar)
         return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
-
-
-class _ConvLayer(nn.Module):
-    """fast-neural-style's ConvLayer: reflection padding of ``kernel_size // 2``, then a conv."""
-
-    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int) -> None:
-        super().__init__()
-        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
-        self.conv2d = nn.Conv2d(cin, cout, kernel_size, stride)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.conv2d(self.reflection_pad(x))
-
-
-class _ResidualBlock(nn.Module):
-    """fast-neural-style's ResidualBlock: two padded 3×3 convs with instance norm, the input added back."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv1 = _ConvLayer(channels, channels, 3, 1)
-        self.in1 = nn.InstanceNorm2d(channels, affine=True)
-        self.conv2 = _ConvLayer(channels, channels, 3, 1)
-        self.in2 = nn.InstanceNorm2d(channels, affine=True)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: Tensor) -> Tensor:
-        residual = x
-        out = self.relu(self.in1(self.conv1(x)))
-        return self.in2(self.conv2(out)) + residual
-
-
-class _UpsampleConvLayer(nn.Module):
-    """fast-neural-style's UpsampleConvLayer: ``F.interpolate`` by a scale, reflection padding, a conv."""
-
-    def __init__(self, cin: int, cout: int, kernel_size: int, stride: int, upsample: int | None = None) -> None:
-        super().__init__()
-        self.upsample = upsample
-        self.reflection_pad = nn.ReflectionPad2d(kernel_size // 2)
-        self.conv2d = nn.Conv2d(cin, cout, kernel_size, stride)
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.upsample:
-            x = F.interpolate(x, mode="nearest", scale_factor=self.upsample)
-        return self.conv2d(self.reflection_pad(x))
-
-
-class TransformerNetEncoder(nn.Module):
-    """The down half of fast-neural-style's TransformerNet (Johnson et al. 2016, pytorch/examples):
-    a 9×9 conv, two stride-2 3×3 convs (instance norm, ``self.relu`` between), five residual blocks.
-
-    Shapes: ``(N, 3, 256, 256) -> (N, 4·width, 64, 64)`` (``width=32`` is the original).
-    """
-
-    def __init__(self, width: int = 32) -> None:
-        super().__init__()
-        self.conv1 = _ConvLayer(3, width, 9, 1)
-        self.in1 = nn.InstanceNorm2d(width, affine=True)
-        self.conv2 = _ConvLayer(width, 2 * width, 3, 2)
-        self.in2 = nn.InstanceNorm2d(2 * width, affine=True)
-        self.conv3 = _ConvLayer(2 * width, 4 * width, 3, 2)
-        self.in3 = nn.InstanceNorm2d(4 * width, affine=True)
-        self.res = nn.Sequential(*(_ResidualBlock(4 * width) for _ in range(5)))
-        self.relu = nn.ReLU()
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = self.relu(self.in1(self.conv1(x)))
-        y = self.relu(self.in2(self.conv2(y)))
-        y = self.relu(self.in3(self.conv3(y)))
-        return self.res(y)  # type: ignore[no-any-return]
-
-
-class TransformerNet(TransformerNetEncoder):
-    """The whole TransformerNet: the encoder, then two ×2 nearest upsamplings by scale and a 9×9 conv.
-
-    On an odd size its output differs from its input: 65×67 gives 68×68, since 65 → 33 → 17 is
-    doubled to 34 → 68 (the upsampling by scale restores no size the encoder saw).
-    """
-
-    def __init__(self, width: int = 32) -> None:
-        super().__init__(width)
-        self.deconv1 = _UpsampleConvLayer(4 * width, 2 * width, 3, 1, upsample=2)
-        self.in4 = nn.InstanceNorm2d(2 * width, affine=True)
-        self.deconv2 = _UpsampleConvLayer(2 * width, width, 3, 1, upsample=2)
-        self.in5 = nn.InstanceNorm2d(width, affine=True)
-        self.deconv3 = _ConvLayer(width, 3, 9, 1)
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = super().forward(x)
-        y = self.relu(self.in4(self.deconv1(y)))
-        y = self.relu(self.in5(self.deconv2(y)))
-        return self.deconv3(y)  # type: ignore[no-any-return]
 
 
 class ResNetPyramid(nn.Module):

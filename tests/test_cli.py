@@ -52,6 +52,15 @@ MODELS = textwrap.dedent('''
         def forward(self, x):
             return self.conv(x if bool(x.sum() >= 0) else -x)
 
+    class UNetLike(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+            self.up = nn.ConvTranspose2d(4, 1, 2, stride=2)
+
+        def forward(self, x):
+            return torch.cat([x, self.up(self.down(x))], dim=1)
+
     not_a_model = 3
 ''')
 
@@ -274,6 +283,43 @@ def test_explain_mistakes_exit_with_a_message(capsys: pytest.CaptureFixture[str]
     assert message in err and "Traceback" not in err
 
 
+# --- fix ----------------------------------------------------------------------------------------
+
+@pytest.mark.usefixtures("models")
+def test_fix_prints_each_change_and_the_patched_output(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "fix", "autoshape_cli_models:model", "--input-shape", "1,1,24,24",
+                         "--output-shape", "1,1,24,24")
+    assert (code, err) == (0, "")
+    assert out == ("'2' ConvTranspose2d(8, 1, kernel_size=3, stride=2, padding=1) → output_padding=1\n"
+                   "output: 1×1×24×24\n")
+    layer = nn.ConvTranspose2d(8, 1, kernel_size=3, stride=2, padding=1, output_padding=1)
+    assert layer(torch.zeros(1, 8, 12, 12)).shape[2:] == (24, 24)  # the printed change, in torch
+
+
+@pytest.mark.usefixtures("models")
+def test_fix_makes_a_crash_run_and_says_when_nothing_is_needed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "fix", "autoshape_cli_models:UNetLike", "--input-shape", "1,1,25,25")
+    assert code == 0 and out.startswith("'up' ConvTranspose2d(4, 1, kernel_size=2, stride=2) → padding=1, "
+                                        "output_padding=1\noutput: 1×2×25×25")
+    code, out, _ = run(capsys, "fix", "autoshape_cli_models:model", "--input-shape", "1,1,24,24")
+    assert (code, out) == (0, "no change needed: the model runs and gives 1×1×23×23\n")
+
+
+@pytest.mark.parametrize(("argv", "code", "message"), [
+    (["autoshape_cli_models:model", "--input-shape", "1,1,24,24", "--output-shape", "1,2,24,24"], 1,
+     "autoshape fix: no fix for Sequential on 1×1×24×24 with at most 3 changed layers"),
+    (["autoshape_cli_models:model", "--input-shape", "1,1,24,24", "--output-shape", "1,1,0,24"], 2,
+     "--output-shape must be >= 1"),
+    (["autoshape_cli_models:missing", "--input-shape", "1,1,24,24"], 2, "has no attribute 'missing'"),
+    (["autoshape_cli_models:model"], 2, "--input-shape"),
+])
+@pytest.mark.usefixtures("models")
+def test_fix_exit_codes(capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str) -> None:
+    exit_code, out, err = run(capsys, "fix", *argv)
+    assert (exit_code, out) == (code, "")
+    assert message in err and "Traceback" not in err
+
+
 # --- taps ---------------------------------------------------------------------------------------
 
 def test_taps_lists_the_classic_example_and_the_map_is_torchs(capsys: pytest.CaptureFixture[str]) -> None:
@@ -334,6 +380,8 @@ def processes(models_dir: Path) -> dict[str, subprocess.CompletedProcess[str]]:
         "solve": [*module, "solve", "12", "24"],
         "explain": [str(_console_script()), "explain", "autoshape_cli_models:model", "--input-shape", "1,1,24,24"],
         "plan": [*module, "plan", "4", "1000", "--layers", "1", "--kernel-size", "4"],
+        "fix": [*module, "fix", "autoshape_cli_models:UNetLike", "--input-shape", "1,1,24,24", "--output-shape",
+                "1,2,23,23"],
         "taps": [*module, "taps", "6", "--kernel-size", "3", "--at", "99"],
     }
     started = {name: subprocess.Popen(command, cwd=models_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -349,6 +397,7 @@ def processes(models_dir: Path) -> dict[str, subprocess.CompletedProcess[str]]:
     ("solve", 0, re.compile(r"^ConvTranspose 12 → 24: kernel_size=4, stride=2, padding=1$", re.M)),
     ("explain", 0, re.compile(r"output_padding=1 would give 24×24")),
     ("plan", 1, re.compile(r"^autoshape plan: .*The largest size they reach is 11")),
+    ("fix", 1, re.compile(r"^autoshape fix: no fix for UNetLike on 1×1×24×24 .* it gives 1×2×24×24, not 1×2×23×23")),
     ("taps", 2, re.compile(r"^autoshape taps: error: output_index 99 is outside the output")),
 ])
 def test_entry_points_as_subprocesses(processes: dict[str, subprocess.CompletedProcess[str]], name: str,

@@ -14,7 +14,7 @@ from .core import (
     solve_conv,
     solve_conv_transpose,
 )
-from .diagnose import ExplainFailure, ExplainRow, Explanation, explain, overlap_map, transpose_taps
+from .diagnose import Change, ExplainFailure, ExplainRow, Explanation, Fix, explain, fix, overlap_map, transpose_taps
 from .errors import ShapeError
 from .layers import (
     DownsamplingStack,
@@ -31,11 +31,13 @@ from .mirror import MirrorAutoencoder, MirrorDecoder, MirrorUNet
 __version__ = "0.1.0"
 
 __all__ = [
+    "Change",
     "ConvParams",
     "DownsamplingStack",
     "ExplainFailure",
     "ExplainRow",
     "Explanation",
+    "Fix",
     "MirrorAutoencoder",
     "MirrorDecoder",
     "MirrorUNet",
@@ -53,6 +55,7 @@ __all__ = [
     "conv_transpose_output_range",
     "conv_transpose_output_size",
     "explain",
+    "fix",
     "overlap_map",
     "plan_downsampling",
     "plan_upsampling",

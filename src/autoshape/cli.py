@@ -1,8 +1,8 @@
-"""The ``autoshape`` command line: ``solve``, ``plan``, ``explain`` and ``taps``.
+"""The ``autoshape`` command line: ``solve``, ``plan``, ``explain``, ``fix`` and ``taps``.
 
 Exit codes: 0 success; 1 the request is impossible (a ShapeError naming the nearest reachable
-sizes, or a model whose forward fails); 2 a usage error. User mistakes print one message, never a
-traceback.
+sizes, a model whose forward fails, or one that no fix makes run); 2 a usage error. User mistakes
+print one message, never a traceback.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from torch import nn
 
@@ -26,6 +26,7 @@ from .core.sizes import IntOrTuple, as_tuple, dim_names, spatial_ndim
 from .core.solver import ConvParams, ranked_solutions, solve_conv, solve_conv_transpose
 from .core.text import aligned_table, format_shape
 from .diagnose.explain import explain
+from .diagnose.fix import fix
 from .diagnose.taps import overlap_map, transpose_taps
 from .errors import ShapeError
 from .tracing.recorder import as_input_shape
@@ -33,6 +34,7 @@ from .tracing.recorder import as_input_shape
 __all__ = ["main"]
 
 OK, IMPOSSIBLE, USAGE = 0, 1, 2
+T = TypeVar("T")
 
 
 class _UsageError(Exception):
@@ -168,17 +170,37 @@ def _load_model(target: str) -> nn.Module:
     return _build(target, found)
 
 
-def _explain(args: argparse.Namespace) -> int:
-    shape = as_input_shape(args.input_shape if isinstance(args.input_shape, tuple) else (args.input_shape,),
-                           "--input-shape")
-    model = _load_model(args.target)
+def _full_shape(value: IntOrTuple, option: str) -> tuple[int, ...]:
+    """A checked full shape (batch included) from a ``--*-shape`` option's value."""
+    return as_input_shape(value if isinstance(value, tuple) else (value,), option)
+
+
+def _warning_to_stderr(command: str, work: Callable[[], T]) -> T:
+    """``work()``, with each warning it raises printed as one line on stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        explanation = explain(model, shape)
+        result = work()
     for warning in caught:
-        print(f"autoshape explain: warning: {warning.message}", file=sys.stderr)
+        print(f"autoshape {command}: warning: {warning.message}", file=sys.stderr)
+    return result
+
+
+def _explain(args: argparse.Namespace) -> int:
+    shape = _full_shape(args.input_shape, "--input-shape")
+    model = _load_model(args.target)
+    explanation = _warning_to_stderr("explain", lambda: explain(model, shape))
     print(json.dumps(explanation.to_dict()) if args.json else explanation)
     return OK if explanation.failure is None else IMPOSSIBLE
+
+
+# --- fix --------------------------------------------------------------------------------------
+
+def _fix(args: argparse.Namespace) -> int:
+    shape = _full_shape(args.input_shape, "--input-shape")
+    wanted = None if args.output_shape is None else _full_shape(args.output_shape, "--output-shape")
+    model = _load_model(args.target)
+    print(_warning_to_stderr("fix", lambda: fix(model, shape, wanted)))
+    return OK
 
 
 # --- taps -------------------------------------------------------------------------------------
@@ -258,6 +280,17 @@ def _parser() -> argparse.ArgumentParser:
                           help="full input shape with batch, e.g. 1,3,64,64")
     explain_.add_argument("--json", action="store_true", help="print the rows and notes as JSON")
     explain_.set_defaults(run=_explain)
+
+    fix_ = commands.add_parser("fix", help="the fewest layer changes that make a model run (or give a shape)",
+                               description="Prints each changed layer, before → after. MODULE:ATTR as for "
+                               "explain. Exit code 0 when fixed (or nothing to fix), 1 when no fix changes at "
+                               "most 3 layers.")
+    fix_.add_argument("target", metavar="MODULE:ATTR")
+    fix_.add_argument("--input-shape", type=_size, required=True, metavar="SHAPE",
+                      help="full input shape with batch, e.g. 1,3,64,64")
+    fix_.add_argument("--output-shape", type=_size, metavar="SHAPE",
+                      help="full output shape wanted, e.g. 1,3,64,64 (default: the forward must only run)")
+    fix_.set_defaults(run=_fix)
 
     taps = commands.add_parser("taps", help="which inputs make each output of a transposed convolution",
                                description="Prints the overlap map (taps per output position); --at lists "

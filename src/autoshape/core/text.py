@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["aligned_table", "format_shape"]
+__all__ = ["aligned_table", "compact", "format_shape"]
 
 
 def format_shape(shape: int | Sequence[int] | None) -> str:
@@ -14,6 +14,11 @@ def format_shape(shape: int | Sequence[int] | None) -> str:
     if isinstance(shape, int):
         return str(shape)
     return "×".join(map(str, shape)) or "scalar"
+
+
+def compact(values: Sequence[int]) -> int | tuple[int, ...]:
+    """One value per dimension as a layer argument: ``(1, 1)`` → ``1``; ``(1, 0)`` stays a tuple."""
+    return values[0] if len(set(values)) == 1 else tuple(values)
 
 
 def aligned_table(lines: Sequence[Sequence[str]]) -> str:

@@ -16,11 +16,13 @@ from torch import Tensor, nn
 
 from ..core.formulas import format_terms
 from ..core.text import aligned_table, format_shape
+from ..errors import ShapeError
 from ..rules import rule_for, spatial_sizes, terms_of
-from ..tracing import Call, as_input_shape, trace
+from ..tracing import Call, Record, as_input_shape, trace
 from .failure import ExplainFailure, diagnose
 from .notes import notes_for, where
 from .rows import rows_of
+from .search import search
 
 __all__ = ["ExplainRow", "Explanation", "explain"]
 
@@ -158,6 +160,18 @@ def _row(call: Call, formula: str | None) -> ExplainRow:
                       shapes)
 
 
+def _failure(model: nn.Module, input_shape: Shape, record: Record) -> ExplainFailure:
+    """The failure with its fix: all the changes ``fix`` verifies (on meta tensors only: no real
+    forwards), or the one this call needs."""
+    if not record.on_meta:
+        return diagnose(record)
+    try:
+        edits = search(model, input_shape, record=record).edits
+    except ShapeError:
+        edits = ()
+    return diagnose(record, edits)
+
+
 def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanation:
     """Explain every output size of ``model``: one row per leaf module and per torch call between
     modules (``F.relu``, ``torch.cat``, ``view``), with the size formula where torch has one.
@@ -172,7 +186,10 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
     A forward that fails does not raise: the explanation holds the rows up to the failure and
     ``failure`` says where it failed, on which shapes, with torch's message and, where autoshape can
     compute one, the fix (a ``Linear``'s ``in_features``, a conv's ``in_channels``, the layer and
-    parameter that make two concatenated or summed branches agree).
+    parameter that make the newer of two concatenated or summed branches agree with the skip). When
+    :func:`autoshape.fix` finds changes that make the whole forward run (a U-Net at 101×67 has a
+    mismatched skip at several levels), the fix names them all; only then does explain trace more
+    than once (a few patched copies, on meta tensors).
 
     Notes flag likely mistakes, each with a fix:
         * checkerboard risk: a transposed conv whose neighbouring outputs sum unequal numbers of
@@ -220,5 +237,5 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
     notes += notes_for(calls, as_input_shape(input_shape))
     if not record.on_meta:
         notes.append(f"{type(model).__name__} cannot run on meta tensors: these shapes come from a real forward.")
-    failure = None if record.failure is None else diagnose(record)
+    failure = None if record.failure is None else _failure(model, as_input_shape(input_shape), record)
     return Explanation(tuple(rows), tuple(notes), record.output_shape, record.on_meta, failure)

@@ -3,7 +3,8 @@
 Fixes are computed from the record, never from torch's message text: a ``Linear`` whose
 ``in_features`` is not its input's last size, a convolution whose ``in_channels`` is not its
 input's channels, and a concatenation or sum of branches whose sizes disagree, with the layer
-and parameter that would make them agree.
+and parameter that make the newer branch agree with the older one (the skip). Where ``fix``'s
+search found changes that make the whole forward run, the fix names them all.
 """
 
 from __future__ import annotations
@@ -14,21 +15,20 @@ from typing import Any
 
 from torch import nn
 
-from ..core.solver import solve_conv
-from ..core.text import format_shape
-from ..errors import ShapeError
+from ..core.text import compact, format_shape
 from ..rules import rule_for
-from ..tracing import Call, Record
-from .notes import restoring, where
+from ..rules.registry import arg
+from ..tracing import Call, Record, Value
+from .notes import where
+from .reach import CONVS, Proposal, proposals
 from .rows import is_row, row_that_made
 
-__all__ = ["ExplainFailure", "diagnose"]
+__all__ = ["MERGES", "ExplainFailure", "advice", "diagnose", "failing_calls", "merge_sides"]
 
 Shape = tuple[int, ...]
-_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_MERGES = frozenset({"torch.cat", "torch.concat", "torch.concatenate", "torch.stack", "add", "add_", "__iadd__",
-                     "torch.add", "sub", "mul", "torch.mul"})
+_CONCATENATIONS = frozenset({"torch.cat", "torch.concat", "torch.concatenate"})
+MERGES = _CONCATENATIONS | {"torch.stack", "add", "add_", "__iadd__", "torch.add", "sub", "mul", "torch.mul"}
+"""Torch calls that combine tensors whose sizes must agree (except along a concatenated dimension)."""
 
 
 @dataclass(frozen=True)
@@ -72,11 +72,13 @@ class ExplainFailure:
         return text + (f"\nfix: {self.fix}" if self.fix else "")
 
 
-def _failing_row(record: Record, stack: Sequence[Call]) -> Call:
-    """The innermost running call ``explain`` shows as a row (the leaf around a failing torch call)."""
+def failing_calls(record: Record) -> tuple[Call | None, Call | None]:
+    """The row of a failed forward that ``explain`` shows as failing (the innermost running leaf, else
+    module), and the innermost running call (the torch call that raised, if any)."""
+    stack = record.failure.stack if record.failure is not None else ()
     rows = [call for call in stack if is_row(record, call) or call.kind == "module"]
     leaves = [call for call in rows if is_row(record, call)]
-    return leaves[-1] if leaves else rows[-1]
+    return (leaves[-1] if leaves else rows[-1] if rows else None), (stack[-1] if stack else None)
 
 
 def _shapes(call: Call) -> tuple[Shape, ...]:
@@ -113,66 +115,95 @@ def _conv_fix(call: Call) -> str | None:
             f"{format_shape(shape)}: {type(conv).__name__}({shape[1]}, {conv.out_channels}, ...)")
 
 
-def agreeing_change(record: Record, producer: Call, target: Shape) -> str | None:
-    """The parameter change that makes ``producer`` (a row) give the spatial size ``target``."""
-    m: Any = producer.target
-    shape, out = producer.input_shape, producer.output_shape
-    if shape is None or out is None or len(out) != len(target) + 2:
+def advice(edit: Proposal, alternative: bool = True) -> str:
+    """``pass output_padding=1 to '2' ConvTranspose2d``, or ``build ... with ...`` for new weights;
+    ``alternative``: name ``output_size=...`` where only output_padding changes."""
+    text = ", ".join(f"{name}={value}" for name, value in edit.params.items())
+    if {"kernel_size", "in_features", "in_channels"} & set(edit.params):
+        return f"build {where(edit.call)} with {text}"
+    by_output_size = set(edit.params) == {"output_padding"} and alternative
+    return f"pass {text} to {where(edit.call)}" + (" (or call it with output_size=...)" if by_output_size else "")
+
+
+def merge_sides(call: Call) -> tuple[Value, Value, tuple[int | None, ...]] | None:
+    """For a concatenation or sum whose inputs disagree: its oldest input (the skip, kept), the newest
+    one that disagrees with it (to change), and the spatial size that one needs (None along the
+    concatenated dimension); None when they agree or differ in batch or channels."""
+    inputs = call.data_inputs
+    if call.kind != "function" or call.name not in MERGES or len(inputs) < 2:
         return None
-    sizes = shape[2:]
-    if isinstance(m, _TRANSPOSED):
-        change = restoring(m, sizes, target)
-        text = None if change is None else ", ".join(f"{k}={v}" for k, v in change.items())
-        return None if text is None else f"pass {text} to {where(producer)} (or call it with output_size=...)"
-    rule = rule_for(producer)
-    if rule is not None and rule.name == "upsampling":
-        return f"make {where(producer)} upsample to size={target if len(set(target)) > 1 else target[0]}"
-    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)) and not isinstance(m.padding, str):
-        try:
-            params = solve_conv(sizes, target, kernel_size=m.kernel_size, stride=m.stride, dilation=m.dilation)
-        except ShapeError:
-            return None
-        padding = params.padding if len(set(params.padding)) > 1 else params.padding[0]
-        return f"pass padding={padding} to {where(producer)}"
-    return None
+    held = min(inputs, key=lambda v: v.index)
+    rank = len(held.shape)
+    dim = arg(call, 1, "dim", 0) % rank if call.name in _CONCATENATIONS else None
+    differs = [v for v in inputs if len(v.shape) == rank and
+               any(a != b for n, (a, b) in enumerate(zip(v.shape, held.shape)) if n != dim)]
+    if rank < 3 or not differs:
+        return None
+    changing = max(differs, key=lambda v: v.index)
+    if any(changing.shape[n] != held.shape[n] for n in (0, 1) if n != dim):
+        return None
+    return held, changing, tuple(None if n == dim else held.shape[n] for n in range(2, rank))
 
 
-def _merge_fix(record: Record, call: Call) -> str | None:
-    """Sizes that disagree in a concatenation or sum: both branches, and the change that aligns them."""
+def _merge_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> tuple[str, bool] | None:
+    """Sizes that disagree in a concatenation or sum: both branches, and the change that aligns them
+    (and whether there is one)."""
     inputs = call.data_inputs
     if len(inputs) < 2 or len({v.shape[2:] for v in inputs}) < 2:
         return None
-    first, second = inputs[0], inputs[1]
-    makers = [row_that_made(record, first), row_that_made(record, second)]
-    named = [f"{where(m)} gives {format_shape(v.shape)}" if m else f"the model's input is {format_shape(v.shape)}"
-             for m, v in zip(makers, (first, second))]
-    tries = [(makers[1], first.shape[2:]), (makers[0], second.shape[2:])]
-    for maker, target in sorted(tries, key=lambda pair: not _is_upsampling(pair[0])):
-        change = None if maker is None else agreeing_change(record, maker, target)
-        if change is not None:
-            return f"{named[0]} and {named[1]}: {change} so that both are {format_shape(target)}"
-    return f"{named[0]} and {named[1]}: their sizes must agree (except along the concatenated dimension)"
+    named = []
+    for value in inputs[:2]:
+        maker = row_that_made(record, value)
+        named.append(f"{where(maker)} gives {format_shape(value.shape)}" if maker
+                     else f"the model's input is {format_shape(value.shape)}")
+    both = f"{named[0]} and {named[1]}"
+    sides = merge_sides(call)
+    if sides is None:
+        return f"{both}: their sizes must agree (except along the concatenated dimension)", False
+    held, changing, _ = sides
+    change = edits[0] if edits else next(iter(proposals(record, changing, sides[2], stop=held.index)), None)
+    upsampling = _upsampling_behind(record, changing)
+    if change is not None:
+        how = advice(change)
+    elif upsampling is not None:
+        how = f"make {where(upsampling)} upsample to size={compact(held.shape[2:])}"
+    else:
+        return (f"{both}: their sizes must agree (except along the concatenated dimension); no single change of "
+                f"a convolution behind {format_shape(changing.shape)} makes it {format_shape(held.shape[2:])}", False)
+    return f"{both}: {how} so that both are {format_shape(held.shape[2:])}", True
 
 
-def _is_upsampling(call: Call | None) -> bool:
-    rule = None if call is None else rule_for(call)
-    return call is not None and (isinstance(call.target, _TRANSPOSED) or (rule is not None
-                                                                          and rule.name == "upsampling"))
+def _upsampling_behind(record: Record, value: Value) -> Call | None:
+    """The upsampling that made ``value``'s spatial size, through rows that keep it (activations, norms)."""
+    made = row_that_made(record, value)
+    while made is not None and made.data_inputs and made.input_shape is not None:
+        rule = rule_for(made)
+        if rule is not None and rule.name == "upsampling":
+            return made
+        if made.input_shape[2:] != value.shape[2:]:
+            return None
+        made = row_that_made(record, made.data_inputs[0])
+    return None
 
 
-def diagnose(record: Record) -> ExplainFailure:
-    """The failure of a record whose forward failed, with its fix."""
+def diagnose(record: Record, edits: Sequence[Proposal] | None = None) -> ExplainFailure:
+    """The failure of a record whose forward failed, with its fix. ``edits``: the changes ``fix``'s
+    search verified (the first fixes this failure), () when it found none, None when not searched."""
     failure = record.failure
     assert failure is not None
-    stack = failure.stack
-    call = _failing_row(record, stack) if stack else None
-    innermost = stack[-1] if stack else None
-    fix = None
+    call, innermost = failing_calls(record)
+    fix, changes = None, True
     if call is not None and isinstance(call.target, nn.Linear):
         fix = _linear_fix(record, call)
-    elif call is not None and isinstance(call.target, _CONVS):
+    elif call is not None and isinstance(call.target, CONVS):
         fix = _conv_fix(call)
-    elif innermost is not None and innermost.kind == "function" and innermost.name in _MERGES:
-        fix = _merge_fix(record, innermost)
+    if fix is None and innermost is not None and innermost.kind == "function" and innermost.name in MERGES:
+        fix, changes = _merge_fix(record, innermost, edits or ()) or (None, False)
+    rest = "; ".join(advice(edit, alternative=False) for edit in (edits or ())[1:])
+    if fix is not None and rest:
+        fix += f". The rest of the forward then needs: {rest} (autoshape fix makes all these changes)"
+    elif fix is not None and changes and edits is not None and not edits:
+        fix += (" (this call only: autoshape fix, which changes convolutions and Linear layers only, found no "
+                "fix for the whole forward)")
     return ExplainFailure(call.path if call else "", call.name if call else type(failure.error).__name__,
                           _shapes(call) if call else (), str(failure.error), fix)

@@ -19,9 +19,10 @@ from torch import nn
 from ..core.arithmetic import max_output_padding, output_padding_for
 from ..core.sizes import dim_names
 from ..core.solver import ranked_solutions
-from ..core.text import format_shape
+from ..core.text import compact, format_shape
 from ..rules import rule_for
 from ..rules.conv import used_output_padding
+from ..rules.registry import arg
 from ..tracing import Call
 from .taps import interior_tap_counts
 
@@ -42,10 +43,6 @@ def _named(call: Call) -> str:
     return f"'{call.path}'" if call.kind == "module" else where(call)
 
 
-def _compact(values: Sequence[int]) -> int | tuple[int, ...]:
-    return values[0] if len(set(values)) == 1 else tuple(values)
-
-
 def _spatial(shape: Shape | None, n: int) -> Shape | None:
     return None if shape is None or len(shape) <= n else shape[-n:]
 
@@ -56,7 +53,7 @@ def _checkerboard(call: Call) -> str | None:
     uneven = {name: (k, s, d) for name, k, s, d in per_dim if len(set(interior_tap_counts(k, s, d))) > 1}
     if not uneven:
         return None
-    k, s, d = (_compact(column) for column in zip(*uneven.values()))
+    k, s, d = (compact(column) for column in zip(*uneven.values()))
     counts = sorted({c for args in uneven.values() for c in interior_tap_counts(*args)})
     dilation = f", dilation {d}" if d != 1 else ""
     return (
@@ -72,18 +69,25 @@ def _forward_output_padding(call: Call, sizes: Shape, out: Shape) -> str | None:
     used = used_output_padding(m, sizes, out)
     if used == tuple(m.output_padding):
         return None
-    return (f"{where(call)}: its forward used output_padding {_compact(used)} instead of the module's "
-            f"{_compact(m.output_padding)} (forward(x, output_size=...)).")
+    return (f"{where(call)}: its forward used output_padding {compact(used)} instead of the module's "
+            f"{compact(m.output_padding)} (forward(x, output_size=...)).")
 
 
 def earlier_sizes(rows: Sequence[Call], model_input: Shape, n: int, rank: int) -> list[tuple[Shape, str]]:
-    """Spatial sizes seen before the given rows end, most recent first, with where they were seen."""
+    """Spatial sizes seen before the given rows end, most recent first, with where they were seen.
+
+    A padding layer's output is no size to restore: a decoder restores the size before the padding
+    (the padded 67×69 in front of a stride-2 conv stands for the 65×67 it was padded from)."""
     seen: list[tuple[Shape, str]] = [(model_input[-n:], "the model's input")] if len(model_input) == rank else []
+    padded: set[int] = set()
     for call in rows:
+        rule = rule_for(call)
         shape = call.input_shape
-        if shape is not None and len(shape) == rank:
+        if shape is not None and len(shape) == rank and not {v.index for v in call.data_inputs[:1]} & padded:
             seen.append((shape[-n:], f"the input of {_named(call)}"))
-        if call.output_shape is not None and len(call.output_shape) == rank:
+        if rule is not None and rule.name == "padding":
+            padded.update(v.index for v in call.outputs)
+        elif call.output_shape is not None and len(call.output_shape) == rank:
             seen.append((call.output_shape[-n:], f"the output of {_named(call)}"))
     return seen[::-1]
 
@@ -101,8 +105,8 @@ def restoring(m: Any, sizes: Shape, target: Shape) -> dict[str, int | tuple[int,
         output_paddings.append(found[1])
     change: dict[str, int | tuple[int, ...]] = {}
     if tuple(paddings) != tuple(m.padding):
-        change["padding"] = _compact(paddings)
-    change["output_padding"] = _compact(output_paddings)
+        change["padding"] = compact(paddings)
+    change["output_padding"] = compact(output_paddings)
     return change
 
 
@@ -125,12 +129,12 @@ def _missed_size(rows: Sequence[Call], index: int, model_input: Shape, sizes: Sh
         if change is None:
             continue
         text = ", ".join(f"{name}={value}" for name, value in change.items())
-        build = f"or build it with TargetConvTranspose{n}d(..., output_size={_compact(size)})"
+        build = f"or build it with TargetConvTranspose{n}d(..., output_size={compact(size)})"
         if all(x >= 0 for x in diff):
             return (f"{where(call)} gives {format_shape(out)}, but {text} would give {format_shape(size)}, the size "
                     f"of {source}. If it should restore that size, pass {text} (or call it with output_size=...), "
                     f"{build}.")
-        over = _compact([-x for x in diff])
+        over = compact([-x for x in diff])
         by_output_size = "" if "padding" in change else " (or call it with output_size=...)"
         return (f"{where(call)} gives {format_shape(out)}, {over} more than {format_shape(size)}, the size of "
                 f"{source}: it overshoots. If it should restore that size, pass {text}{by_output_size}, {build}.")
@@ -143,31 +147,47 @@ def unread_rows(i: int, o: int, k: int, s: int, p: int, d: int) -> int:
     return max(0, i - 1 - ((o - 1) * s - p + d * (k - 1)))
 
 
-def _dropped_rows(call: Call, sizes: Shape, out: Shape) -> str | None:
-    """A strided conv whose windows never reach the input's last rows, and an exact one that does."""
+def _padded_after(rows: Sequence[Call], call: Call, n: int) -> Shape:
+    """Per dimension, how many of the input's last rows a padding layer right before ``call`` added."""
+    value = call.data_inputs[0] if call.data_inputs else None
+    made = next((row for row in rows if value is not None and any(v.index == value.index for v in row.outputs)), None)
+    rule = None if made is None else rule_for(made)
+    if made is None or rule is None or rule.name != "padding":
+        return (0,) * n
+    pads = made.target.padding if made.kind == "module" else arg(made, 1, "pad")
+    after = tuple(max(0, p) for p in pads[1::2])[::-1]  # (before, after) from the last dimension back
+    return ((0,) * n + after)[-n:]
+
+
+def _dropped_rows(call: Call, sizes: Shape, out: Shape, padded: Shape) -> str | None:
+    """A strided conv whose windows never reach the input's last rows of data (rows a padding layer
+    added may go unread), and an exact one that reads them all."""
     m: Any = call.target
     if isinstance(m.padding, str):
         return None
-    dims = list(zip(dim_names(len(sizes)), sizes, out, m.kernel_size, m.stride, m.padding, m.dilation))
-    dropping = [(name, i, o, k, s, p, d) for name, i, o, k, s, p, d in dims if unread_rows(i, o, k, s, p, d)]
-    if not dropping:
+    dims = list(zip(dim_names(len(sizes)), sizes, out, m.kernel_size, m.stride, m.padding, m.dilation, padded))
+
+    def dropped(i: int, o: int, k: int, s: int, p: int, d: int, after: int) -> int:
+        return max(0, unread_rows(i, o, k, s, p, d) - after)
+
+    left = {dropped(*dim[1:]) for dim in dims} - {0}
+    if not left:
         return None
-    left = {unread_rows(i, o, k, s, p, d) for _, i, o, k, s, p, d in dropping}
-    rows = "row" if left == {1} else f"{max(left)} rows"
-    alternatives = []
-    for name, i, o, k, s, _, d in dropping:
+    kernels, paddings = list(m.kernel_size), list(m.padding)  # the dimensions that read every row keep theirs
+    for n, (_, i, o, k, s, p, d, after) in enumerate(dims):
+        if not dropped(i, o, k, s, p, d, after):
+            continue
         found = [c for c in ranked_solutions(i, o, transposed=False, stride=s, dilation=d, limit=None)
-                 if not unread_rows(i, o, c.kernel_size[0], s, c.padding[0], d)]
+                 if not dropped(i, o, c.kernel_size[0], s, c.padding[0], d, after)]
         if not found:
             return None
         best = min(found, key=lambda c: (abs(c.kernel_size[0] - k), c.padding[0]))
-        alternatives.append((name, best.kernel_size[0], best.padding[0]))
-    kernel = _compact([k for _, k, _ in alternatives])
-    padding = _compact([p for _, _, p in alternatives])
-    names = ", ".join(name for name, _, _ in alternatives)
+        kernels[n], paddings[n] = best.kernel_size[0], best.padding[0]
+    names = ", ".join(dim[0] for dim in dims if dropped(*dim[1:]))
+    rows = "row" if left == {1} else f"{max(left)} rows"
     return (f"{where(call)} never reads the last {rows} of its input in {names}: its last window stops short "
-            f"of them. Fix: kernel_size={kernel}, padding={padding} gives the same {format_shape(out)} and reads "
-            "every row.")
+            f"of them. Fix: kernel_size={compact(kernels)}, padding={compact(paddings)} gives the same "
+            f"{format_shape(out)} and reads every row.")
 
 
 def _upsample_scale(call: Call) -> float | None:
@@ -190,7 +210,7 @@ def _unrestored(rows: Sequence[Call], index: int, model_input: Shape, out: Shape
         return None
     for size, source in earlier:
         if all(abs(e - o) < math.ceil(f) for e, o, f in zip(size, out, scales)):
-            wanted = _compact(size)
+            wanted = compact(size)
             how = ("nn.Upsample(size=...)" if call.kind == "module"
                    else "F.interpolate(x, size=...), e.g. size=<that tensor>.shape[2:]")
             return (f"{where(call)} gives {format_shape(out)} by scaling, but {format_shape(size)}, the size of "
@@ -213,7 +233,7 @@ def notes_for(rows: Sequence[Call], model_input: Shape) -> list[str]:
             found = (_checkerboard(call), _forward_output_padding(call, sizes, out),
                      _missed_size(rows, index, model_input, sizes, out))
         elif isinstance(call.target, _CONVS):
-            found = (_dropped_rows(call, sizes, out),)
+            found = (_dropped_rows(call, sizes, out, _padded_after(rows[:index], call, n)),)
         elif rule.name == "upsampling":
             found = (_unrestored(rows, index, model_input, out),)
         notes += [note for note in found if note is not None]

@@ -1,0 +1,182 @@
+"""fix: the fewest layer changes that make a model run, or give the output size asked for.
+
+The search (:mod:`.search`) reads the model's record and verifies every candidate by tracing the
+patched model on meta tensors; this module builds the patched deep copy and reports the changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from torch import Tensor, nn
+
+from ..core.text import format_shape
+from ..errors import ShapeError
+from ..tracing import as_input_shape, trace
+from .search import MAX_LAYERS, build, search
+
+__all__ = ["Change", "Fix", "fix"]
+
+Shape = tuple[int, ...]
+_SAME_INTS = re.compile(r"\((\d+)(?:, \1)*,?\)")
+
+
+def short_repr(module: nn.Module) -> str:
+    """torch's repr with every tuple of equal ints as one int: ``ConvTranspose2d(64, 3, kernel_size=3, ...)``."""
+    return _SAME_INTS.sub(r"\1", repr(module))
+
+
+@dataclass(frozen=True)
+class Change:
+    """One layer that :func:`fix` rebuilt with other hyper-parameters.
+
+    Args:
+        path: the layer's dotted path in the model (``''`` when the model is the layer).
+        before: the layer in the original model.
+        after: the layer in the patched copy (:attr:`Fix.model`).
+        params: the constructor arguments that changed, with their new values (an int where every
+            spatial dimension agrees).
+        reinitialised: True when the weight's shape changed, so the layer has fresh weights; False
+            when it kept the original's weights.
+
+    Shape:
+        ``after`` takes the input ``before`` took and gives the size the fix needs.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ConvTranspose2d(8, 3, 3, 2, 1))
+        >>> change = fix(model, (1, 3, 24, 24), (1, 3, 24, 24)).changes[0]
+        >>> change.path, dict(change.params), change.reinitialised
+        ('1', {'output_padding': 1}, False)
+
+    Raises:
+        Nothing: a plain record.
+    """
+
+    path: str
+    before: nn.Module
+    after: nn.Module
+    params: Mapping[str, int | tuple[int, ...]]
+    reinitialised: bool
+
+    def __str__(self) -> str:
+        text = ", ".join(f"{name}={value}" for name, value in self.params.items())
+        weights = " (re-initialised)" if self.reinitialised else ""
+        return f"'{self.path or '(model)'}' {short_repr(self.before)} → {text}{weights}"
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A patched copy of a model and the changes that made it, as returned by :func:`fix`.
+
+    Args:
+        model: the patched deep copy (the original is untouched).
+        changes: the :class:`Change` of each rebuilt layer, in the order of the problems they fix.
+        output_shape: the patched model's output shape, as its verifying trace saw it (None when
+            the output is not one tensor).
+
+    Shape:
+        ``fix.model(x).shape == fix.output_shape`` for an input ``x`` of the shape fixed for.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(3, 64, 3, stride=2, padding=1), nn.ReLU(),
+        ...                       nn.ConvTranspose2d(64, 3, kernel_size=3, stride=2, padding=1))
+        >>> print(fix(model, (1, 3, 24, 24), output_shape=(1, 3, 24, 24)))
+        '2' ConvTranspose2d(64, 3, kernel_size=3, stride=2, padding=1) → output_padding=1
+        output: 1×3×24×24
+
+    Raises:
+        Nothing: a plain record.
+    """
+
+    model: nn.Module
+    changes: tuple[Change, ...]
+    output_shape: Shape | None
+
+    def __str__(self) -> str:
+        output = format_shape(self.output_shape) if self.output_shape else "no single tensor"
+        if not self.changes:
+            return f"no change needed: the model runs and gives {output}"
+        return "\n".join([*map(str, self.changes), f"output: {output}"])
+
+
+def _set(model: nn.Module, path: str, layer: nn.Module) -> nn.Module:
+    """Put ``layer`` at ``path`` in ``model`` (``''``: ``layer`` is the model); return the model."""
+    if not path:
+        return layer
+    parent_path, _, name = path.rpartition(".")
+    setattr(model.get_submodule(parent_path), name, layer)
+    return model
+
+
+def _output_shape(value: Sequence[int] | Tensor | None) -> Shape | None:
+    return None if value is None else as_input_shape(value, "output_shape")
+
+
+def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
+        output_shape: Sequence[int] | Tensor | None = None) -> Fix:
+    """Change the fewest layers of ``model`` so that its forward runs on ``input_shape`` and, if
+    given, gives ``output_shape``; return a patched deep copy and the changes.
+
+    Without ``output_shape`` the fix makes a failing forward run: a ``Linear``'s ``in_features``, a
+    conv's ``in_channels``, and the convolution behind the newer side of a concatenation or sum
+    whose sizes disagree. Sizes that later layers need keep the shapes they had: the older input of
+    every concatenation or sum (the skip) and the input of every ``Linear``. With ``output_shape``,
+    the patched model also gives exactly that shape (spatial sizes only: channels never change).
+
+    What may change, in order of preference: the fewest layers; then the least change, trying
+    ``output_padding``, then ``padding``, then ``kernel_size``, then ``stride``, then a kernel
+    more than doubled (a 3×3 grown to 13×13 to undo a stride elsewhere is a last resort); dilation
+    and groups stay. Only plain torch convolutions, transposed convolutions and ``Linear`` layers are
+    rebuilt, in place in the copy, however deeply nested (MONAI's ``Convolution`` wraps its conv).
+    Pooling and upsampling layers never change: an ``nn.Upsample`` given a fixed ``size`` would fit
+    one input size only (``explain`` notes the size it should restore). A layer whose weight keeps
+    its shape keeps its weights; one whose weight changes shape is re-initialised, and its
+    :class:`Change` says so.
+
+    Every candidate is computed in closed form from the record of one traced forward and verified
+    by tracing the patched model on meta tensors; at most 3 layers change and at most 32 patched
+    models are traced, so a fix costs milliseconds per trace, not a search over every combination.
+
+    Args:
+        model: any ``nn.Module``.
+        input_shape: the full input shape, batch included, or an example tensor.
+        output_shape: the full output shape wanted, or None (the forward must run, nothing more).
+
+    Shape:
+        ``fix(model, x.shape, y_shape).model(x).shape == y_shape``.
+
+    Example:
+        >>> model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(2), nn.Flatten(),
+        ...                       nn.Linear(8 * 13 * 13, 10))
+        >>> fixed = fix(model, (1, 1, 28, 28))
+        >>> print(fixed)
+        '3' Linear(in_features=1352, out_features=10, bias=True) → in_features=1568 (re-initialised)
+        output: 1×10
+        >>> import torch
+        >>> fixed.model(torch.randn(1, 1, 28, 28)).shape
+        torch.Size([1, 10])
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``, or a shape is not a shape or tensor.
+        ValueError: a shape is empty or has an entry below 1.
+        ShapeError: no fix changes at most 3 layers; the message says what failed and what was tried.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"fix needs an nn.Module, got {type(model).__name__}")
+    shape, goal = as_input_shape(input_shape), _output_shape(output_shape)
+    found = search(model, shape, goal)
+    patched = copy.deepcopy(model)
+    changes = []
+    for edit in found.edits:
+        layer, keeps = build(patched.get_submodule(edit.path), edit.params)
+        patched = _set(patched, edit.path, layer)
+        changes.append(Change(edit.path, model.get_submodule(edit.path), layer, dict(edit.params), not keeps))
+    record = trace(patched, shape) if found.edits else found.record
+    if record.failure is not None or (goal is not None and record.output_shape != goal):
+        raise ShapeError(f"fix verified {len(found.edits)} change(s) to {type(model).__name__} on meta tensors, but "
+                         f"the patched copy does not run as verified: {record.failure or record.output_shape}. "
+                         f"Fix: report this; at most {MAX_LAYERS} layers are changed.")
+    return Fix(patched, tuple(changes), record.output_shape)

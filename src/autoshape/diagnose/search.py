@@ -1,0 +1,292 @@
+"""The search behind ``fix``: the fewest layer changes that make a forward run, or give a size.
+
+Each trace of the (patched) model on meta tensors shows the first problem left: a failure, or an
+output of the wrong size. The problem names its candidate changes in closed form (a ``Linear``'s
+``in_features`` or a conv's ``in_channels`` from the failing call's input; for a size, the
+convolutions behind the value, see :mod:`.reach`). Candidates are tried breadth first, one more
+changed layer per round and cheapest first within a round, each verified by one trace; a round
+keeps only the candidates that got further. At most :data:`MAX_LAYERS` layers change and at most
+:data:`MAX_TRACES` patched models are traced, so a search costs a few dozen traces at worst.
+
+A change may not move a size that a later layer needs: the older input of a concatenation or sum
+(the skip) and the input of a ``Linear`` keep the shapes they had in the original forward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core.adjust import KINDS
+from ..core.text import format_shape
+from ..errors import ShapeError
+from ..tracing import Call, Record, Value, trace
+from .failure import MERGES, failing_calls, merge_sides
+from .notes import where
+from .reach import Proposal, changeable, proposals
+
+__all__ = ["MAX_LAYERS", "MAX_TRACES", "Found", "build", "search"]
+
+Shape = tuple[int, ...]
+MAX_LAYERS = 3
+"""The most layers one fix changes."""
+MAX_TRACES = 32
+"""The most patched models one search traces."""
+_BEAM = 4
+"""How many partial fixes (that got further) each round keeps to build on."""
+_INPUT_SIZE = len(KINDS)
+"""``Proposal.cost`` kind of a change to a layer's input size (``in_features``, ``in_channels``)."""
+
+
+@dataclass(frozen=True)
+class _Problem:
+    position: int  # how far the forward got: the index of the failing call, or the number of calls
+    text: str
+    proposals: tuple[Proposal, ...]
+
+
+@dataclass(frozen=True)
+class _State:
+    edits: tuple[Proposal, ...]
+    record: Record
+    problem: _Problem | None  # None: the goal is met
+    holds: bool = True  # every size a later layer needs is as in the original forward
+
+
+@dataclass(frozen=True)
+class Found:
+    """The changes that fix the model, in the order of the problems they fix, and the patched record."""
+
+    edits: tuple[Proposal, ...]
+    record: Record
+    traces: int
+
+
+# --- building a changed layer -----------------------------------------------------------------
+
+def _arguments(module: Any) -> dict[str, Any]:
+    if isinstance(module, nn.Linear):
+        return {"in_features": module.in_features, "out_features": module.out_features, "bias": module.bias is not None}
+    arguments = {name: getattr(module, name) for name in ("in_channels", "out_channels", "kernel_size", "stride",
+                                                         "padding", "dilation", "groups", "padding_mode")}
+    if isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)):
+        arguments["output_padding"] = module.output_padding
+    return {**arguments, "bias": module.bias is not None}
+
+
+def build(module: nn.Module, params: Mapping[str, Any],
+          device: torch.device | str | None = None) -> tuple[nn.Module, bool]:
+    """A new layer of ``module``'s type with ``params`` changed, and whether it keeps the weights
+    (same weight shape: the state and flags are copied) or has fresh ones. ``device`` None: the module's."""
+    weight: Any = module.weight
+    layer = type(module)(**{**_arguments(module), **params}, device=device or weight.device, dtype=weight.dtype)
+    keeps = all(mine.shape == theirs.shape for mine, theirs in zip(layer.parameters(), module.parameters()))
+    if keeps and device != "meta":
+        layer.load_state_dict(module.state_dict())
+        for mine, theirs in zip(layer.parameters(), module.parameters()):
+            mine.requires_grad_(theirs.requires_grad)
+    layer.train(module.training)
+    return layer, keeps
+
+
+@contextlib.contextmanager
+def _patched(model: nn.Module, edits: Sequence[Proposal]) -> Iterator[nn.Module]:
+    """``model`` with meta-tensor layers in place of the edited ones, put back afterwards."""
+    swapped: list[tuple[nn.Module, str, nn.Module]] = []
+    root = model
+    try:
+        for edit in edits:
+            layer = build(edit.call.target, edit.params, "meta")[0]
+            if not edit.path:
+                root = layer
+                continue
+            parent_path, _, name = edit.path.rpartition(".")
+            parent = model.get_submodule(parent_path)
+            swapped.append((parent, name, getattr(parent, name)))
+            setattr(parent, name, layer)
+        yield root
+    finally:
+        for parent, name, original in reversed(swapped):
+            setattr(parent, name, original)
+
+
+# --- sizes later layers need ------------------------------------------------------------------
+
+Key = tuple[str, str, int, int]
+
+
+def _keys(record: Record) -> dict[int, Key]:
+    """Each value's producer as (path, name, occurrence, output position): the same in two traces of
+    models that differ in a layer's parameters, up to where their forwards part."""
+    seen: Counter[tuple[str, str]] = Counter()
+    keys = {}
+    for call in record.calls:
+        occurrence = seen[call.path, call.name]
+        seen[call.path, call.name] += 1
+        keys.update({value.index: (call.path, call.name, occurrence, n) for n, value in enumerate(call.outputs)})
+    return keys
+
+
+def _needed(record: Record) -> Iterator[Value]:
+    """The older input of every concatenation or sum, and the input of every Linear."""
+    calls = {call.index: call for call in record.calls}
+    calls.update({call.index: call for call in (record.failure.stack if record.failure else ())})
+    for call in calls.values():
+        if call.kind == "function" and call.name in MERGES and len(call.data_inputs) > 1:
+            yield min(call.data_inputs, key=lambda v: v.index)
+        elif isinstance(call.target, nn.Linear) and call.data_inputs:
+            yield call.data_inputs[0]
+
+
+def _shapes(record: Record) -> dict[Key, Shape]:
+    keys = _keys(record)
+    return {keys[v.index]: v.shape for v in record.values if v.index in keys}
+
+
+def _holds(record: Record, original: dict[Key, Shape]) -> bool:
+    keys = _keys(record)
+    return all(original.get(keys.get(v.index, ("", "", -1, -1)), v.shape) == v.shape for v in _needed(record))
+
+
+# --- problems and their candidate changes -----------------------------------------------------
+
+def _input_size(call: Call) -> Proposal | None:
+    """A Linear's in_features or a conv's in_channels that its input does not have."""
+    shape, module = call.input_shape, call.target
+    if shape is None:
+        return None
+    if changeable(module, (nn.Linear,)) and shape[-1] != module.in_features:
+        return Proposal(call, {"in_features": shape[-1]}, (_INPUT_SIZE, 0, 0, abs(shape[-1] - module.in_features)))
+    if changeable(module) and len(shape) > 2 and shape[1] != module.in_channels and shape[1] % module.groups == 0:
+        return Proposal(call, {"in_channels": shape[1]}, (_INPUT_SIZE, 0, 0, abs(shape[1] - module.in_channels)))
+    return None
+
+
+def _failure(record: Record) -> _Problem:
+    failure = record.failure
+    assert failure is not None
+    row, innermost = failing_calls(record)
+    position = innermost.index if innermost is not None else 0
+    shapes = ", ".join(format_shape(v.shape) for v in (row.data_inputs if row else ())) or "no tensor"
+    text = f"the forward fails at {where(row) if row else 'the start'} on {shapes}: {failure.error}"
+    found = _input_size(row) if row is not None else None
+    if found is not None:
+        return _Problem(position, text, (found,))
+    sides = merge_sides(innermost) if innermost is not None else None
+    if sides is None:
+        return _Problem(position, text, ())
+    held, changing, wanted = sides
+    return _Problem(position, text, tuple(proposals(record, changing, wanted, stop=held.index)))
+
+
+def _problem(record: Record, goal: Shape | None) -> _Problem | None:
+    if record.failure is not None:
+        return _failure(record)
+    out = record.output_shape
+    if goal is None or out == goal:
+        return None
+    text = f"it gives {format_shape(out) if out else 'no single tensor'}, not {format_shape(goal)}"
+    if out is None or len(out) != len(goal) or len(out) < 3 or out[:2] != goal[:2]:
+        return _Problem(len(record.calls), text + " (fix changes spatial sizes only)", ())
+    assert isinstance(record.output, Value)
+    return _Problem(len(record.calls), text, tuple(proposals(record, record.output, goal[2:])))
+
+
+# --- the search -------------------------------------------------------------------------------
+
+def _cost(edits: Sequence[Proposal]) -> tuple[Any, ...]:
+    """Fewest layers; then the least disruptive kinds (output_padding first); then the least moves."""
+    return (len(edits), sorted((e.cost[0] for e in edits), reverse=True), [sum(c) for c in zip(*(e.cost[1:]
+                                                                                                 for e in edits))])
+
+
+def _children(level: Sequence[_State]) -> list[tuple[_State, tuple[Proposal, ...]]]:
+    children: dict[frozenset[tuple[str, str]], tuple[_State, tuple[Proposal, ...]]] = {}
+    for parent in level:
+        assert parent.problem is not None
+        changed = {edit.path for edit in parent.edits}
+        for proposal in parent.problem.proposals:
+            if proposal.path in changed:
+                continue
+            edits = (*parent.edits, proposal)
+            children.setdefault(frozenset((e.path, repr(sorted(e.params.items()))) for e in edits), (parent, edits))
+    return sorted(children.values(), key=lambda child: _cost(child[1]))
+
+
+class _Searcher:
+    def __init__(self, model: nn.Module, shape: Shape, goal: Shape | None, record: Record) -> None:
+        self.model, self.shape, self.goal = model, shape, goal
+        self.original = _shapes(record)
+        self.tried: list[tuple[Proposal, ...]] = []  # each traced once
+
+    @property
+    def traces(self) -> int:
+        return len(self.tried)
+
+    def state(self, edits: tuple[Proposal, ...], record: Record | None = None) -> _State:
+        if record is None:
+            self.tried.append(edits)
+            with _patched(self.model, edits) as patched, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                record = trace(patched, self.shape)
+        return _State(edits, record, _problem(record, self.goal), _holds(record, self.original))
+
+    def run(self, root: _State) -> Found | None:
+        level = [root]
+        for _ in range(MAX_LAYERS):
+            survivors: list[_State] = []
+            for parent, edits in _children(level):
+                if self.traces >= MAX_TRACES:
+                    return None
+                state = self.state(edits)
+                if not state.holds:
+                    continue
+                if state.problem is None:
+                    return Found(edits, state.record, self.traces)
+                assert parent.problem is not None
+                if state.problem.position > parent.problem.position and state.problem.proposals:
+                    survivors.append(state)  # it got further: build on it
+            level = sorted(survivors, key=lambda s: -s.problem.position if s.problem else 0)[:_BEAM]
+        return None
+
+    def no_fix(self, root: _State) -> str:
+        """What failed, what was tried, and what to do instead."""
+        assert root.problem is not None
+        model = type(self.model).__name__
+        head = f"no fix for {model} on {format_shape(self.shape)} with at most {MAX_LAYERS} changed layers: "
+        if not root.problem.proposals:
+            return (f"{head}{root.problem.text}. No change of one layer fixes that: fix changes the output_padding, "
+                    "padding, kernel_size or stride of the plain convolutions that make a size, a Linear's "
+                    "in_features and a conv's in_channels; pooling and upsampling layers never change. "
+                    "Fix: explain(model, input_shape) shows every size and formula; change the layers by hand.")
+        layers = sorted({edit.path for edits in self.tried for edit in edits})
+        limit = f" (the limit of {MAX_TRACES})" if self.traces >= MAX_TRACES else ""
+        return (f"{head}{root.problem.text}. Tried {self.traces} candidate fixes on meta tensors{limit}, changing "
+                f"{', '.join(repr(path) for path in layers)}: each failed later, moved a size that a later layer "
+                "needs (a skip, a Linear's input), or needed more layers. Fix: explain(model, input_shape) shows "
+                "every size and formula; change the layers by hand.")
+
+
+def search(model: nn.Module, input_shape: Shape, output_shape: Shape | None = None,
+           record: Record | None = None) -> Found:
+    """The cheapest verified fix (see the module's docstring); ``record``: the model's trace, if known.
+
+    Raises:
+        ShapeError: no fix within :data:`MAX_LAYERS` changed layers and :data:`MAX_TRACES` traces.
+    """
+    record = record if record is not None else trace(model, input_shape)
+    searcher = _Searcher(model, input_shape, output_shape, record)
+    root = searcher.state((), record)
+    if root.problem is None:
+        return Found((), record, 0)
+    found = searcher.run(root)
+    if found is None:
+        raise ShapeError(searcher.no_fix(root))
+    return found

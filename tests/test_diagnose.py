@@ -1,0 +1,196 @@
+"""explain's failures and notes, followed literally: each fix and note is applied as written to the model
+(attributes set, weights reshaped), and real torch must then run it and give the size it promised."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from autoshape import explain
+from tests import architectures as arch
+from tests.test_fix import outputs_of, real_output, small_unet
+
+_PARAMS = r"((?:\w+=(?:\([\d, ]+\)|\d+)(?:, )?)+)"
+_PASS = re.compile(rf"pass {_PARAMS} to '([^']*)'")
+_BUILD = re.compile(rf"build '([^']*)' \w+ with {_PARAMS}")
+
+
+def _values(text: str) -> dict[str, Any]:
+    return {name: ast.literal_eval(value) for name, value in re.findall(r"(\w+)=(\([\d, ]+\)|\d+)", text)}
+
+
+def _set(module: Any, params: dict[str, Any]) -> None:
+    """Set the constructor arguments on the layer and give it a weight of the shape they imply."""
+    for name, value in params.items():
+        n = len(getattr(module, "kernel_size", ()))
+        setattr(module, name, value if isinstance(value, tuple) or name.startswith("in_") else (value,) * n)
+    if isinstance(module, nn.Linear):
+        module.weight = nn.Parameter(torch.zeros(module.out_features, module.in_features))
+    elif {"kernel_size", "in_channels"} & set(params):
+        transposed = isinstance(module, nn.modules.conv._ConvTransposeNd)
+        channels = (module.in_channels, module.out_channels // module.groups) if transposed else (
+            module.out_channels, module.in_channels // module.groups)
+        module.weight = nn.Parameter(torch.zeros(*channels, *module.kernel_size))
+
+
+def followed(model: nn.Module, text: str) -> nn.Module:
+    """A copy of ``model`` with every ``pass X to 'path'`` and ``build 'path' ... with X`` in ``text`` done."""
+    model = copy.deepcopy(model)
+    changes = [(path, params) for params, path in _PASS.findall(text)] + _BUILD.findall(text)
+    assert changes, text
+    for path, params in changes:
+        _set(model.get_submodule(path if path != "(model)" else ""), _values(params))
+    return model
+
+
+# --- a failing forward -------------------------------------------------------------------------
+
+def classifier() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(8 * 13 * 13, 10))
+
+
+def test_a_crash_keeps_the_rows_up_to_it_and_says_where_on_what_and_how_to_fix_it() -> None:
+    explanation = explain(classifier(), (2, 1, 28, 28))
+    assert [(row.name, row.output_shape) for row in explanation] == [
+        ("0", (2, 8, 28, 28)), ("1", (2, 8, 28, 28)), ("2", (2, 8, 14, 14)), ("3", (2, 1568)), ("4", None)]
+    failure = explanation.failure
+    assert failure is not None and explanation.output_shape is None
+    assert (failure.path, failure.call, failure.input_shapes) == ("4", "Linear", ((2, 1568),))
+    assert "mat1 and mat2 shapes cannot be multiplied (2x1568 and 1352x10)" in failure.message
+    assert failure.fix == ("build '4' Linear with in_features=1568 (= 8·14·14, the size of 2×8×14×14 flattened): "
+                           "nn.Linear(1568, 10)")
+    text = str(explanation)
+    table, failed, fix = text.index("layer  module"), text.index("\n\nfailed: '4' Linear on 2×1568: "), \
+        text.index("\nfix: build '4' Linear")
+    assert table < failed < fix
+    assert real_output(followed(classifier(), failure.fix), (2, 1, 28, 28)) == (2, 10)
+
+
+def test_the_conv_in_channels_fix_followed_literally_runs() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 16, 3))
+    failure = explain(model, (1, 3, 8, 8)).failure
+    assert failure is not None and failure.fix is not None
+    assert failure.fix.startswith("build '2' Conv2d with in_channels=32, the channels of its input 1×32×8×8")
+    assert real_output(followed(model, failure.fix), (1, 3, 8, 8)) == (1, 16, 6, 6)
+
+
+def test_the_unet_cat_fix_at_101x67_followed_literally_runs_and_keeps_the_skips() -> None:
+    model = small_unet()
+    failure = explain(model, (1, 3, 101, 67)).failure
+    assert failure is not None and (failure.path, failure.call) == ("", "torch.cat")
+    assert failure.input_shapes == ((1, 32, 25, 16), (1, 32, 24, 16))
+    assert failure.fix is not None and failure.fix.startswith(
+        "'encoder.2.1.5' ReLU gives 1×32×25×16 and 'ups.1' ConvTranspose2d gives 1×32×24×16: pass "
+        "output_padding=(1, 0) to 'ups.1' ConvTranspose2d (or call it with output_size=...) so that both are 25×16. "
+        "The rest of the forward then needs: ")
+    skips = [f"encoder.{n}" for n in range(4)]
+    patched = followed(model, failure.fix)
+    assert real_output(patched, (1, 3, 101, 67)) == (1, 2, 101, 67)
+    assert outputs_of(patched, (1, 3, 101, 67), skips) == outputs_of(model, (1, 3, 101, 67), skips)
+
+
+class _Branches(nn.Module):
+    """A skip concatenated with a branch that downsamples and comes back through ``up`` and an activation."""
+
+    def __init__(self, up: nn.Module) -> None:
+        super().__init__()
+        self.down, self.up, self.act = nn.Conv2d(4, 4, 3, stride=2, padding=1), up, nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, self.act(self.up(self.down(x)))], dim=1)
+
+
+def test_the_cat_fix_names_the_layer_behind_an_activation_and_never_the_skip() -> None:
+    model = _Branches(nn.ConvTranspose2d(4, 4, 3, stride=2, padding=1))
+    failure = explain(model, (1, 4, 24, 24)).failure
+    assert failure is not None and failure.fix == (
+        "the model's input is 1×4×24×24 and 'act' ReLU gives 1×4×23×23: pass output_padding=1 to 'up' "
+        "ConvTranspose2d (or call it with output_size=...) so that both are 24×24")
+    assert real_output(followed(model, failure.fix), (1, 4, 24, 24)) == (1, 8, 24, 24)
+
+
+def test_an_upsampling_branch_is_told_its_size_and_that_fix_cannot_change_it() -> None:
+    model = _Branches(nn.Upsample(scale_factor=2))
+    failure = explain(model, (1, 4, 25, 25)).failure
+    assert failure is not None and failure.fix is not None
+    assert failure.fix == ("the model's input is 1×4×25×25 and 'act' ReLU gives 1×4×26×26: make 'up' Upsample "
+                           "upsample to size=25 so that both are 25×25 (this call only: autoshape fix, which "
+                           "changes convolutions and Linear layers only, found no fix for the whole forward)")
+    model.up = nn.Upsample(size=25)  # the advice, literally
+    assert real_output(model, (1, 4, 25, 25)) == (1, 8, 25, 25)
+
+
+# --- notes -------------------------------------------------------------------------------------
+
+_PROMISE = re.compile(r"(?:would give|more than) (\d+(?:×\d+)*)")
+
+
+def _note(notes: tuple[str, ...], *words: str) -> str:
+    (note,) = [note for note in notes if all(word in note for word in words)]
+    return note
+
+
+def test_an_overshoot_note_followed_literally_restores_the_size() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ConvTranspose2d(8, 3, 3, 2, 1, output_padding=1))
+    assert real_output(model, (1, 3, 25, 25)) == (1, 3, 26, 26)
+    note = _note(explain(model, (1, 3, 25, 25)).notes, "overshoots")
+    assert note.startswith("'1' ConvTranspose2d gives 26×26, 1 more than 25×25, the size of the input of '0'")
+    assert "pass output_padding=0" in note
+    fixed = copy.deepcopy(model)
+    _set(fixed[1], _values(note.split("pass ")[1].split(" (or")[0]))
+    assert real_output(fixed, (1, 3, 25, 25)) == (1, 3, 25, 25)
+
+
+def test_monai_autoencoder_at_101x67_notes_lead_back_to_101x67() -> None:
+    nets = pytest.importorskip("monai.networks.nets")
+    model = nets.AutoEncoder(spatial_dims=2, in_channels=1, out_channels=1, channels=(4, 8, 16), strides=(2, 2, 2))
+    explanation = explain(model, (1, 1, 101, 67))
+    assert explanation.output_shape == (1, 1, 104, 72) == real_output(model, (1, 1, 101, 67))
+    followed_notes = 0
+    while notes := [n for n in explain(model, (1, 1, 101, 67)).notes if ("output_padding=" in n and "would" in n)
+                    or "overshoots" in n]:
+        note = notes[0]
+        path = note.split("'")[1]
+        _set(model.get_submodule(path), _values(note.split(" pass ")[1].split(" (or")[0]))
+        promised = tuple(int(v) for v in _PROMISE.findall(note)[0].split("×"))
+        assert outputs_of(model, (1, 1, 101, 67), [path])[path][2:] == promised  # each note keeps its promise
+        followed_notes += 1
+        assert followed_notes <= 3
+    assert followed_notes == 3 and real_output(model, (1, 1, 101, 67)) == (1, 1, 101, 67)
+
+
+def test_dropped_rows_get_an_exact_alternative_that_reads_them() -> None:
+    note = _note(explain(nn.Conv2d(1, 1, 3, stride=2), (1, 1, 26, 26)).notes, "never reads")
+    assert "never reads the last row of its input in H, W" in note
+    alternative = _values(note.split("Fix: ")[1].split(" gives")[0])
+    assert alternative == {"kernel_size": 4, "padding": 0}
+    k, p = alternative["kernel_size"], alternative["padding"]
+    assert real_output(nn.Conv2d(1, 1, k, stride=2, padding=p), (1, 1, 26, 26)) == (1, 1, 12, 12)
+    assert (12 - 1) * 2 - p + (k - 1) == 26 - 1  # its last window ends on the last row
+    assert explain(nn.Conv2d(1, 1, 4, stride=2), (1, 1, 26, 26)).notes == ()
+    uneven = _note(explain(nn.Conv2d(1, 1, 3, stride=2), (1, 1, 25, 26)).notes, "never reads")
+    assert "in W:" in uneven and "kernel_size=(3, 4)" in uneven
+    padded = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(1, 1, 3, stride=2))
+    assert explain(padded, (1, 1, 34, 34)).notes == ()  # only the padding's last row goes unread
+
+
+def test_odd_sizes_upsampled_by_scale_are_told_the_size_to_restore() -> None:
+    model = arch.TransformerNet(width=4, residual_blocks=1)
+    assert real_output(model, (1, 3, 65, 67)) == (1, 3, 68, 68)
+    notes = explain(model, (1, 3, 65, 67)).notes
+    assert [n.split(" by scaling")[0] for n in notes if "by scaling" in n] == ["'deconv1' F.interpolate gives 34×34"]
+    for layer in ("deconv1", "deconv2"):
+        note = _note(explain(model, (1, 3, 65, 67)).notes, f"'{layer}' F.interpolate")
+        size = ast.literal_eval(note.split("upsample to it: size=")[1].split(" instead")[0])
+        getattr(model, layer).size = size  # the note, literally: F.interpolate(x, size=...)
+        assert outputs_of(model, (1, 3, 65, 67), [f"{layer}.reflection_pad"])[f"{layer}.reflection_pad"][2:] == \
+            tuple(n + 2 for n in size)
+    assert real_output(model, (1, 3, 65, 67)) == (1, 3, 65, 67)
+    assert not [n for n in explain(model, (1, 3, 65, 67)).notes if "by scaling" in n]

@@ -1,0 +1,303 @@
+"""fix against real torch: every patched model is run on real tensors, never checked by autoshape's arithmetic.
+
+The forum cases (a generator with one wrong layer, the 24 → 12 → 23 autoencoder, a U-Net at 101×67,
+a classifier with a wrong in_features), MONAI's AutoEncoder, and random chains of convolutions.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from torch import Tensor, nn
+
+from autoshape import Change, Fix, ShapeError, fix
+from autoshape.core.adjust import KINDS, nearest_change
+from tests import architectures as arch
+from tests.test_explain import MnistGenerator
+from tests.torch_reference import torch_conv_size, torch_conv_transpose_size
+
+
+def real_output(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+    with torch.no_grad():
+        return tuple(model.eval()(torch.zeros(input_shape)).shape)
+
+
+def outputs_of(model: nn.Module, input_shape: tuple[int, ...], paths: list[str]) -> dict[str, tuple[int, ...]]:
+    """The real output shapes of the modules at ``paths``, as far as the forward gets."""
+    seen: dict[str, tuple[int, ...]] = {}
+
+    def record(path: str) -> Callable[[nn.Module, Any, Tensor], None]:
+        def hook(module: nn.Module, args: Any, out: Tensor) -> None:
+            seen.setdefault(path, tuple(out.shape))
+        return hook
+
+    handles = [model.get_submodule(path).register_forward_hook(record(path)) for path in paths]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(input_shape))
+    except RuntimeError:
+        pass
+    for handle in handles:
+        handle.remove()
+    return seen
+
+
+def assert_untouched(original: nn.Module, before: dict[str, Tensor], patched: nn.Module) -> None:
+    assert patched is not original
+    after = original.state_dict()
+    assert after.keys() == before.keys() and all(torch.equal(after[k], before[k]) for k in before)
+
+
+def assert_weights(change: Change) -> None:
+    """A kept weight is the original's; a changed weight shape is said so."""
+    same = [a.shape == b.shape for a, b in zip(change.before.parameters(), change.after.parameters())]
+    assert change.reinitialised == (not all(same))
+    if not change.reinitialised:
+        for mine, theirs in zip(change.after.state_dict().values(), change.before.state_dict().values()):
+            assert torch.equal(mine, theirs)
+
+
+# --- the forum cases ----------------------------------------------------------------------------
+
+def readme_autoencoder() -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(3, 64, kernel_size=3, stride=2, padding=1), nn.ReLU(),
+                         nn.ConvTranspose2d(64, 3, kernel_size=3, stride=2, padding=1))
+
+
+def test_the_24_12_23_autoencoder_gets_output_padding_and_keeps_its_weights() -> None:
+    model = readme_autoencoder()
+    before = copy.deepcopy(model.state_dict())
+    fixed = fix(model, (1, 3, 24, 24), output_shape=(1, 3, 24, 24))
+    assert str(fixed) == ("'2' ConvTranspose2d(64, 3, kernel_size=3, stride=2, padding=1) → output_padding=1\n"
+                          "output: 1×3×24×24")
+    (change,) = fixed.changes
+    assert (change.path, dict(change.params), change.reinitialised) == ("2", {"output_padding": 1}, False)
+    assert change.before is model[2] and change.after is fixed.model[2]
+    assert_weights(change)
+    assert real_output(fixed.model, (1, 3, 24, 24)) == (1, 3, 24, 24)
+    assert_untouched(model, before, fixed.model)
+    assert real_output(model, (1, 3, 24, 24)) == (1, 3, 23, 23)
+
+
+@pytest.mark.parametrize(("block", "layer"), [
+    (2, nn.ConvTranspose2d(128, 64, 4, 2)),           # 6 → 14 instead of 13: 30×30
+    (1, nn.ConvTranspose2d(256, 128, 3, 1)),          # 3 → 5 instead of 6: 24×24
+    (3, nn.ConvTranspose2d(64, 1, 4, 2, 1)),          # padding=1 passed on: 26×26
+    (0, nn.ConvTranspose2d(10, 256, 3, 2, 1)),        # 1 → 1: 16×16
+])
+def test_the_1_3_6_13_28_generator_with_one_wrong_layer(block: int, layer: nn.Module) -> None:
+    model = MnistGenerator()
+    model.gen[block][0] = layer
+    wrong = real_output(model, (2, 10))
+    assert wrong != (2, 1, 28, 28)
+    fixed = fix(model, (2, 10), (2, 1, 28, 28))
+    assert len(fixed.changes) == 1 and fixed.output_shape == (2, 1, 28, 28)
+    assert real_output(fixed.model, (2, 10)) == (2, 1, 28, 28)
+    assert real_output(model, (2, 10)) == wrong
+    assert_weights(fixed.changes[0])
+
+
+def small_unet() -> arch.UNet:
+    return arch.UNet(3, 2, widths=(8, 16, 32, 64, 128))
+
+
+def test_a_unet_at_101x67_gets_one_output_padding_per_mismatched_skip() -> None:
+    model = small_unet()
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        real_output(model, (1, 3, 101, 67))
+    skips = [f"encoder.{n}" for n in range(4)]
+    before = outputs_of(model, (1, 3, 101, 67), skips)
+    fixed = fix(model, (1, 3, 101, 67))
+    assert [(c.path, dict(c.params)) for c in fixed.changes] == [
+        ("ups.1", {"output_padding": (1, 0)}), ("ups.2", {"output_padding": (0, 1)}), ("ups.3", {"output_padding": 1})]
+    assert not any(c.reinitialised for c in fixed.changes)
+    assert real_output(fixed.model, (1, 3, 101, 67)) == (1, 2, 101, 67)
+    assert outputs_of(fixed.model, (1, 3, 101, 67), skips) == before  # the skips hold
+    assert fix(model, (1, 3, 101, 67), (1, 2, 101, 67)).changes[0].path == "ups.1"
+
+
+def test_a_classifier_with_a_wrong_in_features_gets_a_new_linear() -> None:
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.Linear(8 * 13 * 13, 10))
+    fixed = fix(model, (4, 1, 28, 28))
+    (change,) = fixed.changes
+    assert (change.path, dict(change.params), change.reinitialised) == ("4", {"in_features": 1568}, True)
+    assert str(change) == ("'4' Linear(in_features=1352, out_features=10, bias=True) → in_features=1568 "
+                           "(re-initialised)")
+    assert real_output(fixed.model, (4, 1, 28, 28)) == (4, 10)
+    assert torch.equal(fixed.model[0].weight, model[0].weight)  # the conv, whose size the Linear needs, stays
+
+
+def test_a_conv_with_wrong_in_channels() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 8, 3, groups=2))
+    fixed = fix(model, (1, 3, 9, 9))
+    assert [dict(c.params) for c in fixed.changes] == [{"in_channels": 32}]
+    assert fixed.model[2].groups == 2 and real_output(fixed.model, (1, 3, 9, 9)) == (1, 8, 7, 7)
+
+
+def test_monai_autoencoder_at_101x67_is_patched_in_place_in_a_copy() -> None:
+    nets = pytest.importorskip("monai.networks.nets")
+    blocks = pytest.importorskip("monai.networks.blocks")
+    model = nets.AutoEncoder(spatial_dims=2, in_channels=1, out_channels=1, channels=(4, 8, 16), strides=(2, 2, 2))
+    assert real_output(model, (1, 1, 101, 67)) == (1, 1, 104, 72)
+    fixed = fix(model, (1, 1, 101, 67), (1, 1, 101, 67))
+    assert 1 <= len(fixed.changes) <= 3
+    assert real_output(fixed.model, (1, 1, 101, 67)) == (1, 1, 101, 67)
+    assert real_output(model, (1, 1, 101, 67)) == (1, 1, 104, 72)
+    for change in fixed.changes:
+        assert change.path.endswith(".conv.conv")  # the torch conv inside MONAI's Convolution
+        wrapper = fixed.model.get_submodule(change.path.rsplit(".", 1)[0])
+        assert isinstance(wrapper, blocks.Convolution) and wrapper.conv is change.after
+        assert_weights(change)
+
+
+def test_nothing_to_fix() -> None:
+    model = readme_autoencoder()
+    fixed = fix(model, (1, 3, 24, 24))
+    assert isinstance(fixed, Fix) and fixed.changes == () and fixed.model is not model
+    assert str(fixed) == "no change needed: the model runs and gives 1×3×23×23"
+    assert fix(model, torch.zeros(1, 3, 25, 25), (1, 3, 25, 25)).changes == ()
+
+
+def test_the_model_may_be_the_layer() -> None:
+    fixed = fix(nn.ConvTranspose1d(2, 2, 3, stride=2, padding=1), (1, 2, 12), (1, 2, 24))
+    assert fixed.changes[0].path == "" and str(fixed).startswith("'(model)' ConvTranspose1d(2, 2, kernel_size=3")
+    assert real_output(fixed.model, (1, 2, 12)) == (1, 2, 24)
+
+
+@pytest.mark.parametrize(("layer", "size", "wanted", "kind"), [
+    (nn.ConvTranspose1d(1, 1, 3, stride=2, padding=1), 12, 24, "output_padding"),
+    (nn.ConvTranspose1d(1, 1, 3, stride=2, padding=1), 12, 21, "padding"),
+    (nn.ConvTranspose1d(1, 1, 3, stride=2, padding=1), 12, 27, "kernel_size"),
+    (nn.Conv1d(1, 1, 3, dilation=2), 10, 7, "stride"),  # stride 1 with dilation 2 keeps the parity
+])
+def test_preference_output_padding_then_padding_then_kernel_then_stride(layer: nn.Module, size: int, wanted: int,
+                                                                        kind: str) -> None:
+    (change,) = fix(nn.Sequential(layer), (1, 1, size), (1, 1, wanted)).changes
+    rank = ("output_padding", "padding", "kernel_size", "stride").index
+    assert max(map(rank, change.params)) == rank(kind)  # the least kind that can, nothing beyond it
+    assert change.reinitialised == ("kernel_size" in change.params)
+    assert real_output(nn.Sequential(change.after), (1, 1, size)) == (1, 1, wanted)
+
+
+def test_a_stride_beats_a_kernel_grown_past_double() -> None:
+    block = arch.BasicBlock(8, 8)
+    block.conv1 = nn.Conv2d(8, 8, 3, stride=2, padding=1, bias=False)  # strided, but no downsample for the sum
+    with pytest.raises(RuntimeError, match="must match"):
+        real_output(block, (1, 8, 24, 24))
+    (change,) = fix(block, (1, 8, 24, 24)).changes  # not conv2 with kernel_size=13, padding=12
+    assert (change.path, dict(change.params), change.reinitialised) == ("conv1", {"stride": 1}, False)
+    assert real_output(nn.Sequential(change.after), (1, 8, 24, 24)) == (1, 8, 24, 24)
+
+
+def test_one_layer_beats_three_and_the_cheapest_layer_wins() -> None:
+    model = nn.Sequential(nn.Conv1d(1, 1, 3), nn.ConvTranspose1d(1, 1, 3, 2, 1))  # 9 → 7 → 13
+    (change,) = fix(model, (1, 1, 9), (1, 1, 14)).changes
+    assert change.path == "1" and dict(change.params) == {"output_padding": 1}
+
+
+def test_no_fix_is_a_shape_error_that_says_what_was_tried() -> None:
+    upsampled = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Upsample(scale_factor=2))
+    with pytest.raises(ShapeError, match=r"it gives 1×8×16×16, not 1×8×17×17\. No change of one layer fixes "
+                                         r"that: .* pooling and upsampling layers never change"):
+        fix(upsampled, (1, 3, 8, 8), (1, 8, 17, 17))
+    with pytest.raises(ShapeError, match=r"not 1×4×16×16 \(fix changes spatial sizes only\)"):
+        fix(upsampled, (1, 3, 8, 8), (1, 4, 16, 16))
+    deep = small_unet()  # at 63 every one of the four concatenations disagrees: four layers to change
+    with pytest.raises(ShapeError, match=r"at most 3 changed layers: the forward fails at '\(model\)' torch\.cat.* "
+                                         r"Tried \d+ candidate fixes on meta tensors.*'ups\.0'") as info:
+        fix(deep, (1, 3, 63, 63))
+    assert "Fix: explain(model, input_shape)" in str(info.value)
+
+
+def test_a_layer_with_a_parametrization_is_never_rebuilt() -> None:
+    model = readme_autoencoder()
+    nn.utils.parametrizations.weight_norm(model[2])  # rebuilding it would drop the parametrization
+    with pytest.raises(ShapeError, match="No change of one layer fixes that"):
+        fix(model, (1, 3, 24, 24), (1, 3, 24, 24))
+
+
+def test_argument_errors() -> None:
+    with pytest.raises(TypeError, match=r"nn\.Module"):
+        fix("model", (1, 3, 8, 8))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="output_shape"):
+        fix(readme_autoencoder(), (1, 3, 8, 8), (1, 3, 0, 8))
+
+
+# --- random chains: a target one layer away is found with one change -------------------------
+
+Layer = tuple[bool, tuple[tuple[int, int, int, int], ...]]
+"""transposed, and per dimension: kernel_size, stride, padding, output_padding (values torch accepts)."""
+
+
+@st.composite
+def _layers(draw: st.DrawFn, dims: int, transposed: bool | None = None) -> Layer:
+    transposed = draw(st.booleans()) if transposed is None else transposed
+    per_dim = []
+    for _ in range(dims):
+        k, s = draw(st.integers(1, 5)), draw(st.integers(1, 3))
+        per_dim.append((k, s, draw(st.integers(0, k - 1)), draw(st.integers(0, s - 1)) if transposed else 0))
+    return transposed, tuple(per_dim)
+
+
+def _chain(layers: list[Layer]) -> nn.Sequential:
+    modules: list[nn.Module] = []
+    for transposed, per_dim in layers:
+        k, s, p, op = (tuple(column) for column in zip(*per_dim))
+        n = len(per_dim)
+        modules.append(getattr(nn, f"ConvTranspose{n}d")(1, 1, k, s, p, op) if transposed
+                       else getattr(nn, f"Conv{n}d")(1, 1, k, s, p))
+    return nn.Sequential(*modules)
+
+
+def _output(model: nn.Module, shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The real output shape; None where torch refuses or gives an empty tensor."""
+    try:
+        out = real_output(model, shape)
+    except RuntimeError:
+        return None
+    return out if min(out) >= 1 else None
+
+
+@given(dims=st.sampled_from([1, 2]), data=st.data())
+def test_a_target_one_layer_away_is_reached_with_one_change(dims: int, data: st.DataObject) -> None:
+    layers = data.draw(st.lists(_layers(dims), min_size=1, max_size=4))
+    shape = (1, 1, *data.draw(st.tuples(*[st.integers(8, 30)] * dims)))
+    model = _chain(layers)
+    assume(_output(model, shape) is not None)
+    index = data.draw(st.integers(0, len(layers) - 1))
+    changed = list(layers)
+    changed[index] = data.draw(_layers(dims, transposed=layers[index][0]))
+    target = _output(_chain(changed), shape)
+    assume(target is not None and target != _output(model, shape))
+    assert target is not None
+    fixed = fix(model, shape, target)
+    assert len(fixed.changes) == 1
+    assert real_output(fixed.model, shape) == target
+
+
+@given(i=st.integers(2, 20), o=st.integers(1, 40), k=st.integers(1, 5), s=st.integers(1, 3), p=st.integers(0, 4),
+       op=st.integers(0, 2), transposed=st.booleans())
+def test_nearest_change_is_exact_in_torch_and_of_the_least_kind(i: int, o: int, k: int, s: int, p: int, op: int,
+                                                                transposed: bool) -> None:
+    p, op = min(p, k - 1), op % s if transposed else 0
+
+    def size(k: int, s: int, p: int, op: int) -> tuple[int, ...] | None:
+        if transposed:
+            return torch_conv_transpose_size([i], [k], [s], [p], [1], [op])
+        return torch_conv_size([i], [k], [s], [p], [1])
+
+    c = nearest_change(i, o, o, k, s, p, 1, op, transposed)
+    assert c is not None  # with kernel and stride free, every size is reachable
+    assert size(c.kernel_size, c.stride, c.padding, c.output_padding) == (o,)
+    alone = transposed and any(size(k, s, p, x) == (o,) for x in range(s))
+    padded = any(size(k, s, q, x) == (o,) for q in range(k) for x in range(s if transposed else 1))
+    least = -1 if size(k, s, p, op) == (o,) else 0 if alone else 1 if padded else 2
+    assert c.kind == least if least < 2 else c.kind >= 2
+    assert KINDS[c.kind] == "output_padding" or c.kind != 0

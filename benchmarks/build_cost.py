@@ -149,6 +149,24 @@ def sides(settings: Settings) -> tuple[int, ...]:
     return (32,) if settings.quick else (64, 128, 256, 384, 512)
 
 
+def corpus_rows(settings: Settings) -> list[list[object]]:
+    """MirrorAutoencoder's build time on each encoder of the real-model corpus (tests/test_real_models.py)
+    whose library is installed, slowest first: the median of 3 builds after one warm-up build."""
+    from autoshape import MirrorAutoencoder
+    from tests.test_real_models import CASES, installed
+
+    rows = []
+    for case in [c for c in CASES if installed(c)][: 3 if settings.quick else None]:
+        torch.manual_seed(0)
+        model = case.build().eval()
+        build = lambda m=model, c=case: MirrorAutoencoder(m, c.shapes[0], output=c.output)  # noqa: E731
+        build()
+        seconds, _ = median_seconds(build, repeats=1 if settings.quick else 3, budget_seconds=REAL_TIME_BUDGET)
+        rows.append([case.name, "×".join(map(str, case.shapes[0])), seconds])
+    rows.sort(key=lambda row: -float(row[2]))
+    return [[name, shape, f"{seconds * 1e3:,.0f}"] for name, shape, seconds in rows]
+
+
 def section(settings: Settings) -> str:
     """The build-cost section of RESULTS.md."""
     torch.manual_seed(0)
@@ -167,4 +185,9 @@ def section(settings: Settings) -> str:
         table(("input 1×1×S³", "method", "time ms (median)", "peak MiB: RSS / Python heap"), rows),
         "Growth from the smallest to the largest volume each method ran on:",
         table(("method", "volumes", "voxels", "time", "peak RSS"), growth),
+        "### Build time on encoders written elsewhere",
+        "`MirrorAutoencoder(encoder, sample_shape, output=...)` on each model of the real-model corpus "
+        "(`tests/test_real_models.py`: MONAI, HF transformers from small configs, classic PyTorch code), "
+        "median of 3 builds after a warm-up, slowest first. The goal is under 1 s for every one.",
+        table(("encoder", "sample shape", "build ms (median)"), corpus_rows(settings)),
     ])

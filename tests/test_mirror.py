@@ -438,46 +438,6 @@ def test_functional_calls_between_modules_are_mirrored_as_the_modules_they_stand
         assert model(torch.randn(3, 1, 32, 32)).shape == (3, 1, 32, 32)
 
 
-class TopLevelResidual(nn.Module):
-    """A residual sum written in the encoder's own forward, not in a module of its own."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(4, 4, 3, padding=1)
-        self.down = nn.Conv2d(4, 8, 3, stride=2, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.conv(x) + x)
-
-
-class WrappedResidual(nn.Module):
-    """The same encoder after following the error's fix: the sum wrapped in its own module."""
-
-    class Block(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.conv = nn.Conv2d(4, 4, 3, padding=1)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.conv(x) + x
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.block = self.Block()
-        self.down = nn.Conv2d(4, 8, 3, stride=2, padding=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.block(x))
-
-
-def test_a_forward_that_is_not_a_chain_is_refused_with_where_and_a_fix_that_works() -> None:
-    with pytest.raises(ShapeError, match=r"add in '<model>' \(TopLevelResidual\) takes 2 tensors.*Fix: wrap the "
-                                         r"part .* in its own nn\.Module"):
-        MirrorDecoder(TopLevelResidual(), (4, 16, 16))
-    decoder = MirrorDecoder(WrappedResidual(), (4, 16, 16))  # the fix, followed literally
-    assert reconstruct(WrappedResidual(), decoder, (4, 16, 16)) == (2, 4, 16, 16)
-
-
 @pytest.mark.parametrize(("module", "path"), [(nn.Upsample(scale_factor=2), r"'1\.0' \(Upsample\)"),
                                               (Squash(), r"'1\.0' \(Squash\)")])
 def test_unknown_shape_changing_parts_are_refused_naming_path_and_type(module: nn.Module, path: str) -> None:

@@ -7,12 +7,14 @@ its up step produced and the shape of the skip it fused.
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
 from autoshape import MirrorUNet, ShapeError
+from tests.torch_reference import hooked
 
 SIZES = [(64, 64), (101, 67), (257, 193)]
 
@@ -38,15 +40,13 @@ class Pyramid(nn.Module):
 def fused(unet: MirrorUNet, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[tuple[int, ...], tuple[int, ...]]]]:
     """The output, and per stage with a skip the (up step's output, skip) shapes it joined."""
     seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
-    hooks = [stage.register_forward_hook(
-        lambda m, args, out: seen.append((tuple(m.up(args[0], args[2]).shape), tuple(args[1].shape)))
-        if args[1] is not None else None) for stage in unet.decoder.stages]
-    try:
-        with torch.no_grad():
-            out = unet.eval()(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
+
+    def record(stage: nn.Module, args: tuple[Any, ...], out: torch.Tensor) -> None:
+        if args[1] is not None:
+            seen.append((tuple(stage.up(args[0], args[2]).shape), tuple(args[1].shape)))
+
+    with hooked(unet.decoder.stages, record), torch.no_grad():
+        out = unet.eval()(x)
     return out, seen
 
 

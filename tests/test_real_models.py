@@ -125,11 +125,14 @@ CASES = [
 ]
 
 
+def installed(case: Case) -> bool:
+    """Whether the library the case's model comes from is installed."""
+    return {"monai": HAS_MONAI, "transformers": HAS_TRANSFORMERS, None: True}[case.needs]
+
+
 def _available(case: Case) -> None:
-    if case.needs == "monai" and not HAS_MONAI:
-        pytest.skip("monai is not installed (it is in the test extra)")
-    if case.needs == "transformers" and not HAS_TRANSFORMERS:
-        pytest.skip("transformers is not installed (it is in the test extra)")
+    if not installed(case):
+        pytest.skip(f"{case.needs} is not installed (it is in the test extra)")
 
 
 @functools.cache

@@ -14,19 +14,16 @@ from autoshape import MirrorUNet, ShapeError
 from autoshape.layers.resize import SkipAdd, SkipConcat
 from tests import architectures as arch
 from tests.test_mirror import Allocations, encoders, runs
+from tests.torch_reference import hooked
 
 
 def fused_shapes(unet: MirrorUNet, x: torch.Tensor) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """Run ``unet`` on ``x`` and return, per skip fusion, the shapes of the two tensors it received."""
     seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
-    hooks = [m.register_forward_pre_hook(lambda m, args: seen.append((tuple(args[0].shape), tuple(args[1].shape))))
-             for m in unet.decoder if isinstance(m, (SkipConcat, SkipAdd))]
-    try:
-        with torch.no_grad():
-            out = unet.eval()(x)
-    finally:
-        for hook in hooks:
-            hook.remove()
+    fusions = [m for m in unet.decoder if isinstance(m, (SkipConcat, SkipAdd))]
+    with hooked(fusions, lambda m, args: seen.append((tuple(args[0].shape), tuple(args[1].shape))), pre=True), \
+            torch.no_grad():
+        out = unet.eval()(x)
     assert out.shape == (x.shape[0], out.shape[1], *x.shape[2:])
     return seen
 

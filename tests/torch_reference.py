@@ -6,11 +6,13 @@ small real CPU tensors (faster than meta at these sizes, and meta skips some of 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 if TYPE_CHECKING:
     from autoshape import ConvParams
@@ -57,3 +59,14 @@ def torch_size(params: ConvParams, input_size: Sequence[int]) -> tuple[int, ...]
     if params.transposed:
         return torch_conv_transpose_size(*args, params.output_padding)
     return torch_conv_size(*args)
+
+
+@contextmanager
+def hooked(modules: Iterable[nn.Module], hook: Callable[..., Any], *, pre: bool = False) -> Iterator[None]:
+    """``hook`` on every module's forward (``pre``: before it, on its arguments), removed afterwards."""
+    handles = [m.register_forward_pre_hook(hook) if pre else m.register_forward_hook(hook) for m in modules]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

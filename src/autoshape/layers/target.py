@@ -16,15 +16,6 @@ from ..core.sizes import IntOrTuple, as_int, as_tuple
 from ..core.solver import ConvParams, solve_conv, solve_conv_transpose
 from ..errors import ShapeError
 
-__all__ = [
-    "TargetConv1d",
-    "TargetConv2d",
-    "TargetConv3d",
-    "TargetConvTranspose1d",
-    "TargetConvTranspose2d",
-    "TargetConvTranspose3d",
-]
-
 
 def _target_size(
     input_size: tuple[int, ...], output_size: IntOrTuple | None, scale_factor: float | Sequence[float] | None, n: int

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +23,7 @@ from ..tracing.record import suggest
 from .replay import replay, why_not_replayable
 
 __all__ = ["Break", "Chain", "Step", "breaks_its_rule", "chain_of", "child_that_returned", "encoder_chain",
-           "path_between", "read_steps", "replays", "trace_encoder"]
+           "path_between", "picked", "read_steps", "replays", "trace_encoder"]
 
 
 @dataclass(frozen=True)
@@ -191,16 +192,26 @@ def trace_encoder(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> Re
     )
 
 
-def _latent(record: Record, encoder: nn.Module, output: Selector) -> Value:
+T = TypeVar("T")
+
+
+def picked(record: Record, encoder: nn.Module, output: Selector, pick: Callable[[Record, Selector], T],
+           wanted: str) -> T:
+    """``pick(record, output)``, its errors told in the encoder's terms (``wanted``: "one tensor").
+
+    Raises:
+        TypeError: the encoder returns nothing ``output`` can pick.
+        ValueError: ``output`` names nothing in what the encoder returns.
+    """
     try:
-        return select(record, output)
+        return pick(record, output)
     except TypeError as error:
-        raise TypeError(f"the encoder {type(encoder).__name__} must return one tensor, or output= must pick one: "
-                        f"{error}") from None
+        raise TypeError(f"the encoder {type(encoder).__name__} must return {wanted}, or output= must pick "
+                        f"{'one' if wanted == 'one tensor' else 'them'}: {error}") from None
     except (KeyError, IndexError, AttributeError) as error:
         returned = type(encoder).__name__
         raise ValueError(f"output={output!r} picks nothing from what the encoder {returned} returned: {error}. "
-                         f"Fix: pick one of its tensors, e.g. {suggest(record.raw_output)}.") from None
+                         f"Fix: pick {wanted}, e.g. {suggest(record.raw_output)}.") from None
 
 
 def encoder_chain(encoder: nn.Module, input_shape: Sequence[int] | Tensor, output: Selector = None) -> Chain:
@@ -224,7 +235,7 @@ def chain_of(record: Record, encoder: nn.Module, output: Selector = None) -> Cha
     Raises:
         TypeError, ValueError, ShapeError: as :func:`encoder_chain`.
     """
-    latent = _latent(record, encoder, output)
+    latent = picked(record, encoder, output, select, "one tensor")
     root = record.root
     assert root is not None
     if root.module is not None and record.is_leaf(root):

@@ -23,13 +23,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..core.inversion import SizeFunction, fit_transpose
+from ..core.inversion import fit_transpose
 from ..core.text import format_shape
 from ..errors import ShapeError
 from ..layers.resize import UpsampleTo
 from ..rules import PoolMirror
 from ..tracing import Record, Value
-from .sizes import Composer, SizesFunction
+from .sizes import Composer, per_dimension
 
 __all__ = ["Feature", "PyramidDecoder", "build_pyramid", "pyramid_features"]
 
@@ -78,16 +78,6 @@ def _volume(size: tuple[int, ...]) -> int:
     for n in size:
         count *= n
     return count
-
-
-def _per_dim(function: SizesFunction, base: tuple[int, ...]) -> list[SizeFunction]:
-    """One size function per dimension, the others moved by the same offset (as probes move them)."""
-    def along(dim: int) -> SizeFunction:
-        def size_of(n: int) -> int | None:
-            out = function(tuple(b + n - base[dim] for b in base))
-            return None if out is None else out[dim]
-        return size_of
-    return [along(dim) for dim in range(len(base))]
 
 
 class _Up(nn.Module):
@@ -165,7 +155,7 @@ def _up(composer: Composer, record: Record, fine: Value, coarse: Value, in_chann
     n = len(fine.shape) - 2
     root = record.root
     sizes = None if upsample != "conv" or root is None else composer.between(root, fine, coarse)
-    fits = [] if sizes is None else [fit_transpose(f, i) for f, i in zip(_per_dim(sizes, fine.shape[2:]),
+    fits = [] if sizes is None else [fit_transpose(f, i) for f, i in zip(per_dimension(sizes, fine.shape[2:]),
                                                                       fine.shape[2:])]
     if sizes is None or sizes(fine.shape[2:]) != coarse.shape[2:] or None in fits:
         mode = _LINEAR_MODES[n] if upsample == "linear" else "nearest"

@@ -17,7 +17,7 @@ from ..rules import rule_for
 from ..tracing import Call, Record, Value, trace
 from .chain import Step, breaks_its_rule
 
-__all__ = ["Composer", "SizesFunction", "is_down", "size_functions"]
+__all__ = ["Composer", "SizesFunction", "is_down", "per_dimension", "size_functions"]
 
 Sizes = tuple[int, ...]
 SizesFunction = Callable[[Sizes], "Sizes | None"]
@@ -125,16 +125,15 @@ def _probed(step: Step) -> SizesFunction:
     return probe
 
 
-def _along(function: SizesFunction, step: Step) -> list[SizeFunction]:
-    """One function per dimension; the others stay at their traced sizes (probes move all at once)."""
-    spatial = step.input_shape[2:]
-
+def per_dimension(function: SizesFunction, base: Sizes) -> list[SizeFunction]:
+    """One size function per dimension of ``base``; the other dimensions move by the same offset
+    (as a probe moves them all at once)."""
     def along(dim: int) -> SizeFunction:
         def size_of(n: int) -> int | None:
-            out = function(tuple(s + n - spatial[dim] for s in spatial))
+            out = function(tuple(b + n - base[dim] for b in base))
             return None if out is None else out[dim]
         return size_of
-    return [along(dim) for dim in range(len(spatial))]
+    return [along(dim) for dim in range(len(base))]
 
 
 def size_functions(step: Step, record: Record) -> list[SizeFunction]:
@@ -143,7 +142,7 @@ def size_functions(step: Step, record: Record) -> list[SizeFunction]:
     own = _formula(step.call) if step.opaque is None else None
     composed = None if own is not None or step.call.module is None else _checked(
         Composer(record).between(step.call, step.input, step.output), step)
-    return _along(own or composed or _probed(step), step)
+    return per_dimension(own or composed or _probed(step), step.input_shape[2:])
 
 
 def is_down(step: Step, record: Record) -> bool:

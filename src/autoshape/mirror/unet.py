@@ -10,10 +10,9 @@ from torch import Tensor, nn
 from ..core.sizes import as_int
 from ..errors import ShapeError
 from ..rules import Options, PoolMirror, rule_for
-from ..tracing import Record, Selector, Value, pick, select_all
-from ..tracing.record import suggest
+from ..tracing import Selector, pick, select_all
 from .assemble import assemble, channels_of
-from .chain import Chain, Step, chain_of, replays, trace_encoder
+from .chain import Chain, Step, chain_of, picked, replays, trace_encoder
 from .pyramid import PyramidDecoder, build_pyramid, pyramid_features
 
 __all__ = ["MirrorUNet"]
@@ -141,7 +140,7 @@ class MirrorUNet(nn.Module):
             raise TypeError(f"final_activation must be an nn.Module or None, got {type(final_activation).__name__}")
         options = Options.for_encoder(encoder, pool_mirror, tie_weights=False)
         record = trace_encoder(encoder, input_shape)
-        found = _feature_maps(record, encoder, output)
+        found = picked(record, encoder, output, select_all, "a tensor or feature maps")
         self.encoder = encoder
         self.decoder: PyramidDecoder | nn.ModuleList
         self._output = output
@@ -190,15 +189,3 @@ class MirrorUNet(nn.Module):
             else:
                 x = layer(x)
         return x
-
-
-def _feature_maps(record: Record, encoder: nn.Module, output: Selector) -> list[tuple[int | str, Value]] | None:
-    """The feature maps ``output`` picks from the encoder's return value; None for one tensor."""
-    try:
-        return select_all(record, output)
-    except TypeError as error:
-        raise TypeError(f"the encoder {type(encoder).__name__} must return a tensor or feature maps, or output= "
-                        f"must pick them: {error}") from None
-    except (KeyError, IndexError, AttributeError) as error:
-        raise ValueError(f"output={output!r} picks nothing from what the encoder {type(encoder).__name__} "
-                         f"returned: {error}. Fix: pick its feature maps, e.g. {suggest(record.raw_output)}.") from None

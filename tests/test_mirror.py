@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import pickle
 import time
 
 import pytest
@@ -671,3 +672,98 @@ def test_fuzz_random_encoders_are_mirrored_exactly(case, pool_mirror: str, tie_w
             assert not runs(encoder, other[1:])  # only the encoder itself may refuse the other size
         else:
             assert out.shape == other
+
+
+# --- the replay is the encoder's forward, or a clear error --------------------------------------
+
+
+class GlobalPool(nn.Module):
+    """A global average pool written with the input's size: the kernel depends on it."""
+
+    def __init__(self, adaptive: bool) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, 2, 1)
+        self.adaptive = adaptive
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(self.conv(x))
+        return F.adaptive_avg_pool2d(x, 1) if self.adaptive else F.avg_pool2d(x, x.size()[2:])
+
+
+class TrainingNoise(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            x = x + 0.5 * torch.randn_like(x)
+        return self.conv(x)
+
+
+def test_a_size_computed_from_the_input_is_refused_not_replayed_frozen() -> None:
+    with pytest.raises(ShapeError, match=r"at 1×3×33×33 F\.avg_pool2d in '<model>' \(GlobalPool\) is called with "
+                                         r"\(·, \(17, 17\)\) instead of \(·, \(16, 16\)\).*Fix: .*AdaptiveAvgPool2d"):
+        MirrorAutoencoder(GlobalPool(adaptive=False), (3, 32, 32))
+    model = MirrorAutoencoder(GlobalPool(adaptive=True), (3, 32, 32)).eval()  # the fix, followed
+    with torch.no_grad():
+        assert model(torch.randn(2, 3, 45, 37)).shape == (2, 3, 45, 37)
+    assert MirrorDecoder(GlobalPool(adaptive=False), (3, 32, 32))(torch.randn(2, 8, 1, 1)).shape == (2, 3, 32, 32)
+
+
+def test_a_forward_that_differs_in_training_is_refused() -> None:
+    with pytest.raises(ShapeError, match=r"in training mode its steps are not a chain.*Fix: put the training-only "
+                                         r"part in a module of its own"):
+        MirrorAutoencoder(TrainingNoise(), (3, 32, 32))
+
+
+class View(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        return x.view(x.size(0), x.size(1), -1)
+
+
+def test_a_view_follows_the_batch_and_keeps_its_minus_one() -> None:
+    model = MirrorAutoencoder(View(), (3, 32, 32)).eval()
+    with torch.no_grad():
+        for shape in ((2, 3, 30, 30), (5, 3, 33, 31)):
+            assert model(torch.randn(shape)).shape == shape
+
+
+class ReturnsIndices(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.pool = nn.Conv2d(1, 4, 3, padding=1), nn.MaxPool2d(2, return_indices=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.conv(x))[0]
+
+
+def test_a_call_returning_a_tuple_is_replayed_for_its_element_and_pickles() -> None:
+    model = MirrorAutoencoder(ReturnsIndices(), (1, 16, 16)).eval()
+    for size in (16, 17):
+        assert model(torch.randn(1, 1, size, size)).shape == (1, 1, size, size)
+    functional = MirrorAutoencoder(FunctionalLeNet(), (1, 32, 32)).eval()  # F.max_pool2d is a local function
+    restored = pickle.loads(pickle.dumps(functional))
+    x = torch.randn(2, 1, 32, 32)
+    torch.testing.assert_close(restored(x), functional(x))
+
+
+class MadeOnTheCpu(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x * torch.ones(1, 3, 1, 1))
+
+
+def test_a_tensor_made_on_a_device_inside_the_forward_falls_back_to_a_real_trace() -> None:
+    with pytest.warns(RuntimeWarning, match="not on the expected device meta"), \
+            pytest.raises(ShapeError, match=r"mul in '<model>' \(MadeOnTheCpu\) uses a tensor .* made inside the "
+                                            r"forward.*Fix: wrap"):
+        MirrorDecoder(MadeOnTheCpu(), (3, 9, 9))

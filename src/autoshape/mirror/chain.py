@@ -159,7 +159,7 @@ def _expand(record: Record, call: Call, vin: Value, vout: Value) -> list[Step] |
     inner = None if atomic else read_steps(record, call, vin, vout)
     if isinstance(inner, list) and inner:
         return inner
-    reason = why_not_replayable(call)
+    reason = why_not_replayable(call, vout)
     if reason is not None:
         return Break(reason, f"wrap {call.describe()} in a module whose forward takes and returns one tensor: it "
                              "is then mirrored as one unit")

@@ -17,6 +17,7 @@ from ..rules import Options, PoolMirror
 from ..tracing import Selector
 from .assemble import assemble, channels_of
 from .chain import Chain, encoder_chain, replays
+from .faithful import check_replay
 
 __all__ = ["MirrorAutoencoder", "MirrorDecoder"]
 
@@ -205,6 +206,7 @@ class MirrorAutoencoder(nn.Module):
         super().__init__()
         options = _options(encoder, final_activation, pool_mirror, tie_weights)
         chain = encoder_chain(encoder, input_shape, output)
+        check_replay(encoder, chain, output, "MirrorAutoencoder")
         self.encoder = encoder
         self.decoder = MirrorDecoder._from_chain(chain, options, final_activation)
         self._steps = replays(chain, encoder)  # the encoder's own modules and calls, owned by .encoder

@@ -13,6 +13,7 @@ from ..rules import Options, PoolMirror, rule_for
 from ..tracing import Selector, pick, select_all
 from .assemble import assemble, channels_of
 from .chain import Chain, Step, chain_of, picked, replays, trace_encoder
+from .faithful import check_replay
 from .pyramid import PyramidDecoder, build_pyramid, pyramid_features
 
 __all__ = ["MirrorUNet"]
@@ -159,6 +160,7 @@ class MirrorUNet(nn.Module):
                              "returns several feature maps; a mirrored U-Net takes the encoder's own widths")
         chain = chain_of(record, encoder, output)
         _check_convolutional(encoder, chain)
+        check_replay(encoder, chain, output, "MirrorUNet")
         entries = assemble(record, chain.steps, options, in_channels=channels_of(chain.output_shape),
                            out_channels=out_channels, final_activation=final_activation, skip=skip, head=True)
         self.decoder = nn.ModuleList(entry.module for entry in entries)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
-__all__ = ["function_name"]
+__all__ = ["function_name", "function_named"]
 
 
 @functools.cache
@@ -38,3 +38,17 @@ def function_name(function: Callable[..., object]) -> str:
     if known is not None:
         return known
     return str(getattr(function, "__name__", None) or type(function).__name__)
+
+
+def function_named(name: str) -> Callable[..., object]:
+    """The torch function or Tensor method :func:`function_name` calls ``name`` (its inverse).
+
+    Raises:
+        LookupError: ``name`` is not one of torch's public callables.
+    """
+    for prefix, namespace in (("F.", F), ("torch.", torch), ("", torch.Tensor)):
+        if name.startswith(prefix) and (prefix or "." not in name):
+            found = getattr(namespace, name[len(prefix):], None)
+            if callable(found) and function_name(found) == name:
+                return found  # type: ignore[no-any-return]
+    raise LookupError(f"{name!r} names no public torch function or Tensor method")

@@ -112,10 +112,13 @@ class Failure:
     Attributes:
         error: the exception the model raised.
         stack: the calls still running when it was raised, outermost first.
+        mixed_devices: the failing torch call mixed meta tensors with real ones that the forward
+            made itself (``torch.ones(...)`` on the CPU): a limit of meta tracing, not of the shapes.
     """
 
     error: BaseException
     stack: tuple[Call, ...]
+    mixed_devices: bool = False
 
     def __str__(self) -> str:
         where = self.stack[-1].describe() if self.stack else "the forward"

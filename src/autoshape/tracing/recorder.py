@@ -134,6 +134,7 @@ class _Recorder(TorchFunctionMode):
         self.latest: dict[int, tuple[Tensor, Value]] = {}
         self.stack: list[_Open] = []
         self.pending: Call | None = None
+        self.mixed_devices = False
         self.quiet = False
 
     # --- values -------------------------------------------------------------------------------
@@ -204,6 +205,7 @@ class _Recorder(TorchFunctionMode):
         try:
             result = func(*args, **kwargs)
         except Exception as error:
+            self.mixed_devices = len({t.is_meta for t in tensors}) > 1
             raise _with_real_message(error, func, args, kwargs) from None
         self.pending = None
         if not any(v.data for v in inputs):
@@ -233,22 +235,23 @@ class _Recorder(TorchFunctionMode):
             stack += (self.pending,)
         done = {c.index: c for c in self.calls if c is not None}
         done.update({c.index: c for c in stack if c.kind == "module"})
-        return Record(tuple(done[i] for i in sorted(done)), tuple(self.values), None, on_meta, Failure(error, stack))
+        failure = Failure(error, stack, self.mixed_devices)
+        return Record(tuple(done[i] for i in sorted(done)), tuple(self.values), None, on_meta, failure)
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    """Evaluation mode for the trace (batch statistics need no data), restored afterwards."""
+def _mode(model: nn.Module, training: bool) -> Iterator[None]:
+    """Evaluation mode for the trace (batch statistics need no data), or training mode, restored afterwards."""
     modes = [(m, m.training) for m in model.modules()]
-    model.eval()
+    model.train(training)
     try:
         yield
     finally:
-        for module, training in modes:
-            module.training = training
+        for module, was in modes:
+            module.training = was
 
 
-def _record(model: nn.Module, x: Tensor, on_meta: bool) -> Record:
+def _record(model: nn.Module, x: Tensor, on_meta: bool, training: bool = False) -> Record:
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     if on_meta:
         state = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
@@ -259,7 +262,7 @@ def _record(model: nn.Module, x: Tensor, on_meta: bool) -> Record:
         handles.append(module.register_forward_pre_hook(recorder.before, with_kwargs=True))
         handles.append(module.register_forward_hook(recorder.after, with_kwargs=True))
     try:
-        with _eval_mode(model), torch.no_grad(), recorder:
+        with _mode(model, training), torch.no_grad(), recorder:
             output = functional_call(model, state, (x,)) if on_meta else model(x)
     except Exception as error:
         return recorder.failed(error, on_meta)
@@ -270,21 +273,25 @@ def _record(model: nn.Module, x: Tensor, on_meta: bool) -> Record:
 
 
 def needs_data(failure: Failure) -> bool:
-    """Whether a meta-tensor forward failed for want of data, not of right shapes."""
+    """Whether a meta-tensor forward failed for want of data or of real tensors, not of right shapes:
+    a value read (``.item()``), an op without a meta kernel, or a tensor the forward made on a device."""
     last = failure.stack[-1] if failure.stack else None
     read = last is not None and last.kind == "function" and last.name in _NEEDS_DATA
-    return isinstance(failure.error, NotImplementedError) or read
+    return isinstance(failure.error, NotImplementedError) or read or failure.mixed_devices
 
 
-def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bool = True) -> Record:
+def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bool = True,
+          training: bool = False) -> Record:
     """Record ``model``'s forward on an input of ``input_shape`` (batch included), without real compute.
 
     The forward runs on meta tensors through ``torch.func.functional_call`` in eval mode. A model
-    that reads values (``.item()``, ``if x.sum() > 0``) or uses an op without a meta kernel is
-    traced with a real forward on zeros instead, with a warning; ``fallback=False`` keeps the
+    that reads values (``.item()``, ``if x.sum() > 0``), uses an op without a meta kernel, or makes
+    tensors of its own on a device (``x + torch.ones(3, 1, 1)``) is traced with a real forward on
+    zeros instead, with a warning; ``fallback=False`` keeps the
     meta failure instead (for probing many shapes cheaply). A forward that fails is not an
     exception here: the record holds every call up to the failure and :attr:`Record.failure`
-    (:meth:`Record.check` re-raises the model's own error).
+    (:meth:`Record.check` re-raises the model's own error). ``training=True`` traces the forward in
+    training mode (on meta tensors, running statistics are left as they were).
 
     Shape:
         ``input_shape`` is the full input shape, e.g. ``(N, C, H, W)``; every recorded shape is
@@ -306,11 +313,11 @@ def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bo
     example = input_shape if isinstance(input_shape, Tensor) else None
     shape = as_input_shape(input_shape)
     dtype = trace_dtype(model) if example is None else example.dtype
-    record = _record(model, torch.empty(shape, dtype=dtype, device="meta"), on_meta=True)
+    record = _record(model, torch.empty(shape, dtype=dtype, device="meta"), on_meta=True, training=training)
     if record.failure is None or not fallback or not needs_data(record.failure):
         return record
     device = next((t.device for t in model.parameters()), torch.device("cpu"))
-    real = _record(model, torch.zeros(shape, dtype=dtype, device=device), on_meta=False)
+    real = _record(model, torch.zeros(shape, dtype=dtype, device=device), on_meta=False, training=training)
     if real.failure is None:
         warnings.warn(f"{type(model).__name__} cannot run on meta tensors ({record.failure}); traced it with a "
                       "real forward", RuntimeWarning, stacklevel=2)

@@ -767,3 +767,53 @@ def test_a_tensor_made_on_a_device_inside_the_forward_falls_back_to_a_real_trace
             pytest.raises(ShapeError, match=r"mul in '<model>' \(MadeOnTheCpu\) uses a tensor .* made inside the "
                                             r"forward.*Fix: wrap"):
         MirrorDecoder(MadeOnTheCpu(), (3, 9, 9))
+
+
+# --- crops, channel padding, shrinking interpolation ----------------------------------------------
+
+
+class Crops(nn.Module):
+    """wav2vec2's SamePad (``x[..., :-1]``), a centre crop and a channel padding, between convs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(2, 4, 4, padding=2)
+        self.conv2 = nn.Conv1d(4, 6, 3, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv1(x)[..., :-1]
+        x = self.conv2(x)[:, :, 1:-1]
+        return F.pad(x, (0, 0, 1, 1))
+
+
+def test_crops_come_back_as_zero_padding_and_a_channel_pad_as_a_channel_crop() -> None:
+    encoder = Crops()
+    model = MirrorAutoencoder(encoder, (2, 31)).eval()
+    assert encoder(torch.zeros(1, 2, 31)).shape == (1, 8, 13)
+    with torch.no_grad():
+        for length in (31, 32, 47):
+            assert model(torch.randn(3, 2, length)).shape == (3, 2, length)
+    assert not any(p.numel() for m in model.decoder if type(m).__name__ in ("Pad", "PadTo") for p in m.parameters())
+
+
+class Shrink(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.conv(x), scale_factor=0.5, mode="bilinear")
+
+
+def test_an_interpolation_that_shrinks_is_mirrored_by_interpolating_back() -> None:
+    model = MirrorAutoencoder(Shrink(), (3, 32, 32)).eval()
+    assert type(model.decoder[0]).__name__ == "UpsampleTo"
+    with torch.no_grad():
+        for size in (32, 33):
+            assert model(torch.randn(1, 3, size, size)).shape == (1, 3, size, size)
+
+
+def test_a_missing_batch_dimension_is_named() -> None:
+    model = MirrorAutoencoder(nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1)), (3, 16, 16))
+    with pytest.raises(ShapeError, match=r"built for inputs of shape \(N, 3, 16, 16\).*got \(3, 16, 16\).*unsqueeze"):
+        model(torch.randn(3, 16, 16))

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from autoshape import MirrorAutoencoder, MirrorDecoder, MirrorUNet, ShapeError
 from tests import architectures as arch
@@ -65,6 +66,38 @@ class Pair(nn.Module):
         return {"first": x[:, :1], "second": x}
 
 
+class ScalarToo(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.conv(x)
+        return y, y.mean()
+
+
+class EveryOther(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)[:, :, ::2, ::2]
+
+
+class HiddenStates(nn.Module):
+    """Returns what an HF model returns: a mapping with the last map, a pooled vector and every stage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.stage = nn.Conv2d(3, 4, 3, 2, 1), nn.Conv2d(4, 8, 3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> dict[str, Any]:
+        a = self.stem(x)
+        b = self.stage(a)
+        return {"last_hidden_state": b, "pooler_output": b.mean((2, 3), keepdim=True), "hidden_states": (a, b)}
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -98,7 +131,7 @@ CASES = [
          _autoencoder(MeanHead(pool=True), (1, 15, 15))),
     Case("an-encoder-that-upsamples", _decoder(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Upsample(scale_factor=2)),
                                                (1, 9, 9)), ShapeError,
-         r"'1' \(Upsample\): it is a upsampling.*Fix: .*move this part out of the encoder",
+         r"'1' \(Upsample\): it upsamples 1×4×7×7 to 1×4×14×14.*Fix: take the upsampling out of the encoder",
          _autoencoder(nn.Sequential(nn.Conv2d(1, 4, 3)), (1, 9, 9))),
     Case("a-reshape-across-the-batch", _decoder(BatchMerge(per_sample=False), (1, 9, 9)), ShapeError,
          r"reshape in '<model>' \(BatchMerge\).*changes the batch.*Fix: keep the batch dimension first",
@@ -117,6 +150,18 @@ CASES = [
     Case("a-latent-of-another-size", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(1, 8, 13, 13)),
          ShapeError, r"built for latents of shape \(8, 12, 12\).*Fix: .*use MirrorAutoencoder",
          lambda: MirrorAutoencoder(_LATENT, (3, 24, 24))(torch.zeros(1, 3, 25, 25))),
+    Case("tie-a-spectral-norm-conv", _decoder(nn.Sequential(spectral_norm(nn.Conv2d(3, 8, 4, 2, 1))), (3, 16, 16),
+                                             tie_weights=True), ShapeError,
+         r"'0' \(ParametrizedConv2d\): its weight is computed .*Fix: pass tie_weights=False",
+         _autoencoder(nn.Sequential(spectral_norm(nn.Conv2d(3, 8, 4, 2, 1))), (3, 16, 16), tie_weights=False)),
+    Case("a-scalar-latent", _decoder(ScalarToo(), (3, 16, 16), output=1), ShapeError,
+         r"output=1 gives a latent of shape scalar.*Fix: .*output=0", _autoencoder(ScalarToo(), (3, 16, 16), output=0)),
+    Case("a-strided-slice", _decoder(EveryOther(), (1, 16, 16)), ShapeError,
+         r"__getitem__ in '<model>' \(EveryOther\).*only slices without a step.*Fix: shrink sizes with a strided",
+         _autoencoder(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.MaxPool2d(2)), (1, 16, 16))),
+    Case("an-hf-output-without-output=", lambda: MirrorUNet(HiddenStates(), (3, 16, 16), out_channels=2),
+         ValueError, r"returns a model output with 'last_hidden_state', 'pooler_output'.*Fix: .*output='hidden_states'",
+         lambda: MirrorUNet(HiddenStates(), (3, 16, 16), out_channels=2, output="hidden_states")),
     Case("a-unet-on-a-classifier", lambda: MirrorUNet(_LENET, (1, 32, 32), out_channels=1), ShapeError,
          r"'6' \(Flatten\).*Fix: pass only its convolutional part, encoder\[:6\]",
          lambda: MirrorUNet(_LENET[:6], (1, 32, 32), out_channels=1)),

@@ -167,3 +167,21 @@ def test_of_two_maps_of_one_size_the_later_is_kept() -> None:
     """HF ResNet returns its embedding output and its first stage, both at 1/4: the stage is the skip."""
     unet = MirrorUNet(_hf("ResNet"), (3, 64, 64), out_channels=2, output="hidden_states")
     assert unet.features == (1, 2, 3, 4)
+
+
+class Upsampled(nn.Module):
+    """An FPN-style backbone whose finest map is an upsampled one: the input's size only at even sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 16, 3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        a = torch.relu(self.a(x))
+        return [torch.nn.functional.interpolate(a, scale_factor=2.0), a, torch.relu(self.b(a))]
+
+
+def test_a_finest_map_of_the_input_size_at_the_traced_size_only_still_returns_to_every_size() -> None:
+    unet = MirrorUNet(Upsampled(), (3, 64, 64), out_channels=1)
+    for size in [(64, 64), (101, 67), (65, 65)]:
+        assert unet.eval()(torch.randn(1, 3, *size)).shape == (1, 1, *size)

@@ -178,7 +178,7 @@ def _upsampling_behind(record: Record, value: Value) -> Call | None:
     made = row_that_made(record, value)
     while made is not None and made.data_inputs and made.input_shape is not None:
         rule = rule_for(made)
-        if rule is not None and rule.name == "upsampling":
+        if rule is not None and rule.name == "interpolation":
             return made
         if made.input_shape[2:] != value.shape[2:]:
             return None

@@ -234,7 +234,7 @@ def notes_for(rows: Sequence[Call], model_input: Shape) -> list[str]:
                      _missed_size(rows, index, model_input, sizes, out))
         elif isinstance(call.target, _CONVS):
             found = (_dropped_rows(call, sizes, out, _padded_after(rows[:index], call, n)),)
-        elif rule.name == "upsampling":
+        elif rule.name == "interpolation":
             found = (_unrestored(rows, index, model_input, out),)
         notes += [note for note in found if note is not None]
     return notes

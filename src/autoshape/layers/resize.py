@@ -16,7 +16,7 @@ from torch.nn import functional as F
 
 from ..errors import ShapeError
 
-__all__ = ["Permute", "ReshapeTo", "SkipAdd", "SkipConcat", "UnflattenTo", "UpsampleTo"]
+__all__ = ["Pad", "PadTo", "Permute", "ReshapeTo", "SkipAdd", "SkipConcat", "UnflattenTo", "UpsampleTo"]
 
 
 class UpsampleTo(nn.Upsample):
@@ -50,6 +50,40 @@ class ReshapeTo(nn.Module):
 
     def extra_repr(self) -> str:
         return f"shape={self.shape}"
+
+
+class Pad(nn.Module):
+    """``F.pad(input, padding)``: negative amounts crop, as the mirror of a padding layer or ``F.pad``."""
+
+    def __init__(self, padding: Sequence[int]) -> None:
+        super().__init__()
+        self.padding = tuple(padding)
+
+    def forward(self, input: Tensor) -> Tensor:
+        return F.pad(input, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}"
+
+
+class PadTo(nn.Module):
+    """Zero-pad back what a slice cut: ``front`` entries before each dimension, and after it up to
+    ``shape`` (a full shape, batch included), or up to ``output_size`` when given."""
+
+    def __init__(self, front: Sequence[int], shape: Sequence[int]) -> None:
+        super().__init__()
+        self.front = tuple(front)
+        self.shape = tuple(shape)
+
+    def forward(self, input: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
+        target = self.shape if output_size is None else tuple(output_size)
+        pads: list[int] = []
+        for dim in range(input.dim() - 1, 0, -1):
+            pads += [self.front[dim], target[dim] - input.shape[dim] - self.front[dim]]
+        return F.pad(input, pads)
+
+    def extra_repr(self) -> str:
+        return f"front={self.front}, shape={self.shape}"
 
 
 class Permute(nn.Module):

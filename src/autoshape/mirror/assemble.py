@@ -105,7 +105,8 @@ def _mirror(record: Record, step: Step, request: MirrorRequest) -> Mirror:
     if rule is not None and rule.mirror is not None:
         return rule.mirror(request)
     if rule is not None or step.call.kind == "function":
-        what = f"a {rule.name}" if rule is not None else f"{step.call.name}, which autoshape has no mirror for"
+        what = (f"{'an' if rule.name[0] in 'aeiou' else 'a'} {rule.name}" if rule is not None
+                else f"{step.call.name}, which autoshape has no mirror for")
         raise ShapeError(
             f"cannot mirror {step.describe()}: it is {what}, and it maps {format_shape(step.input_shape)} to "
             f"{format_shape(step.output_shape)}. Fix: shrink sizes with a layer that has a mirror (a convolution, "

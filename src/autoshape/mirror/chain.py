@@ -16,6 +16,7 @@ from typing import TypeVar
 import torch
 from torch import Tensor, nn
 
+from ..core.text import format_shape
 from ..errors import ShapeError
 from ..rules import rule_for, terms_of
 from ..tracing import Call, Record, Selector, Value, as_input_shape, select, trace, trace_dtype
@@ -23,7 +24,7 @@ from ..tracing.record import suggest
 from .replay import replay, why_not_replayable
 
 __all__ = ["Break", "Chain", "Step", "breaks_its_rule", "chain_of", "child_that_returned", "encoder_chain",
-           "path_between", "picked", "read_steps", "replays", "trace_encoder"]
+           "path_between", "picked", "read_steps", "replays", "trace_encoder", "wrong_rank"]
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,14 @@ def chain_of(record: Record, encoder: nn.Module, output: Selector = None) -> Cha
         TypeError, ValueError, ShapeError: as :func:`encoder_chain`.
     """
     latent = picked(record, encoder, output, select, "one tensor")
+    if not latent.shape or (output is not None and latent.shape[0] != record.input.shape[0]):
+        fix = ("make its forward return a tensor with the batch dimension first" if output is None else
+               f"pick a per-sample tensor with output=, e.g. {suggest(record.raw_output)}")
+        raise ShapeError(
+            f"{'the encoder' if output is None else f'output={output!r}'} gives a latent of shape "
+            f"{format_shape(latent.shape)} for an input of {format_shape(record.input.shape)}: a mirror needs the "
+            f"batch dimension first (a tensor per sample). Fix: {fix}."
+        )
     root = record.root
     assert root is not None
     if root.module is not None and record.is_leaf(root):
@@ -257,3 +266,12 @@ def replays(chain: Chain, encoder: nn.Module) -> list[Callable[[Tensor], Tensor]
     return [replay(step.call, step.input, step.output, encoder,
                    calls[step.call.parent].target if step.call.parent is not None else encoder)
             for step in chain.steps]
+
+
+def wrong_rank(module: nn.Module, x: Tensor, traced: tuple[int, ...]) -> ShapeError:
+    """The error for an input with another number of dimensions than the traced one (a missing batch)."""
+    return ShapeError(
+        f"{type(module).__name__} was built for inputs of shape (N, {', '.join(map(str, traced[1:]))}) (any size "
+        f"the encoder accepts), but got {tuple(x.shape)}: {x.dim()} dimensions instead of {len(traced)}. Fix: pass "
+        f"a batch, e.g. x.unsqueeze(0) for one sample."
+    )

@@ -16,7 +16,7 @@ from ..errors import ShapeError
 from ..rules import Options, PoolMirror
 from ..tracing import Selector
 from .assemble import assemble, channels_of
-from .chain import Chain, encoder_chain, replays
+from .chain import Chain, encoder_chain, replays, wrong_rank
 from .faithful import check_replay
 
 __all__ = ["MirrorAutoencoder", "MirrorDecoder"]
@@ -213,6 +213,8 @@ class MirrorAutoencoder(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Encode ``x`` step by step, recording sizes, and decode back to exactly ``x.shape``."""
+        if x.dim() != len(self.decoder.input_shape):
+            raise wrong_rank(self, x, self.decoder.input_shape)
         sizes = []
         for step in self._steps:
             sizes.append(x.shape)

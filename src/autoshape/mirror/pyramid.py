@@ -164,6 +164,14 @@ def _up(composer: Composer, record: Record, fine: Value, coarse: Value, in_chann
     return _Up(_CONV_TRANSPOSE[n](in_channels, out_channels, k, s, p, op, **factory))
 
 
+def _keeps_input_size(composer: Composer, record: Record, finest: Value) -> bool:
+    """Whether the finest map has the input's size at every size (checked near the traced one)."""
+    root, size = record.root, record.input.shape[2:]
+    sizes = None if root is None else composer.between(root, record.input, finest)
+    return sizes is not None and all(sizes(tuple(n + offset for n in size)) == tuple(n + offset for n in size)
+                                     for offset in (0, 1, 2, 3))
+
+
 def build_pyramid(record: Record, features: Sequence[Feature], *, out_channels: int, skip: str,
                   decoder_channels: Sequence[int] | None, upsample: PoolMirror, factory: dict[str, Any],
                   final_activation: nn.Module | None) -> PyramidDecoder:
@@ -173,7 +181,8 @@ def build_pyramid(record: Record, features: Sequence[Feature], *, out_channels: 
         ValueError: ``decoder_channels`` has another length than the number of stages.
     """
     n = len(record.input.shape) - 2
-    full = features[0].size != record.input.shape[2:]
+    composer = Composer(record)
+    full = not _keeps_input_size(composer, record, features[0].value)
     targets = [f.value for f in features[:-1]][::-1] + ([record.input] if full else [])
     widths = [f.shape[1] for f in features[:-1]][::-1] + ([features[0].shape[1]] if full else [])
     if decoder_channels is not None:
@@ -181,7 +190,6 @@ def build_pyramid(record: Record, features: Sequence[Feature], *, out_channels: 
             which = "one per decoder stage from the coarsest skip up" + (", full resolution included" if full else "")
             raise ValueError(f"decoder_channels needs {len(widths)} widths, {which}; got {tuple(decoder_channels)}")
         widths = list(decoder_channels)
-    composer = Composer(record)
     stages: list[_Stage] = []
     channels, below = features[-1].shape[1], features[-1].value
     for target, width in zip(targets, widths):

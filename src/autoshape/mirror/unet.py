@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from torch import Tensor, nn
@@ -12,7 +12,7 @@ from ..errors import ShapeError
 from ..rules import Options, PoolMirror, rule_for
 from ..tracing import Selector, pick, select_all
 from .assemble import assemble, channels_of
-from .chain import Chain, Step, chain_of, picked, replays, trace_encoder
+from .chain import Chain, Step, chain_of, picked, replays, trace_encoder, wrong_rank
 from .faithful import check_replay
 from .pyramid import PyramidDecoder, build_pyramid, pyramid_features
 
@@ -143,10 +143,17 @@ class MirrorUNet(nn.Module):
         record = trace_encoder(encoder, input_shape)
         found = picked(record, encoder, output, select_all, "a tensor or feature maps")
         self.encoder = encoder
+        self._traced = record.input.shape
         self.decoder: PyramidDecoder | nn.ModuleList
         self._output = output
         self.features: tuple[int | str, ...] = ()
         self.encoder_steps: tuple[str, ...] = ()
+        if found is not None and output is None and _is_model_output(record.raw_output):
+            raise ValueError(
+                f"{type(encoder).__name__} returns a model output with {', '.join(map(repr, record.raw_output))}, "
+                "not a list of feature maps. Fix: pick them with output='hidden_states' (HF: built with "
+                "output_hidden_states=True), or one map with output='last_hidden_state' for a mirrored U-Net."
+            )
         if found is not None:
             widths = None if decoder_channels is None else [as_int(c, "decoder_channels") for c in decoder_channels]
             features = pyramid_features(record, found)
@@ -173,6 +180,8 @@ class MirrorUNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Encode, keeping the skips and every size; decode, fusing each skip at exactly its size."""
+        if x.dim() != len(self._traced):
+            raise wrong_rank(self, x, self._traced)
         if isinstance(self.decoder, PyramidDecoder):
             picked = pick(self.encoder(x), self._output)
             out: Tensor = self.decoder([picked[key] for key in self.features], x.shape[2:])
@@ -191,3 +200,8 @@ class MirrorUNet(nn.Module):
             else:
                 x = layer(x)
         return x
+
+
+def _is_model_output(returned: object) -> bool:
+    """An HF ``ModelOutput`` (a mapping with a ``last_hidden_state``), whose maps ``output=`` must pick."""
+    return isinstance(returned, Mapping) and "last_hidden_state" in returned

@@ -87,6 +87,12 @@ def _mirror_conv(request: MirrorRequest) -> Mirror:
 
 def _tie(layer: Any, call: Call) -> None:
     weight = call.target.weight
+    if not isinstance(weight, nn.Parameter):
+        raise ShapeError(
+            f"tie_weights cannot tie the mirror of {call.describe()}: its weight is computed from other "
+            "parameters (spectral_norm, weight_norm or another parametrization), so there is no Parameter to "
+            "share. Fix: pass tie_weights=False."
+        )
     if layer.weight.shape != weight.shape:
         raise ShapeError(
             f"tie_weights cannot tie the mirror of {call.describe()}: the exact mirror {layer} needs a weight of "

@@ -1,9 +1,10 @@
-"""Layers and calls that rearrange a tensor's entries: Linear, Flatten, Unflatten, view, permute.
+"""Layers and calls that rearrange a tensor's entries: Linear, Flatten, Unflatten, view, permute, indexing.
 
 A reshape (``nn.Flatten``, ``torch.flatten``, ``view``, ``reshape``, ``unsqueeze``, ``x[:, None]``)
 is mirrored by the inverse reshape to the recorded shape, a permutation by the inverse
-permutation, ``nn.Unflatten`` by ``nn.Flatten`` and ``Linear`` by ``Linear`` with its features
-swapped. None of them keeps ``(N, C, *spatial)``, so a U-Net holds none of them.
+permutation, ``nn.Unflatten`` by ``nn.Flatten``, ``Linear`` by ``Linear`` with its features
+swapped, and a crop by slicing (``x[..., 1:-1]``) by zero padding back to the recorded size.
+None of them is a convolutional step, so a U-Net holds none of them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from torch import Tensor, nn
 
 from ..core.text import format_shape
 from ..errors import ShapeError
-from ..layers.resize import Permute, ReshapeTo, UnflattenTo
+from ..layers.resize import PadTo, Permute, ReshapeTo, UnflattenTo
 from ..tracing import Call
 from .registry import Mirror, MirrorRequest, Rule, arg
 
@@ -61,6 +62,33 @@ def _mirror_reshape(request: MirrorRequest) -> Mirror:
     return Mirror((ReshapeTo(before),), sized=True)
 
 
+def _mirror_index(request: MirrorRequest) -> Mirror:
+    """``x[:, None]`` is a reshape; ``x[..., 1:-1]`` crops, and zero padding back to the recorded size undoes it."""
+    before, after = request.input_shape, request.output_shape
+    if _numel(before) == _numel(after):
+        return _mirror_reshape(request)
+    index = arg(request.call, 1, "index")
+    parts = index if isinstance(index, tuple) else (index,)
+    if len(before) != len(after) or not all(p is Ellipsis or isinstance(p, slice) for p in parts) or any(
+            isinstance(p, slice) and p.step not in (None, 1) for p in parts):
+        raise ShapeError(
+            f"cannot mirror {request.call.describe()}: it indexes {format_shape(before)} down to "
+            f"{format_shape(after)} with {index!r}, and only slices without a step (crops) have a mirror. Fix: "
+            "shrink sizes with a strided convolution or a pooling instead, or move this part out of the encoder."
+        )
+    return Mirror((PadTo(_fronts(parts, before), before),), sized=True)
+
+
+def _fronts(parts: tuple[object, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    """How many entries each dimension's slice cut from its front (an Ellipsis stands for the dims it skips)."""
+    skipped = len(shape) - (len(parts) - (1 if Ellipsis in parts else 0))
+    per_dim: list[object] = []
+    for part in parts:
+        per_dim += [slice(None)] * skipped if part is Ellipsis else [part]
+    per_dim += [slice(None)] * (len(shape) - len(per_dim))
+    return tuple(0 if not isinstance(p, slice) else p.indices(n)[0] for p, n in zip(per_dim, shape))
+
+
 def permutation(call: Call, rank: int) -> tuple[int, ...]:
     """The dimension order a ``permute``/``transpose``/``swapaxes`` call produces."""
     if call.name.endswith("permute"):
@@ -79,7 +107,7 @@ def _mirror_permute(request: MirrorRequest) -> Mirror:
 
 
 _RESHAPES = (Tensor.view, Tensor.reshape, torch.reshape, Tensor.squeeze, torch.squeeze, Tensor.unsqueeze,
-             torch.unsqueeze, Tensor.__getitem__, Tensor.view_as, Tensor.reshape_as, Tensor.unflatten, torch.unflatten)
+             torch.unsqueeze, Tensor.view_as, Tensor.reshape_as, Tensor.unflatten, torch.unflatten)
 _PERMUTES = (Tensor.permute, torch.permute, Tensor.transpose, torch.transpose, Tensor.swapaxes, torch.swapaxes,
              Tensor.swapdims, torch.swapdims)
 
@@ -89,5 +117,6 @@ RULES = (
          spatial=False),
     Rule("unflatten", modules=(nn.Unflatten,), mirror=_mirror_unflatten, spatial=False),
     Rule("reshape", functions=_RESHAPES, mirror=_mirror_reshape, spatial=False),
+    Rule("indexing", functions=(Tensor.__getitem__,), mirror=_mirror_index),
     Rule("permutation", functions=_PERMUTES, mirror=_mirror_permute, spatial=False),
 )

@@ -1,8 +1,9 @@
-"""Layers that resize by a fixed rule: upsampling, pixel (un)shuffle and padding.
+"""Layers that resize by a fixed rule: interpolation, pixel (un)shuffle and padding.
 
-Padding (``nn.ReflectionPad2d``, ``F.pad``, ...) is mirrored by the exact crop, a constant pad by
-the negated amounts, with no parameters; ``PixelUnshuffle`` by ``PixelShuffle``. An encoder
-that upsamples has no mirror.
+Padding (``nn.ReflectionPad2d``, ``F.pad``, ...) is mirrored by the exact crop, a pad by the
+negated amounts, with no parameters; ``PixelUnshuffle`` by ``PixelShuffle``; an interpolation
+that shrinks (``F.interpolate(x, scale_factor=0.5)``) by interpolation back to the recorded size.
+An encoder step that upsamples has no mirror.
 """
 
 from __future__ import annotations
@@ -14,14 +15,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core.formulas import Term, pad_term, scale_term, shuffle_term, unshuffle_term
+from ..core.text import format_shape
+from ..errors import ShapeError
+from ..layers.resize import Pad
 from ..tracing import Call
-from .fitting import conv_1x1
+from .fitting import conv_1x1, interpolated
 from .registry import Mirror, MirrorRequest, Rule, Shape, arg
 
 __all__ = ["RULES"]
-
-_CONSTANT_PAD: dict[int, type[nn.Module]] = {1: nn.ConstantPad1d, 2: nn.ConstantPad2d, 3: nn.ConstantPad3d}
-
 
 def _rank_spatial(call: Call) -> int:
     shape = call.input_shape
@@ -82,9 +83,13 @@ def _pad_terms(call: Call, sizes: Shape, out: Shape | None) -> list[Term]:
 
 def _mirror_pad(request: MirrorRequest) -> Mirror:
     pads = _pads(request.call)
-    crop: tuple[nn.Module, ...] = (_CONSTANT_PAD[len(pads) // 2](tuple(-p for p in pads), 0.0),)
-    if request.in_channels != request.out_channels:
-        crop += (conv_1x1(request, request.in_channels, request.out_channels),)
+    if len(pads) // 2 >= len(request.input_shape):
+        raise ShapeError(f"cannot mirror {request.call.describe()}: it pads the batch dimension. Fix: pad only the "
+                         "channel and spatial dimensions.")
+    crop: tuple[nn.Module, ...] = (Pad(tuple(-p for p in pads)),)
+    padded_channels = request.output_shape[1] - request.input_shape[1]  # F.pad may reach the channels
+    if request.in_channels - padded_channels != request.out_channels:
+        crop += (conv_1x1(request, request.in_channels - padded_channels, request.out_channels),)
     return Mirror(crop)
 
 
@@ -93,9 +98,21 @@ def _padding_modules() -> tuple[type[nn.Module], ...]:
     return tuple(getattr(nn, f"{kind}{n}d") for kind in kinds for n in (1, 2, 3) if hasattr(nn, f"{kind}{n}d"))
 
 
+def _mirror_resize(request: MirrorRequest) -> Mirror:
+    """Interpolation back to the recorded size, for an interpolation that shrinks; none for one that grows."""
+    shrinks = all(o <= i for i, o in zip(request.input_shape[2:], request.output_shape[2:]))
+    if not shrinks:
+        raise ShapeError(
+            f"cannot mirror {request.call.describe()}: it upsamples {format_shape(request.input_shape)} to "
+            f"{format_shape(request.output_shape)}, and a mirror undoes steps that shrink sizes. Fix: take the "
+            "upsampling out of the encoder, or shrink with it (a scale below 1 is mirrored by interpolation)."
+        )
+    return interpolated(request)
+
+
 RULES = (
-    Rule("upsampling", modules=(nn.Upsample,), functions=(F.interpolate, F.upsample), ndim=_rank_spatial,
-         terms=_upsample_terms),
+    Rule("interpolation", modules=(nn.Upsample,), functions=(F.interpolate, F.upsample), ndim=_rank_spatial,
+         terms=_upsample_terms, mirror=_mirror_resize, scales=True),
     Rule("pixel shuffle", modules=(nn.PixelShuffle,), functions=(F.pixel_shuffle,), ndim=lambda call: 2,
          terms=_shuffle_terms),
     Rule("pixel unshuffle", modules=(nn.PixelUnshuffle,), functions=(F.pixel_unshuffle,), ndim=lambda call: 2,

@@ -258,10 +258,18 @@ def pick(returned: Any, output: Selector) -> Any:
 
 def _not_a_tensor(returned: Any, output: Selector, picked: Any) -> str:
     what = "the model returned" if output is None else f"output={output!r} picks"
-    shown = describe(picked)
+    if isinstance(picked, Tensor):
+        return (f"{what} a tensor of shape {format_shape(tuple(picked.shape))} that the forward did not return "
+                f"(one computed from its output afterwards). Fix: pick a tensor the forward returns, e.g. "
+                f"{suggest(returned)}.")
+    if picked is None and isinstance(output, str):
+        return (f"{what} None: the model returned no {output!r} this time (a model returns some outputs only when "
+                f"asked: for an HF model, set output_hidden_states=True in its config for 'hidden_states'). Fix: "
+                f"ask the model for it, or pick another output, e.g. {suggest(returned)}.")
     fix = ("pick one tensor with output= (an int index, a key or attribute name, or a callable), e.g. "
-           f"{suggest(returned)}" if output is None else "pick a tensor that the model's forward returns")
-    return f"{what} {shown}, not one tensor. Fix: {fix}."
+           f"{suggest(returned)}" if output is None else f"pick a tensor that the model's forward returns, e.g. "
+           f"{suggest(returned)}")
+    return f"{what} {describe(picked)}, not one tensor. Fix: {fix}."
 
 
 def describe(returned: Any) -> str:

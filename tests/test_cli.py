@@ -291,7 +291,8 @@ def test_fix_prints_each_change_and_the_patched_output(capsys: pytest.CaptureFix
                          "--output-shape", "1,1,24,24")
     assert (code, err) == (0, "")
     assert out == ("'2' ConvTranspose2d(8, 1, kernel_size=3, stride=2, padding=1) → output_padding=1\n"
-                   "output: 1×1×24×24\n")
+                   "output: 1×1×24×24 for an input of 1×1×24×24 (checked at this size; other sizes may need "
+                   "other values)\n")
     layer = nn.ConvTranspose2d(8, 1, kernel_size=3, stride=2, padding=1, output_padding=1)
     assert layer(torch.zeros(1, 8, 12, 12)).shape[2:] == (24, 24)  # the printed change, in torch
 

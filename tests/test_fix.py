@@ -75,7 +75,8 @@ def test_the_24_12_23_autoencoder_gets_output_padding_and_keeps_its_weights() ->
     before = copy.deepcopy(model.state_dict())
     fixed = fix(model, (1, 3, 24, 24), output_shape=(1, 3, 24, 24))
     assert str(fixed) == ("'2' ConvTranspose2d(64, 3, kernel_size=3, stride=2, padding=1) → output_padding=1\n"
-                          "output: 1×3×24×24")
+                          "output: 1×3×24×24 for an input of 1×3×24×24 (checked at this size; other sizes "
+                          "may need other values)")
     (change,) = fixed.changes
     assert (change.path, dict(change.params), change.reinitialised) == ("2", {"output_padding": 1}, False)
     assert change.before is model[2] and change.after is fixed.model[2]
@@ -301,3 +302,30 @@ def test_nearest_change_is_exact_in_torch_and_of_the_least_kind(i: int, o: int, 
     least = -1 if size(k, s, p, op) == (o,) else 0 if alone else 1 if padded else 2
     assert c.kind == least if least < 2 else c.kind >= 2
     assert KINDS[c.kind] == "output_padding" or c.kind != 0
+
+
+def test_no_fix_leaves_outputs_without_inputs() -> None:
+    """A transposed conv whose kernel reaches less than its stride leaves outputs that only the bias makes:
+    fix never proposes one (here the only one-layer fixes would have a stride far above the kernel)."""
+    generator = nn.Sequential(nn.ConvTranspose2d(64, 128, 3, 1, 0), nn.ReLU(), nn.ConvTranspose2d(128, 64, 4, 2, 1),
+                              nn.ReLU(), nn.ConvTranspose2d(64, 32, 3, 2, 0), nn.ReLU(),
+                              nn.ConvTranspose2d(32, 1, 3, 2, 1), nn.Tanh())
+    try:
+        fixed = fix(generator, (1, 64, 1, 1), output_shape=(1, 1, 64, 64))
+    except ShapeError as error:
+        assert "Tried" in str(error)
+        return
+    for change in fixed.changes:
+        layer = change.after
+        if isinstance(layer, nn.ConvTranspose2d):
+            assert all(d * (k - 1) + 1 >= s for k, s, d in zip(layer.kernel_size, layer.stride, layer.dilation))
+    with torch.no_grad():
+        out = fixed.model.eval()(torch.randn(1, 64, 1, 1))
+    assert out.shape == (1, 1, 64, 64)
+
+
+def test_an_input_shape_without_a_batch_is_refused_with_the_batched_shape() -> None:
+    classifier = nn.Sequential(nn.Conv2d(3, 16, 5), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(10, 4))
+    with pytest.raises(ValueError, match=r"'0' Conv2d got 3×32×32, one sample without a batch.*\(1, 3, 32, 32\)"):
+        fix(classifier, (3, 32, 32))
+    assert fix(classifier, (1, 3, 32, 32)).model(torch.randn(8, 3, 32, 32)).shape == (8, 4)  # the fix, followed

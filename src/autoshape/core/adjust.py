@@ -3,7 +3,9 @@
 Pure integers, one spatial dimension at a time: the closed form behind ``autoshape.fix`` and
 explain's fixes. Changes are ranked by the parameter they touch, least disruptive first
 (:data:`KINDS`: output_padding, then padding, then kernel_size, then stride, then a kernel more than
-doubled; only a kernel change alters the weight's shape), then by how far the values move.
+doubled; only a kernel change alters the weight's shape), then by how far the values move. A new
+kernel or stride always has the kernel reach at least the stride: a kernel 3 at stride 5 would
+leave output pixels with no input at all.
 """
 
 from __future__ import annotations
@@ -44,6 +46,12 @@ def _output(i: int, k: int, s: int, p: int, d: int, op: int, transposed: bool) -
     return conv_transpose_out(i, k, s, p, d, op) if transposed else conv_out(i, k, s, p, d)
 
 
+def _covers(k: int, s: int, d: int) -> bool:
+    """A kernel that reaches at least its stride: a transposed conv then leaves no output without an
+    input (bias alone), and a conv skips no input between its windows."""
+    return d * (k - 1) + 1 >= s
+
+
 def _nearest(current: int, low: int, high: int) -> list[int]:
     """Up to ``_NEAREST_TARGETS`` sizes of ``[low, high]``, nearest ``current`` first (the smaller on a tie)."""
     start = min(max(current, low), high)
@@ -76,7 +84,8 @@ def nearest_change(i: int, low: int, high: int, k: int, s: int, p: int, d: int, 
                            (abs(c.stride[0] - s), abs(c.kernel_size[0] - k),
                             abs(c.padding[0] - p) + abs(c.output_padding[0] - op)))
                  for t in targets
-                 for c in ranked_solutions(i, t, transposed=transposed, dilation=d, limit=None, **kept)]
+                 for c in ranked_solutions(i, t, transposed=transposed, dilation=d, limit=None, **kept)
+                 if _covers(c.kernel_size[0], c.stride[0], d) or (c.kernel_size[0], c.stride[0]) == (k, s)]
         if found:
             return min(found, key=lambda change: change.moves)
     return None

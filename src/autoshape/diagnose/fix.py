@@ -16,6 +16,8 @@ from torch import Tensor, nn
 from ..core.text import format_shape
 from ..errors import ShapeError
 from ..tracing import as_input_shape, trace
+from .notes import unbatched
+from .rows import rows_of
 from .search import MAX_LAYERS, build, search
 
 __all__ = ["Change", "Fix", "fix"]
@@ -76,6 +78,9 @@ class Fix:
         changes: the :class:`Change` of each rebuilt layer, in the order of the problems they fix.
         output_shape: the patched model's output shape, as its verifying trace saw it (None when
             the output is not one tensor).
+        input_shape: the input shape the fix was made and checked for. A changed ``output_padding``
+            or ``padding`` gives the wanted size at this input size; another input size may need
+            other values (a transposed conv called with ``output_size=`` adapts per call).
 
     Shape:
         ``fix.model(x).shape == fix.output_shape`` for an input ``x`` of the shape fixed for.
@@ -85,7 +90,7 @@ class Fix:
         ...                       nn.ConvTranspose2d(64, 3, kernel_size=3, stride=2, padding=1))
         >>> print(fix(model, (1, 3, 24, 24), output_shape=(1, 3, 24, 24)))
         '2' ConvTranspose2d(64, 3, kernel_size=3, stride=2, padding=1) → output_padding=1
-        output: 1×3×24×24
+        output: 1×3×24×24 for an input of 1×3×24×24 (checked at this size; other sizes may need other values)
 
     Raises:
         Nothing: a plain record.
@@ -94,12 +99,15 @@ class Fix:
     model: nn.Module
     changes: tuple[Change, ...]
     output_shape: Shape | None
+    input_shape: Shape = ()
 
     def __str__(self) -> str:
         output = format_shape(self.output_shape) if self.output_shape else "no single tensor"
         if not self.changes:
             return f"no change needed: the model runs and gives {output}"
-        return "\n".join([*map(str, self.changes), f"output: {output}"])
+        checked = (f"output: {output} for an input of {format_shape(self.input_shape)} (checked at this size; "
+                   "other sizes may need other values)")
+        return "\n".join([*map(str, self.changes), checked])
 
 
 def _set(model: nn.Module, path: str, layer: nn.Module) -> nn.Module:
@@ -154,19 +162,23 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
         >>> fixed = fix(model, (1, 1, 28, 28))
         >>> print(fixed)
         '3' Linear(in_features=1352, out_features=10, bias=True) → in_features=1568 (re-initialised)
-        output: 1×10
+        output: 1×10 for an input of 1×1×28×28 (checked at this size; other sizes may need other values)
         >>> import torch
         >>> fixed.model(torch.randn(1, 1, 28, 28)).shape
         torch.Size([1, 10])
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module``, or a shape is not a shape or tensor.
-        ValueError: a shape is empty or has an entry below 1.
+        ValueError: a shape is empty or has an entry below 1, or has no batch dimension (the first
+            convolution gets one sample, ``(C, *spatial)``).
         ShapeError: no fix changes at most 3 layers; the message says what failed and what was tried.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"fix needs an nn.Module, got {type(model).__name__}")
     shape, goal = as_input_shape(input_shape), _output_shape(output_shape)
+    no_batch = unbatched(rows_of(trace(model, shape)))
+    if no_batch is not None:
+        raise ValueError(f"fix needs the input shape with the batch: {no_batch}")
     found = search(model, shape, goal)
     patched = copy.deepcopy(model)
     changes = []
@@ -179,4 +191,4 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
         raise ShapeError(f"fix verified {len(found.edits)} change(s) to {type(model).__name__} on meta tensors, but "
                          f"the patched copy does not run as verified: {record.failure or record.output_shape}. "
                          f"Fix: report this; at most {MAX_LAYERS} layers are changed.")
-    return Fix(patched, tuple(changes), record.output_shape)
+    return Fix(patched, tuple(changes), record.output_shape, shape)

@@ -81,20 +81,21 @@ def _solved(request: Request) -> ConvParams | None:
     """The solver's best layer for one dimension, a divisible transposed kernel first; None if none."""
     ranked = candidates(request)
     best = next(ranked, None)
-    if best is not None and request.transposed and best[0] % best[1]:
-        best = next((c for c in ranked if c[0] % c[1] == 0), best)
+    if best is not None and request.transposed and best.kernel % best.stride:
+        best = next((c for c in ranked if c.kernel % c.stride == 0), best)
     if best is None:
         return None
-    k, s, p, op = best
-    return ConvParams((k,), (s,), (p,), (1,), (op,), request.transposed)
+    return ConvParams((best.kernel,), (best.stride,), (best.padding,), (1,), (best.output_padding,),
+                      request.transposed)
 
 
 def _layer(route: _Route, a: int, b: int) -> ConvParams | None:
     """The layer from size a to b: a projection's kernel is its footprint (stride 1, no padding)."""
     if (route.projects_from(a) and b > 1) or (route.projects_to(b) and a > 1):
-        return _solved(Request(route.transposed, a, b, kernel=max(a, b), stride=1, padding=0))
+        return _solved(Request(transposed=route.transposed, i=a, o=b, kernel=max(a, b), stride=1, padding=0))
     cap = route.cap if route.kernel is None else None
-    return _solved(Request(route.transposed, a, b, kernel=route.kernel, max_kernel=cap, max_stride=route.max_stride))
+    return _solved(Request(transposed=route.transposed, i=a, o=b, kernel=route.kernel, max_kernel=cap,
+                           max_stride=route.max_stride))
 
 
 def _reach(route: _Route, a: int, ceiling: int) -> list[int]:

@@ -9,14 +9,20 @@ are then solved in closed form.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from .arithmetic import conv_out, conv_transpose_out, max_output_padding
 
 __all__ = ["Candidate", "Request", "candidates", "nearest_reachable"]
 
-Candidate = tuple[int, int, int, int]
-"""(kernel_size, stride, padding, output_padding) for one dimension."""
+class Candidate(NamedTuple):
+    """One solution in one dimension."""
+
+    kernel: int
+    stride: int
+    padding: int
+    output_padding: int
 
 
 @dataclass(frozen=True)
@@ -34,8 +40,7 @@ class Request:
     max_stride: int | None = None
 
     def aiming_at(self, o: int) -> Request:
-        return Request(self.transposed, self.i, o, self.kernel, self.stride, self.padding, self.dilation,
-                       self.max_kernel, self.max_stride)
+        return replace(self, o=o)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -131,7 +136,7 @@ def _kernels(r: Request, s: int) -> range:
 def candidates(r: Request) -> Iterator[Candidate]:
     """Every solution within the bounds, best first (the ranking documented on ``solve_conv_transpose``)."""
     for s in _strides(r):
-        found = [(k, s, p, op) for k in _kernels(r, s) for p, op in _paddings(r, k, s)]
+        found = [Candidate(k, s, p, op) for k in _kernels(r, s) for p, op in _paddings(r, k, s)]
         yield from sorted(found, key=lambda c: _rest_key(r, c))
 
 

@@ -87,7 +87,8 @@ def _requests(
         for name, value in given.items()
     }
     return [
-        Request(transposed, i, o, k, s, p, d or 1, mk, ms)
+        Request(transposed=transposed, i=i, o=o, kernel=k, stride=s, padding=p, dilation=d or 1, max_kernel=mk,
+                max_stride=ms)
         for i, o, k, s, p, d, mk, ms in zip(*sizes, *per_dim.values())
     ]
 
@@ -119,7 +120,7 @@ def _unreachable(r: Request, dim: str) -> ShapeError:
 
 
 def _combine(per_dim: Sequence[Candidate], requests: Sequence[Request]) -> ConvParams:
-    k, s, p, op = (tuple(column) for column in zip(*per_dim))
+    k, s, p, op = (tuple(column) for column in zip(*per_dim))  # Candidate fields, one tuple per field
     transposed = requests[0].transposed
     return ConvParams(k, s, p, tuple(r.dilation for r in requests), op if transposed else (0,) * len(k), transposed)
 

@@ -7,11 +7,11 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoshape import ConvParams, ShapeError, ranked_solutions, solve_conv, solve_conv_transpose
-from tests.torch_reference import torch_conv_size, torch_conv_transpose_size, torch_size
+from tests.torch_reference import torch_conv_size, torch_conv_transpose_size, torch_rows_read, torch_size
 
 MAX_K, MAX_S = 4, 3
 
@@ -153,6 +153,26 @@ def test_transposed_kernel_divisible_by_stride_when_free(i: int, o: int) -> None
     assert params.kernel_size[0] % params.stride[0] == 0
 
 
+def conventional(transposed: bool, i: int, o: int, stride: int) -> bool:
+    """The first half of the ranking: the stride's lattice fits the sizes, (small-1)·stride <= big-1."""
+    small, big = (i, o) if transposed else (o, i)
+    return (small - 1) * stride <= big - 1
+
+
+@given(transposed=st.booleans(), i=st.integers(1, 9), o=st.integers(1, 14), d=st.integers(1, 2))
+def test_a_conventional_stride_is_chosen_whenever_one_reaches(transposed: bool, i: int, o: int, d: int) -> None:
+    """Within the bounds, a stride whose lattice fits the sizes wins whenever one reaches (brute force)."""
+    reaching = [config for config, size in box(transposed, i, d) if size == o and config[2] <= d * (config[0] - 1)]
+    try:
+        params = solve(transposed, i, o, dilation=d, max_kernel_size=MAX_K, max_stride=MAX_S)
+    except ShapeError:
+        assert not reaching
+        return
+    assert torch_size(params, (i,)) == (o,)
+    chosen = conventional(transposed, i, o, params.stride[0])
+    assert chosen == any(conventional(transposed, i, o, s) for _, s, _, _ in reaching)
+
+
 @given(i=st.integers(1, 12), o=st.integers(1, 30), kernel=st.integers(1, 6))
 def test_divisible_kernel_chosen_whenever_one_reaches(i: int, o: int, kernel: int) -> None:
     """With the stride fixed, a kernel divisible by it is chosen whenever one (up to a bound) reaches."""
@@ -166,6 +186,19 @@ def test_divisible_kernel_chosen_whenever_one_reaches(i: int, o: int, kernel: in
         for k in range(stride, kernel + 1, stride) for p in range(k) for op in range(stride)
     )
     assert (params.kernel_size[0] % stride == 0) == divisible_reaches
+
+
+@given(i=st.integers(2, 40), o=st.integers(1, 20))
+def test_a_conv_reads_every_input_row_whenever_one_at_its_stride_can(i: int, o: int) -> None:
+    """If some kernel and padding at the chosen stride read every input row (by torch's gradient), the
+    chosen one does too: the floor never drops a row it could have kept."""
+    params = solve_conv(i, o)
+    k, s, p = params.kernel_size[0], params.stride[0], params.padding[0]
+    assert torch_conv_size([i], [k], [s], [p], [1]) == (o,)
+    alternatives = [(k2, p2) for k2 in range(1, 2 * i + 4) for p2 in range(k2)
+                    if torch_conv_size([i], [k2], [s], [p2], [1]) == (o,)]
+    if any(all(torch_rows_read(i, k2, s, p2, 1)) for k2, p2 in alternatives):
+        assert all(torch_rows_read(i, k, s, p, 1)), (k, s, p)
 
 
 @pytest.mark.parametrize(
@@ -182,6 +215,9 @@ def test_divisible_kernel_chosen_whenever_one_reaches(i: int, o: int, kernel: in
         (False, 64, 32, {"kernel_size": 4}, ((4,), (2,), (1,), (0,))),  # DCGAN discriminator
         (False, 4, 1, {"kernel_size": 4}, ((4,), (1,), (0,), (0,))),
         (False, 10, 10, {}, ((3,), (1,), (1,), (0,))),
+        (False, 26, 12, {}, ((4,), (2,), (0,), (0,))),  # k3 s2 p0 would drop the last row
+        (False, 12, 5, {}, ((4,), (2,), (0,), (0,))),
+        (False, 16000, 3199, {}, ((10,), (5,), (0,), (0,))),  # wav2vec 2.0's first layer: every sample read
     ],
 )
 def test_conventional_choices(transposed: bool, i: int, o: int, fixed: dict, expected: tuple) -> None:
@@ -210,6 +246,34 @@ def test_ranked_solutions_within_bounds_match_brute_force_count() -> None:
     expected = {c for c, size in box(True, 5, 1) if size == 10 and c[2] <= c[0] - 1}
     ranked = ranked_solutions(5, 10, max_kernel_size=MAX_K, max_stride=MAX_S, limit=None)
     assert {(p.kernel_size[0], p.stride[0], p.padding[0], p.output_padding[0]) for p in ranked} == expected
+
+
+def documented_rank(transposed: bool, i: int, o: int, d: int, config: Config) -> tuple[object, ...]:
+    """The ranking as README states it, written out independently of the solver."""
+    k, s, p, op = config
+    small, big = (i, o) if transposed else (o, i)
+    stride_key = (s, s) if small == 1 else (abs(s * small - big), s)
+    group = k % s != 0 if transposed else (i + 2 * p - d * (k - 1) - 1) % s > p  # checkerboard / dropped rows
+    kernel_key = (0, k) if k > s else (1, -k)
+    return (not conventional(transposed, i, o, s), stride_key, group, kernel_key, p, op)
+
+
+@settings(max_examples=150)
+@given(transposed=st.booleans(), i=st.integers(1, 8), o=st.integers(1, 14), d=st.integers(1, 2),
+       kernel=st.sampled_from([None, 2, 3]), stride=st.sampled_from([None, 1, 2]),
+       padding=st.sampled_from([None, 0, 1]))
+def test_ranked_solutions_are_the_brute_force_set_in_the_documented_order(
+    transposed: bool, i: int, o: int, d: int, kernel: int | None, stride: int | None, padding: int | None
+) -> None:
+    ranked = ranked_solutions(i, o, transposed=transposed, kernel_size=kernel, stride=stride, padding=padding,
+                              dilation=d, max_kernel_size=None if kernel else MAX_K,
+                              max_stride=None if stride else MAX_S, limit=None)
+    found = [(p.kernel_size[0], p.stride[0], p.padding[0], p.output_padding[0]) for p in ranked]
+    expected = {config for config, size in box(transposed, i, d)
+                if size == o and allowed(config, d, kernel, stride, padding)}
+    assert len(found) == len(set(found)) and set(found) == expected
+    keys = [documented_rank(transposed, i, o, d, config) for config in found]
+    assert keys == sorted(keys)
 
 
 def test_solutions_are_deterministic() -> None:

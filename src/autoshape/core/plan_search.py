@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 from ..errors import ShapeError
 from .arithmetic import conv_out, conv_transpose_out
-from .search import Request, candidates
+from .search import candidates
 from .solver import ConvParams
+from .window import Request
 
 __all__ = ["DimPath", "describe_layers", "plan_dim", "routes", "unreachable"]
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 
 from ..errors import ShapeError
 from .arithmetic import conv_out, conv_transpose_out
-from .search import Candidate, Request, candidates, nearest_reachable
+from .reachable import nearest_reachable
+from .search import candidates
 from .sizes import IntOrTuple, as_tuple, dim_names, spatial_ndim
+from .window import Candidate, Request
 
 __all__ = ["ConvParams", "ranked_solutions", "solve_conv", "solve_conv_transpose"]
 
@@ -159,11 +161,16 @@ def solve_conv_transpose(
           ``[0, dilation·(kernel_size-1)]``.
         * Complete: if any parameters within the bounds reach the target, one is returned;
           with no bounds every target is reachable (a transposed conv may also shrink).
-        * Ranked, deterministically: the stride closest to ``output/input`` (exactly the ratio
-          when it is whole; stride 1 for an input of size 1), then a kernel divisible by the
-          stride (no checkerboard), then the smallest kernel larger than the stride, then the
-          least padding and output_padding. 12→24 gives the conventional kernel 4, stride 2,
-          padding 1; 1→4 gives kernel 4, stride 1, padding 0, as in DCGAN.
+        * Ranked, deterministically: first the conventional solutions, whose padding is at most
+          half the kernel's reach (``2·padding <= dilation·(kernel_size-1)``: the output keeps at
+          least half of the border where the kernel overhangs the input), then the tail; within
+          each, the stride closest to ``output/input`` (exactly the ratio when it is whole; stride 1
+          for an input of size 1), then a kernel divisible by the stride (no checkerboard), then
+          the smallest kernel larger than the stride (else the largest up to it), then the least
+          padding and output_padding. 12→24 gives the conventional kernel 4, stride 2, padding 1;
+          1→4 gives kernel 4, stride 1, padding 0, as in DCGAN.
+        * Bounded cost: closed forms over the strides and kernels, never a loop over sizes, so a
+          solve takes well under a millisecond at any size (benchmarks/RESULTS.md).
 
     Shape:
         ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``
@@ -198,10 +205,14 @@ def solve_conv(
 ) -> ConvParams:
     """Solve a plain convolution that takes ``input_size`` to exactly ``output_size``.
 
-    The same rules as :func:`solve_conv_transpose`, mirrored: the stride closest to
-    ``input/output`` (stride 1 where the output has size 1), then the smallest kernel larger than
-    the stride, then the least padding. A convolution may also grow (padding larger than the
-    kernel's reach is never chosen, so growth is bounded by ``dilation·(kernel_size-1)``).
+    The same rules as :func:`solve_conv_transpose`, mirrored: conventional first (every window
+    centred on the input: ``2·padding <= dilation·(kernel_size-1)``), then the stride closest to
+    ``input/output`` (stride 1 where the output has size 1), then a convolution whose last window
+    reaches the last input row (the rows the floor drops, ``(in + 2·padding - dilation·(kernel_size-1)
+    - 1) mod stride``, all lie in the padding: 26→12 gives kernel 4, stride 2, which reads all 26
+    rows, not kernel 3, which drops one), then the smallest kernel larger than the stride, then the
+    least padding. A convolution may also grow (padding larger than the kernel's reach is never
+    chosen, so growth is bounded by ``dilation·(kernel_size-1)``); growing is in the tail.
 
     Shape:
         ``out = floor((in + 2·padding - dilation·(kernel_size-1) - 1) / stride) + 1``
@@ -237,9 +248,15 @@ def ranked_solutions(
 ) -> list[ConvParams]:
     """Every solution within the bounds, best first; the first is what the solve functions return.
 
-    With no bounds the search covers strides up to just past the scale ratio and kernels up to
-    just past the smallest that reach the target. Dimensions with identical requests get
+    With no bounds the search covers strides up to just past the scale ratio and, at each stride,
+    kernels up to one stride past the smallest that reaches the target. The conventional solutions
+    come first; the tail after them (paddings above half the kernel's reach: windows mostly over
+    the padding, or a convolution that grows) is exact and valid for torch, and is listed for
+    completeness, e.g. for a stride you must keep. Dimensions with identical requests get
     identical (square) solutions; otherwise combinations are ordered by their summed ranks.
+    ``limit`` bounds the cost: up to ``limit`` solutions per dimension are ranked, lazily, so the
+    default answers as fast as a solve; ``limit=None`` lists every solution, whose number grows
+    with the sizes.
 
     Shape:
         as :func:`solve_conv_transpose` or :func:`solve_conv`.
@@ -259,8 +276,23 @@ def ranked_solutions(
                          max_kernel_size, max_stride)
     ranked = [list(itertools.islice(candidates(r), limit)) for r in requests]
     if all(r == requests[0] for r in requests):
-        combos: list[tuple[Candidate, ...]] = [(c,) * len(requests) for c in ranked[0]]
+        combos: Iterator[tuple[Candidate, ...]] = ((c,) * len(requests) for c in ranked[0])
     else:
-        order = sorted(itertools.product(*(range(len(r)) for r in ranked)), key=lambda ix: (sum(ix), ix))
-        combos = [tuple(ranked[d][j] for d, j in enumerate(ix)) for ix in order]
-    return [_combine(c, requests) for c in combos[:limit]]
+        combos = (tuple(ranked[d][j] for d, j in enumerate(ix)) for ix in _by_rank_sum([len(r) for r in ranked]))
+    return [_combine(c, requests) for c in itertools.islice(combos, limit)]
+
+
+def _by_rank_sum(lengths: list[int]) -> Iterator[tuple[int, ...]]:
+    """Every index tuple below ``lengths``, by increasing sum, then lexicographically; lazily."""
+    def split(total: int, dims: list[int]) -> Iterator[tuple[int, ...]]:
+        if not dims:
+            yield from [()] if total == 0 else []
+            return
+        rest = sum(n - 1 for n in dims[1:])
+        for j in range(max(0, total - rest), min(total, dims[0] - 1) + 1):
+            for tail in split(total - j, dims[1:]):
+                yield (j, *tail)
+
+    if min(lengths) > 0:
+        for total in range(sum(n - 1 for n in lengths) + 1):
+            yield from split(total, lengths)

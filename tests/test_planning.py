@@ -44,6 +44,11 @@ def reversals(plan: Plan) -> int:
     return sum(any(sign * (o - i) < 0 for i, o in zip(step.input_size, step.output_size)) for step in plan)
 
 
+def idle(plan: Plan) -> int:
+    """Layers that keep the size (in some dimension)."""
+    return sum(any(i == o for i, o in zip(step.input_size, step.output_size)) for step in plan)
+
+
 # -- brute force: every layer in the box, sized by torch ---------------------------------------------------------------
 
 @functools.cache
@@ -62,20 +67,21 @@ def one_layer(transposed: bool, i: int) -> tuple[tuple[int, int, int], ...]:
 
 
 def brute_force(transposed: bool, start: int, layers: int, kernels: range, max_stride: int,
-                ceiling: int) -> dict[int, tuple[int, int]]:
-    """Every final size reachable in ``layers`` layers, with the fewest (reversals, checkerboards) of any path.
+                ceiling: int) -> dict[int, tuple[int, int, int]]:
+    """Every final size reachable in ``layers`` layers, with the fewest (reversals, checkerboards, idle layers)
+    of any path, compared in that order.
 
     Sizes above ``ceiling`` are dropped: a layer in the box shrinks (or, plain, grows) by at most MAX_K-1,
     so callers pass a ceiling from which the target is out of reach.
     """
-    best = {start: (0, 0)}
+    best = {start: (0, 0, 0)}
     for _ in range(layers):
-        reached: dict[int, tuple[int, int]] = {}
-        for i, (back, checker) in best.items():
+        reached: dict[int, tuple[int, int, int]] = {}
+        for i, (back, checker, kept) in best.items():
             for k, s, o in one_layer(transposed, i):
                 if k in kernels and s <= max_stride and o <= ceiling:
                     turned = o < i if transposed else o > i
-                    cost = (back + turned, checker + (transposed and k % s != 0))
+                    cost = (back + turned, checker + (transposed and k % s != 0), kept + (o == i))
                     reached[o] = min(cost, reached.get(o, cost))
         best = reached
     return best
@@ -111,7 +117,7 @@ def test_plans_are_exact_and_best_or_refused_and_brute_force_agrees(request: tup
     for step in plan:
         assert step.params.kernel_size[0] in kernels and step.params.stride[0] <= bounds["max_stride"]
         assert step.params.padding[0] < step.params.kernel_size[0]
-    assert (reversals(plan), checkerboards(plan)) == reachable[target]
+    assert (reversals(plan), checkerboards(plan), idle(plan)) == reachable[target]
 
 
 def check_refusal(message: str, transposed: bool, start: int, target: int, layers: int, bounds: dict[str, int],
@@ -142,14 +148,17 @@ def check_refusal(message: str, transposed: bool, start: int, target: int, layer
 @settings(max_examples=80)
 @given(transposed=st.booleans(), sizes=st.tuples(st.integers(1, 40), st.integers(1, 40)), layers=st.integers(1, 5),
        max_stride=st.integers(1, 3))
-def test_a_free_kernel_always_plans_exact_monotone_and_checkerboard_free(
+def test_a_free_kernel_always_plans_exact_monotone_checkerboard_free_and_idle_only_when_it_must(
     transposed: bool, sizes: tuple[int, int], layers: int, max_stride: int
 ) -> None:
+    """Every planned layer changes the size whenever the sizes leave room (a layer that changes the size
+    moves it by one at least, and one of stride 1 and kernel |change|+1 does exactly that)."""
     small, big = sorted(sizes)
     start, target = (small, big) if transposed else (big, small)
     plan = planner(transposed)(start, target, layers, max_stride=max_stride)
     assert_exact(plan, (start,), (target,))
     assert reversals(plan) == 0 and checkerboards(plan) == 0
+    assert idle(plan) == max(0, layers - (big - small))
     assert all(step.params.stride[0] <= max_stride for step in plan)
 
 
@@ -226,14 +235,23 @@ def test_scale_is_spread_across_layers() -> None:
     assert plan[0].output_size[0] < 10
 
 
+def test_the_issue_plan_1_to_28_in_4_layers_changes_the_size_at_every_layer() -> None:
+    """1→3→6→14→28: no idle layer and no checkerboard (the old plan kept 7 at layer 2)."""
+    plan = plan_upsampling(1, 28, 4)
+    assert_exact(plan, (1,), (28,))
+    assert idle(plan) == 0 and checkerboards(plan) == 0
+    assert [step.output_size[0] for step in plan] == [3, 6, 14, 28]
+
+
 @pytest.mark.parametrize("transposed", [True, False])
-def test_spare_layers_keep_the_size_rather_than_spread_uneven_steps(transposed: bool) -> None:
+def test_spare_layers_change_the_size_when_a_clean_plan_exists(transposed: bool) -> None:
+    """4→64 in 6: three doublings cannot fill six layers, yet no layer keeps the size: the other three
+    are uneven steps, the fewest possible (two can't both grow and multiply to 1)."""
     plan = plan_upsampling(4, 64, 6) if transposed else plan_downsampling(64, 4, 6)
     assert_exact(plan, (plan.input_size[0],), (plan.output_size[0],))
+    assert idle(plan) == 0 and checkerboards(plan) == 0 and reversals(plan) == 0
     sizes = [sorted(step.input_size + step.output_size) for step in plan]
-    kept = [step for step in plan if step.input_size == step.output_size]
-    assert len(kept) == 2 and sum(big == 2 * small for small, big in sizes) == 4
-    assert all(step.params.stride == (1,) for step in kept)
+    assert sum(big == 2 * small for small, big in sizes) == 3
 
 
 def test_int_sizes_give_tuples_and_dimensions_are_planned_independently() -> None:

@@ -1,7 +1,7 @@
 """Plans for stacks of convolutions: the size after every layer, and the parameters of each layer.
 
-Pure integer planning, no modules: the per-dimension search lives in :mod:`autoshape._plan_search`,
-whose docstring gives the cost that ranks plans.
+Pure integer planning, no modules: the per-dimension search lives in :mod:`autoshape.core.plan_search`,
+whose docstring gives the cost that ranks plans; :mod:`autoshape.core.plan_errors` explains refusals.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, overload
 
-from .plan_search import describe_layers, plan_dim, routes, unreachable
+from .plan_errors import unreachable
+from .plan_search import describe_layers, plan_dim
 from .sizes import IntOrTuple, as_int, as_tuple, dim_names, spatial_ndim
 from .solver import ConvParams
 from .text import aligned_table, format_shape
@@ -179,7 +180,7 @@ def _plan(transposed: bool, input_size: IntOrTuple, output_size: IntOrTuple, num
     for i, o, k, cap, s, dim in zip(starts, targets, kernels, caps, strides, names):
         path = plan_dim(transposed, i, o, layers, k, cap, s)
         if path is None:
-            raise unreachable(list(routes(transposed, i, o, layers, k, cap, s))[-1], dim, call)
+            raise unreachable(transposed, i, o, layers, k, cap, s, dim, call)
         paths.append(path)
     sizes = [starts, *(tuple(path[j][0] for path in paths) for j in range(layers))]
     return Plan(tuple(PlanStep(sizes[j], sizes[j + 1], _merge([path[j][1] for path in paths]))
@@ -197,10 +198,12 @@ def plan_upsampling(
 ) -> Plan:
     """Plan ``num_layers`` transposed convolutions that take ``input_size`` to exactly ``output_size``.
 
-    The scale is spread roughly geometrically, with whole strides (``out = in·stride``) wherever
-    possible, every stride ``<= max_stride``, and every kernel divisible by its stride wherever
-    achievable (no checkerboard). A layer on a 1×1 input is a projection to its kernel's
-    footprint, as DCGAN's first layer. The ranking is documented in :mod:`autoshape.planning`.
+    Every kernel is divisible by its stride wherever achievable (no checkerboard), every layer
+    changes the size wherever the sizes leave room, whole strides (``out = in·stride``) are used
+    wherever possible and the scale is spread geometrically over all the layers, every stride
+    ``<= max_stride``. A layer on a 1×1 input is a projection to its kernel's footprint, as DCGAN's
+    first layer. The ranking is documented in :mod:`autoshape.core.plan_search`; the cost does not
+    grow with the sizes.
 
     Args:
         input_size: the spatial input size, an int or one int per dimension (1-d, 2-d or 3-d).

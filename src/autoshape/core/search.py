@@ -121,7 +121,7 @@ def _strides(r: Request, tail: bool) -> Iterator[int]:
 def _groups(r: Request, s: int) -> list[Group]:
     """The groups of one stride in rank order: divisible kernels, or full coverage, first."""
     if r.transposed:
-        return [Group(divisible=True)] + ([Group(divisible=False)] if s > 1 else [])
+        return [Group(divisible=True)] + ([Group(divisible=False)] if s > 1 and not r.divisible else [])
     return [Group(drops=False), Group(drops=True)]
 
 

@@ -48,6 +48,7 @@ class Request:
     dilation: int = 1
     max_kernel: int | None = None
     max_stride: int | None = None
+    divisible: bool = False  # transposed kernels must be divisible by the stride (the planner's no-checkerboard)
 
     def aiming_at(self, o: int) -> Request:
         return replace(self, o=o)

@@ -332,7 +332,7 @@ def test_too_few_layers_names_the_largest_size_and_confirmed_fixes() -> None:
         plan_upsampling((1, 1), (64, 64), 4, kernel_size=4)
     message = str(caught.value)
     assert "plan_upsampling((1, 1), (64, 64), 4, kernel_size=4, max_stride=2)" in message
-    assert "in dimension H" in message and "The largest size they reach is 61." in message
+    assert "in dimension 1 of 2 (height) (" in message and "The largest size they reach is 61." in message
     assert "num_layers=5" in message and "max_stride=3" in message and "leave kernel_size free" in message
 
 

@@ -323,11 +323,13 @@ def test_as_kwargs_fit_the_torch_layers() -> None:
         ((4, 8), {"padding": -1}, ValueError, "padding must be >= 0, got -1"),
         ((4, 8), {"max_stride": 0}, ValueError, "max_stride must be >= 1"),
         ((6, 21), {"kernel_size": 3, "stride": 3},
-         ShapeError, r"takes size 6 to 21 in dimension L with kernel_size=3, stride=3, dilation=1\. "
+         ShapeError, r"takes size 6 to 21 in dimension 1 of 1 \(length\) with kernel_size=3, stride=3, dilation=1\. "
                      r"Nearest reachable sizes: 20 below, none above\. Fix: ask for 20, or leave kernel_size/stride"),
         (((8, 6), (16, 15)), {"kernel_size": 4, "stride": 2, "padding": 1},
-         ShapeError, r"takes size 6 to 15 in dimension W .* 13 below, none above"),
+         ShapeError, r"takes size 6 to 15 in dimension 2 of 2 \(width\) .* 13 below, none above"),
         ((10, 40), {"max_kernel_size": 3, "max_stride": 2}, ShapeError, r"22 below, none above.*max_kernel_size"),
+        (((4, 4, 4), (10, 10, 9)), {"kernel_size": 4, "stride": 2, "padding": 0},
+         ShapeError, r"takes size 4 to 9 in dimension 3 of 3 \(width\) with .* none below, 10 above"),
     ],
 )
 def test_errors_name_the_value_the_range_and_a_fix(

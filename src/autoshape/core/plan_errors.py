@@ -57,7 +57,7 @@ def unreachable(transposed: bool, start: int, target: int, layers: int, kernel: 
     """The error for a dimension no plan reaches: the reachable extreme or nearest sizes, and fixes."""
     route = list(routes(transposed, start, target, layers, kernel, max_kernel, max_stride))[-1]
     bound = f"kernel_size {route.kernel}" if route.kernel is not None else f"kernel_size <= {route.cap}"
-    what = (f"{call}: {describe_layers(layers, transposed)} cannot take size {start} to {target} in dimension "
+    what = (f"{call}: {describe_layers(layers, transposed)} cannot take size {start} to {target} in "
             f"{dim} ({bound}, stride <= {max_stride}, padding <= kernel_size-1).")
     finals = _forward_sets(route, layers + _SEARCHED)
     reached = finals[layers]

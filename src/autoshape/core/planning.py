@@ -12,7 +12,7 @@ from typing import Any, overload
 
 from .plan_errors import unreachable
 from .plan_search import describe_layers, plan_dim
-from .sizes import IntOrTuple, as_int, as_tuple, dim_names, spatial_ndim
+from .sizes import IntOrTuple, as_int, as_tuple, dim_labels, spatial_ndim
 from .solver import ConvParams
 from .text import aligned_table, format_shape
 
@@ -175,7 +175,7 @@ def _plan(transposed: bool, input_size: IntOrTuple, output_size: IntOrTuple, num
         relation = "at least" if transposed else "at most"
         raise ValueError(f"{call}: {name} needs an output_size {relation} the input_size in every dimension, "
                          f"got {targets} from {starts}. Fix: use {other} for the other direction.")
-    names = dim_names(n)
+    names = dim_labels(n)
     paths = []
     for i, o, k, cap, s, dim in zip(starts, targets, kernels, caps, strides, names):
         path = plan_dim(transposed, i, o, layers, k, cap, s)

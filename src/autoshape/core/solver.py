@@ -10,7 +10,7 @@ from ..errors import ShapeError
 from .arithmetic import conv_out, conv_transpose_out
 from .reachable import nearest_reachable
 from .search import candidates
-from .sizes import IntOrTuple, as_tuple, dim_names, spatial_ndim
+from .sizes import IntOrTuple, as_tuple, dim_labels, spatial_ndim
 from .window import Candidate, Request
 
 __all__ = ["ConvParams", "ranked_solutions", "solve_conv", "solve_conv_transpose"]
@@ -116,7 +116,7 @@ def _unreachable(r: Request, dim: str) -> ShapeError:
     if freeable:
         fix += f", or leave {'/'.join(freeable)} free (None)"
     return ShapeError(
-        f"no {layer} takes size {r.i} to {r.o} in dimension {dim} with {_describe_fixed(r)}. "
+        f"no {layer} takes size {r.i} to {r.o} in {dim} with {_describe_fixed(r)}. "
         f"Nearest reachable sizes: {', '.join(near)}. Fix: {fix}."
     )
 
@@ -128,7 +128,7 @@ def _combine(per_dim: Sequence[Candidate], requests: Sequence[Request]) -> ConvP
 
 
 def _solve(requests: list[Request]) -> ConvParams:
-    names = dim_names(len(requests))
+    names = dim_labels(len(requests))
     best = []
     for r, dim in zip(requests, names):
         first = next(candidates(r), None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Union, overload
 
-from .empty_output import Change, Layer, check_output
+from .empty_output import CONV_CHANGES, POOL_CHANGES, Layer, check_output, transpose_changes
 from .sizes import IntOrTuple, as_tuple, like, spatial_ndim
 
 __all__ = [
@@ -78,35 +78,6 @@ def _layers(**values: tuple[int, ...]) -> list[Layer]:
     return [dict(zip(values, column)) for column in zip(*values.values())]
 
 
-def _extent(layer: Layer) -> int:
-    return layer["dilation"] * (layer["kernel_size"] - 1) + 1
-
-
-_MORE_INPUT = Change("input_size", "a larger input", lambda x: range(x["input_size"] + 1, _extent(x) + 1))
-_LESS_DILATION = Change("dilation", "less dilation", lambda x: range(x["dilation"] - 1, 0, -1))
-_CONV_CHANGES = (
-    _MORE_INPUT,
-    Change("padding", "more padding", lambda x: range(x["padding"] + 1, _extent(x) + 1)),
-    Change("kernel_size", "a smaller kernel", lambda x: range(x["kernel_size"] - 1, 0, -1)),
-    _LESS_DILATION,
-)
-_POOL_CHANGES = (  # torch keeps pool padding at most half the kernel
-    _MORE_INPUT,
-    Change("padding", "more padding", lambda x: range(x["padding"] + 1, x["kernel_size"] // 2 + 1)),
-    Change("kernel_size", "a smaller kernel", lambda x: range(x["kernel_size"] - 1, max(1, 2 * x["padding"]) - 1, -1)),
-    _LESS_DILATION,
-)
-
-
-def _transpose_changes(deficit: int) -> tuple[Change, ...]:
-    """A transposed convolution grows with its input, kernel and stride, and shrinks with its padding."""
-    return (
-        Change("padding", "less padding", lambda x: range(x["padding"] - 1, -1, -1)),
-        Change("kernel_size", "a larger kernel", lambda x: range(x["kernel_size"] + 1, x["kernel_size"] + deficit + 1)),
-        Change("input_size", "a larger input", lambda x: range(x["input_size"] + 1, x["input_size"] + deficit + 1)),
-    )
-
-
 def _conv_size(x: Layer) -> int:
     return conv_out(x["input_size"], x["kernel_size"], x["stride"], x["padding"], x["dilation"])
 
@@ -173,7 +144,7 @@ def conv_output_size(
         return _form((input_size, kernel_size, stride, padding, dilation), i)
     p = (0,) * n if isinstance(padding, str) else as_tuple(padding, "padding", n, minimum=0)
     layers = _layers(input_size=i, kernel_size=k, stride=s, padding=p, dilation=d)
-    sizes = check_output("this convolution", _conv_size, layers, _CONV_CHANGES)
+    sizes = check_output("this convolution", _conv_size, layers, CONV_CHANGES)
     return _form((input_size, kernel_size, stride, padding, dilation), sizes)
 
 
@@ -241,7 +212,7 @@ def conv_transpose_output_size(
 
 def _transposed_sizes(layers: list[Layer]) -> tuple[int, ...]:
     deficit = max(1 - _conv_transpose_size(x) for x in layers)
-    return check_output("this transposed convolution", _conv_transpose_size, layers, _transpose_changes(deficit))
+    return check_output("this transposed convolution", _conv_transpose_size, layers, transpose_changes(deficit))
 
 
 def conv_transpose_output_range(
@@ -329,7 +300,7 @@ def pool_output_size(
 
     layers = _layers(input_size=i, kernel_size=k, stride=s, padding=p, dilation=d)
     return _form((input_size, kernel_size, stride, padding, dilation), check_output("this pooling", size, layers,
-                                                                                   _POOL_CHANGES))
+                                                                                   POOL_CHANGES))
 
 
 def scaled_size(input_size: IntOrTuple, scale_factor: float | Sequence[float]) -> IntOrTuple:

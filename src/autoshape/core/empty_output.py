@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from ..errors import ShapeError
 
-__all__ = ["Change", "check_output"]
+__all__ = ["CONV_CHANGES", "POOL_CHANGES", "Change", "Layer", "check_output", "transpose_changes"]
 
 Layer = dict[str, int]
 """One dimension of a layer: ``input_size``, ``kernel_size``, ``stride``, ``padding``, ``dilation``, …"""
@@ -61,3 +61,36 @@ def check_output(what: str, size: Callable[[Layer], int], layers: Sequence[Layer
     inputs = tuple(layer["input_size"] for layer in layers)
     raise ShapeError(f"{what} gives output size {sizes} for input size {inputs}: every size must be >= 1. "
                      f"Fix: use {', or '.join(fixes)}.")
+
+
+def _extent(layer: Layer) -> int:
+    return layer["dilation"] * (layer["kernel_size"] - 1) + 1
+
+
+# What grows each layer's output, and how far to look: a convolution or pooling with an input as
+# large as its kernel's extent (or padding that large) is never empty; a transposed one grows by
+# at least one per step of its kernel or input.
+
+_MORE_INPUT = Change("input_size", "a larger input", lambda x: range(x["input_size"] + 1, _extent(x) + 1))
+_LESS_DILATION = Change("dilation", "less dilation", lambda x: range(x["dilation"] - 1, 0, -1))
+CONV_CHANGES = (
+    _MORE_INPUT,
+    Change("padding", "more padding", lambda x: range(x["padding"] + 1, _extent(x) + 1)),
+    Change("kernel_size", "a smaller kernel", lambda x: range(x["kernel_size"] - 1, 0, -1)),
+    _LESS_DILATION,
+)
+POOL_CHANGES = (  # torch keeps pool padding at most half the kernel
+    _MORE_INPUT,
+    Change("padding", "more padding", lambda x: range(x["padding"] + 1, x["kernel_size"] // 2 + 1)),
+    Change("kernel_size", "a smaller kernel", lambda x: range(x["kernel_size"] - 1, max(1, 2 * x["padding"]) - 1, -1)),
+    _LESS_DILATION,
+)
+
+
+def transpose_changes(deficit: int) -> tuple[Change, ...]:
+    """A transposed convolution grows with its input, kernel and stride, and shrinks with its padding."""
+    return (
+        Change("padding", "less padding", lambda x: range(x["padding"] - 1, -1, -1)),
+        Change("kernel_size", "a larger kernel", lambda x: range(x["kernel_size"] + 1, x["kernel_size"] + deficit + 1)),
+        Change("input_size", "a larger input", lambda x: range(x["input_size"] + 1, x["input_size"] + deficit + 1)),
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import re
 from collections.abc import Iterator
@@ -105,6 +106,36 @@ def test_conv_solutions_are_exact_or_refused(request: tuple[tuple[int, ...], tup
         return
     assert torch_size(params, i) == o
     assert all(getattr(params, name) == (value,) * len(i) for name, value in kwargs.items())
+
+
+def follow_fixes(message: str) -> list[dict[str, object]]:
+    """The changes each fix of a refusal asks for, as keyword arguments (None frees a value)."""
+    fix = message.split("Fix: ", 1)[1]
+    changes: list[dict[str, object]] = [{"output_size": ast.literal_eval(size)}
+                                        for size in re.findall(r"output_size=(\(.*?\)|\d+)", fix)]
+    freed = re.search(r"leave (\S+) free \(None\)", fix)
+    if freed:
+        changes.append(dict.fromkeys(freed.group(1).split("/")))
+    return changes
+
+
+@settings(max_examples=300)
+@given(transposed=st.booleans(), request=requests(True), bounds=st.fixed_dictionaries(
+    {}, optional={"max_kernel_size": st.integers(1, 5), "max_stride": st.integers(1, 3)}))
+def test_every_fix_of_a_refusal_works_when_followed_literally(transposed: bool, request: tuple, bounds: dict) -> None:
+    i, o, kwargs = request
+    kwargs = {**kwargs, **({} if "kernel_size" in kwargs else bounds)}
+    try:
+        solve(transposed, i, o, **kwargs)
+        return
+    except ShapeError as error:
+        changes = follow_fixes(str(error))
+    assert changes
+    for change in changes:
+        target = change.pop("output_size", o)
+        params = solve(transposed, i, target, **{**kwargs, **change})
+        expected = target if isinstance(target, tuple) else (target,) * len(i)
+        assert torch_size(params, i) == expected, (change, target)
 
 
 @given(transposed=st.booleans(), i=st.integers(1, 40), o=st.integers(1, 40), d=st.integers(1, 3))
@@ -324,7 +355,8 @@ def test_as_kwargs_fit_the_torch_layers() -> None:
         ((4, 8), {"max_stride": 0}, ValueError, "max_stride must be >= 1"),
         ((6, 21), {"kernel_size": 3, "stride": 3},
          ShapeError, r"takes size 6 to 21 in dimension 1 of 1 \(length\) with kernel_size=3, stride=3, dilation=1\. "
-                     r"Nearest reachable sizes: 20 below, none above\. Fix: ask for 20, or leave kernel_size/stride"),
+                     r"Nearest reachable sizes: 20 below, none above\. "
+                     r"Fix: ask for output_size=20, or leave kernel_size/stride free \(None\)\."),
         (((8, 6), (16, 15)), {"kernel_size": 4, "stride": 2, "padding": 1},
          ShapeError, r"takes size 6 to 15 in dimension 2 of 2 \(width\) .* 13 below, none above"),
         ((10, 40), {"max_kernel_size": 3, "max_stride": 2}, ShapeError, r"22 below, none above.*max_kernel_size"),

@@ -104,20 +104,28 @@ def _describe_fixed(r: Request) -> str:
     return ", ".join(parts)
 
 
-def _unreachable(r: Request, dim: str) -> ShapeError:
-    layer = "transposed convolution" if r.transposed else "convolution"
-    below, above = nearest_reachable(r)
+def _unreachable(requests: Sequence[Request], failing: Sequence[int]) -> ShapeError:
+    """The error for the first failing dimension, with fixes that mend every failing dimension at once."""
+    r, names = requests[failing[0]], dim_labels(len(requests))
+    nearest = {d: nearest_reachable(requests[d]) for d in failing}
+    below, above = nearest[failing[0]]
     near = [f"{below} below" if below is not None else "none below",
             f"{above} above" if above is not None else "none above"]
-    asks = " or ".join(str(v) for v in (below, above) if v is not None)
+    asks = []
+    for prefer_above in (False, True):  # one target per side: each failing dimension at its nearest size
+        sizes = [req.o if d not in nearest else (nearest[d][prefer_above] or nearest[d][not prefer_above] or req.o)
+                 for d, req in enumerate(requests)]
+        shown = f"output_size={sizes[0] if len(set(sizes)) == 1 else tuple(sizes)}"
+        if all(d in nearest and any(nearest[d]) for d in failing) and shown not in asks:
+            asks.append(shown)
     freeable = [n for n, v in (("kernel_size", r.kernel), ("stride", r.stride), ("padding", r.padding),
                                ("max_kernel_size", r.max_kernel), ("max_stride", r.max_stride)) if v is not None]
-    fix = f"ask for {asks}" if asks else "change the request"
-    if freeable:
-        fix += f", or leave {'/'.join(freeable)} free (None)"
+    fixes = ([f"ask for {' or '.join(asks)}"] if asks else []) + (
+        [f"leave {'/'.join(freeable)} free (None)"] if freeable else [])
+    layer = "transposed convolution" if r.transposed else "convolution"
     return ShapeError(
-        f"no {layer} takes size {r.i} to {r.o} in {dim} with {_describe_fixed(r)}. "
-        f"Nearest reachable sizes: {', '.join(near)}. Fix: {fix}."
+        f"no {layer} takes size {r.i} to {r.o} in {names[failing[0]]} with {_describe_fixed(r)}. "
+        f"Nearest reachable sizes: {', '.join(near)}. Fix: {', or '.join(fixes)}."
     )
 
 
@@ -128,14 +136,11 @@ def _combine(per_dim: Sequence[Candidate], requests: Sequence[Request]) -> ConvP
 
 
 def _solve(requests: list[Request]) -> ConvParams:
-    names = dim_labels(len(requests))
-    best = []
-    for r, dim in zip(requests, names):
-        first = next(candidates(r), None)
-        if first is None:
-            raise _unreachable(r, dim)
-        best.append(first)
-    return _combine(best, requests)
+    best = [next(candidates(r), None) for r in requests]
+    failing = [d for d, found in enumerate(best) if found is None]
+    if failing:
+        raise _unreachable(requests, failing)
+    return _combine([found for found in best if found is not None], requests)
 
 
 def solve_conv_transpose(

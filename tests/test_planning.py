@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import itertools
 import json
 import re
 from collections.abc import Callable
 from dataclasses import fields, replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -143,6 +145,49 @@ def check_refusal(message: str, transposed: bool, start: int, target: int, layer
     for size in re.findall(r"output_size (\d+)(?: or (\d+))?", message):
         for value in filter(None, size):
             assert planner(transposed)(start, int(value), layers, **bounds).output_size == (int(value),)
+    follow_kernel_fixes(message, transposed, (start,), (target,), layers, bounds)
+
+
+def follow_kernel_fixes(message: str, transposed: bool, start: tuple[int, ...], target: tuple[int, ...],
+                        layers: int, bounds: dict[str, Any]) -> None:
+    """'leave kernel_size free' and 'max_kernel_size=K' plan the target when followed literally."""
+    fix = message.split("Fix: ")[1]
+    free = {name: value for name, value in bounds.items() if name != "kernel_size"}
+    if "leave kernel_size free (None)" in fix:
+        assert_exact(planner(transposed)(start, target, layers, **free), start, target)
+    for value in re.findall(r"max_kernel_size=(\d+)", fix):
+        plan = planner(transposed)(start, target, layers, **{**free, "max_kernel_size": int(value)})
+        assert_exact(plan, start, target)
+
+
+@settings(max_examples=100)
+@given(transposed=st.booleans(), small=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+       growth=st.tuples(st.integers(0, 40), st.integers(0, 40)), layers=st.integers(1, 4),
+       bound=st.sampled_from(["kernel_size", "max_kernel_size"]), kernel=st.integers(1, 4),
+       max_stride=st.integers(1, 3))
+def test_every_fix_of_a_2d_refusal_plans_every_dimension_when_followed(
+    transposed: bool, small: tuple[int, int], growth: tuple[int, int], layers: int, bound: str, kernel: int,
+    max_stride: int
+) -> None:
+    """More layers, a larger stride or kernel bound change every dimension: each fix is checked on both."""
+    big = (small[0] + growth[0], small[1] + growth[1])
+    start, target = (small, big) if transposed else (big, small)
+    bounds: dict[str, Any] = {bound: kernel, "max_stride": max_stride}
+    try:
+        planner(transposed)(start, target, layers, **bounds)
+        return
+    except ShapeError as error:
+        message = str(error)
+    fix = message.split("Fix: ")[1]
+    for value in re.findall(r"output_size (\([\d, ]+\)|\d+)", fix) + re.findall(r" or (\([\d, ]+\))", fix):
+        asked = ast.literal_eval(value)
+        asked = asked if isinstance(asked, tuple) else (asked, asked)
+        assert_exact(planner(transposed)(start, asked, layers, **bounds), start, asked)
+    for name, value in re.findall(r"(num_layers|max_stride)=(\d+)", fix):
+        count = int(value) if name == "num_layers" else layers
+        changed = {**bounds, "max_stride": int(value)} if name == "max_stride" else bounds
+        assert_exact(planner(transposed)(start, target, count, **changed), start, target)
+    follow_kernel_fixes(message, transposed, start, target, layers, bounds)
 
 
 @settings(max_examples=80)
@@ -337,7 +382,7 @@ def test_too_few_layers_names_the_largest_size_and_confirmed_fixes() -> None:
 
 
 def test_too_few_layers_down_names_the_smallest_size() -> None:
-    with pytest.raises(ShapeError, match=r"The smallest size they reach is 2\. Fix: use num_layers=5"):
+    with pytest.raises(ShapeError, match=r"smallest size they reach is 2\. Fix: use output_size 2, or num_layers=5"):
         plan_downsampling(64, 1, 4, kernel_size=4)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, overload
 
-from .plan_errors import unreachable
+from .plan_errors import DimRequest, unreachable
 from .plan_search import describe_layers, plan_dim
 from .sizes import IntOrTuple, as_int, as_tuple, dim_labels, spatial_ndim
 from .solver import ConvParams
@@ -175,13 +175,13 @@ def _plan(transposed: bool, input_size: IntOrTuple, output_size: IntOrTuple, num
         relation = "at least" if transposed else "at most"
         raise ValueError(f"{call}: {name} needs an output_size {relation} the input_size in every dimension, "
                          f"got {targets} from {starts}. Fix: use {other} for the other direction.")
-    names = dim_labels(n)
-    paths = []
-    for i, o, k, cap, s, dim in zip(starts, targets, kernels, caps, strides, names):
-        path = plan_dim(transposed, i, o, layers, k, cap, s)
-        if path is None:
-            raise unreachable(transposed, i, o, layers, k, cap, s, dim, call)
-        paths.append(path)
+    dims = [DimRequest(*request) for request in zip(starts, targets, kernels, caps, strides)]
+    found = [plan_dim(transposed, dim.start, dim.target, layers, dim.kernel, dim.max_kernel, dim.max_stride)
+             for dim in dims]
+    paths = [path for path in found if path is not None]
+    if len(paths) < n:
+        failing = [d for d, path in enumerate(found) if path is None]
+        raise unreachable(transposed, dims, layers, failing, dim_labels(n), call)
     sizes = [starts, *(tuple(path[j][0] for path in paths) for j in range(layers))]
     return Plan(tuple(PlanStep(sizes[j], sizes[j + 1], _merge([path[j][1] for path in paths]))
                       for j in range(layers)))

@@ -391,6 +391,19 @@ def test_parity_gap_names_the_nearest_sizes() -> None:
         plan_upsampling(4, 7, 2, kernel_size=3, max_stride=1)
 
 
+@pytest.mark.parametrize("transposed", [True, False])
+def test_a_wrong_direction_fix_works_when_followed(transposed: bool) -> None:
+    start, target = (28, 1) if transposed else (1, 28)
+    with pytest.raises(ValueError, match=r"Fix: use plan_(down|up)sampling for the other direction"):
+        planner(transposed)(start, target, 3)
+    assert_exact(planner(not transposed)(start, target, 3), (start,), (target,))
+    mixed = ((4, 8), (8, 4)) if transposed else ((8, 4), (4, 8))
+    with pytest.raises(ValueError) as caught:
+        planner(transposed)(*mixed, 2)
+    kept = ast.literal_eval(re.findall(r"Fix: use output_size=(\(.*?\))", str(caught.value))[0])
+    assert_exact(planner(transposed)(mixed[0], kept, 2), mixed[0], kept)
+
+
 @pytest.mark.parametrize(("call", "error", "pattern"), [
     (lambda: plan_upsampling(28, 1, 3), ValueError, "at least the input_size.*Fix: use plan_downsampling"),
     (lambda: plan_downsampling(1, 28, 3), ValueError, "at most the input_size.*Fix: use plan_upsampling"),

@@ -170,11 +170,15 @@ def _plan(transposed: bool, input_size: IntOrTuple, output_size: IntOrTuple, num
     caps: Sequence[int | None] = (None,) * n if max_kernel_size is None else as_tuple(
         max_kernel_size, "max_kernel_size", n)
     strides = as_tuple(max_stride, "max_stride", n)
-    if any(o < i if transposed else o > i for i, o in zip(starts, targets)):
+    wrong = [o < i if transposed else o > i for i, o in zip(starts, targets)]
+    if any(wrong):
         other = "plan_downsampling" if transposed else "plan_upsampling"
+        kept = tuple(i if turned else o for i, o, turned in zip(starts, targets, wrong))
+        fix = (f"use {other} for the other direction" if all(wrong) else
+               f"use output_size={kept} (those dimensions keep their size), and resize them separately")
         relation = "at least" if transposed else "at most"
         raise ValueError(f"{call}: {name} needs an output_size {relation} the input_size in every dimension, "
-                         f"got {targets} from {starts}. Fix: use {other} for the other direction.")
+                         f"got {targets} from {starts}. Fix: {fix}.")
     dims = [DimRequest(*request) for request in zip(starts, targets, kernels, caps, strides)]
     found = [plan_dim(transposed, dim.start, dim.target, layers, dim.kernel, dim.max_kernel, dim.max_stride)
              for dim in dims]

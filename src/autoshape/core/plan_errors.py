@@ -1,23 +1,27 @@
 """Why a plan is impossible: the reachable extreme or nearest sizes, and fixes confirmed before they are named.
 
 Every fix is checked on every dimension at once (more layers change them all), with the exact
-reachable sets of :mod:`autoshape.core.plan_reach`; the planner is complete, so a reachable target
-is planned.
+reachable sets of :mod:`autoshape.core.plan_reach`, computed in the direction in which sizes
+shrink (back from the target of an upsampling plan, forward from the start of a downsampling
+one), so their number stays small; the planner is complete, so a reachable target is planned.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from ..errors import ShapeError
-from .plan_reach import LEVELS, Route, Sizes, contains, forward
+from .plan_reach import LEVELS, Route, Sizes, backward, beyond_reach, contains, extreme, forward
 from .plan_search import describe_layers, routes
 
 __all__ = ["DimRequest", "unreachable"]
 
-_SEARCHED = 8
-"""How many extra layers, and larger strides, an error message tries when it suggests a fix."""
+_MORE_LAYERS, _MORE_STRIDE = 8, 4
+"""How many extra layers, and how much larger a max_stride, an error message tries when it suggests a fix
+(larger strides multiply the sets of sizes to follow)."""
+_ANY = LEVELS[-1]
 
 
 class DimRequest(NamedTuple):
@@ -35,16 +39,21 @@ def _route(transposed: bool, dim: DimRequest, layers: int) -> Route:
     return list(routes(transposed, dim.start, dim.target, layers, dim.kernel, dim.max_kernel, dim.max_stride))[-1]
 
 
-def _forward_sets(route: Route, count: int) -> list[Sizes]:
-    """The sizes reachable from the start after 0, 1, …, ``count`` layers."""
-    sets: list[Sizes] = [((route.start, route.start, 1),)]
-    for _ in range(count):
-        sets.append(forward(route, LEVELS[-1], sets[-1]))
-    return sets
-
-
+@functools.lru_cache(maxsize=256)
 def _reaches(route: Route) -> bool:
-    return contains(_forward_sets(route, route.layers)[-1], route.target)
+    """Whether any plan of the route reaches its target (sizes followed where they shrink, after the
+    cheap test that the extreme size lies beyond the target)."""
+    if beyond_reach(route):
+        return False
+    if route.transposed:
+        sizes: Sizes = ((route.target, route.target, 1),)
+        for layer in range(route.layers, 0, -1):
+            sizes = backward(route, _ANY, sizes, layer)
+        return contains(sizes, route.start)
+    sizes = ((route.start, route.start, 1),)
+    for layer in range(route.layers):
+        sizes = forward(route, _ANY, sizes, layer)
+    return contains(sizes, route.target)
 
 
 def _all_reach(transposed: bool, dims: Sequence[DimRequest], layers: int) -> bool:
@@ -58,6 +67,14 @@ def _smallest_cap(route: Route) -> int:
         middle = (low + high) // 2
         low, high = (low, middle) if _reaches(route._replace(cap=middle)) else (middle, high)
     return high
+
+
+def _finals(route: Route, slack: int) -> Sizes:
+    """Every final size within ``slack`` of the target (an upsampling route's finals grow without bound)."""
+    sizes: Sizes = ((route.start, route.start, 1),)
+    for layer in range(route.layers):
+        sizes = forward(route, _ANY, sizes, layer, slack)
+    return sizes
 
 
 def _nearest(sizes: Sizes, target: int) -> tuple[int | None, int | None]:
@@ -86,14 +103,21 @@ def _targets(transposed: bool, dims: Sequence[DimRequest], failing: dict[int, tu
     return [f"output_size {' or '.join(shown)}"] if shown else []
 
 
-def _fixes(transposed: bool, dims: Sequence[DimRequest], layers: int) -> list[str]:
-    """The fewest extra layers, the smallest larger max_stride, and a kernel bound, that plan every dimension."""
+def _fixes(transposed: bool, dims: Sequence[DimRequest], layers: int, failing: Sequence[int]) -> list[str]:
+    """The fewest extra layers, the smallest larger max_stride, and a kernel bound, that plan every dimension.
+
+    The failing dimensions are checked first (the likeliest to fail again), those with the nearest ends
+    first among them: their sets of sizes are the smallest."""
+    def order(d: int) -> tuple[bool, float]:
+        return d not in failing, max(dims[d].start, dims[d].target) / min(dims[d].start, dims[d].target)
+
+    dims = [dims[d] for d in sorted(range(len(dims)), key=order)]
     fixes = []
-    more = next((n for n in range(layers + 1, layers + _SEARCHED + 1) if _all_reach(transposed, dims, n)), None)
+    more = next((n for n in range(layers + 1, layers + _MORE_LAYERS + 1) if _all_reach(transposed, dims, n)), None)
     if more is not None:
         fixes.append(f"num_layers={more}")
     top = max(dim.max_stride for dim in dims)
-    stride = next((s for s in range(top + 1, top + _SEARCHED + 1)
+    stride = next((s for s in range(top + 1, top + _MORE_STRIDE + 1)
                    if _all_reach(transposed, [dim._replace(max_stride=s) for dim in dims], layers)), None)
     if stride is not None:
         fixes.append(f"max_stride={stride}")
@@ -106,6 +130,20 @@ def _fixes(transposed: bool, dims: Sequence[DimRequest], layers: int) -> list[st
     return fixes
 
 
+def _reach_text(route: Route) -> tuple[str, tuple[int | None, int | None]]:
+    """What the message says the route reaches, and its nearest sizes below and above the target."""
+    far = extreme(route)
+    if route.transposed and far < route.target:
+        return f"The largest size they reach is {far}.", (far, None)
+    if not route.transposed and far > route.target:
+        return f"The smallest size they reach is {far}.", (None, far)
+    slack = 3 * route.target + 2 * route.cap * route.max_stride  # finals up to about 4·target are looked at
+    below, above = _nearest(_finals(route, slack), route.target)
+    horizon = route.target + slack
+    shown = above or ("none" if not route.transposed or far <= horizon else f"none up to {horizon}")
+    return f"Nearest reachable sizes: {below or 'none'} below, {shown} above.", (below, above)
+
+
 def unreachable(transposed: bool, dims: Sequence[DimRequest], layers: int, failing: Sequence[int],
                 names: Sequence[str], call: str) -> ShapeError:
     """The error for a plan no search completes: the first failing dimension's reachable extreme or
@@ -115,17 +153,7 @@ def unreachable(transposed: bool, dims: Sequence[DimRequest], layers: int, faili
     bound = f"kernel_size {route.kernel}" if route.kernel is not None else f"kernel_size <= {route.cap}"
     what = (f"{call}: {describe_layers(layers, transposed)} cannot take size {first.start} to {first.target} in "
             f"{names[failing[0]]} ({bound}, stride <= {first.max_stride}, padding <= kernel_size-1).")
-    finals = {d: _forward_sets(_route(transposed, dims[d], layers), layers)[-1] for d in failing}
-    reached = finals[failing[0]]
-    largest, smallest = max(hi for _, hi, _ in reached), reached[0][0]
-    fixes = _fixes(transposed, dims, layers)
-    if transposed and largest < first.target:
-        reach = f"The largest size they reach is {largest}."
-    elif not transposed and smallest > first.target:
-        reach = f"The smallest size they reach is {smallest}."
-    else:
-        below, above = _nearest(reached, first.target)
-        reach = f"Nearest reachable sizes: {below or 'none'} below, {above or 'none'} above."
-    nearest = {d: _nearest(sizes, dims[d].target) for d, sizes in finals.items()}
-    fixes = _targets(transposed, dims, nearest) + fixes
+    reach, _ = _reach_text(route)
+    nearest = {d: _reach_text(_route(transposed, dims[d], layers))[1] for d in failing}
+    fixes = _targets(transposed, dims, nearest) + _fixes(transposed, dims, layers, failing)
     return ShapeError(f"{what} {reach} Fix: use {', or '.join(fixes)}.")

@@ -20,7 +20,21 @@ import itertools
 from collections.abc import Iterable
 from typing import NamedTuple
 
-__all__ = ["LEVELS", "Level", "Route", "Sizes", "Span", "backward", "contains", "deltas", "forward", "intersect"]
+__all__ = [
+    "LEVELS",
+    "Level",
+    "Route",
+    "Sizes",
+    "Span",
+    "backward",
+    "beyond_reach",
+    "contains",
+    "deltas",
+    "extreme",
+    "forward",
+    "intersect",
+    "window",
+]
 
 Span = tuple[int, int, int]
 """``(lo, hi, step)`` with step 1 or 2: the sizes ``lo, lo+step, …, hi``."""
@@ -62,6 +76,23 @@ def deltas(route: Route, s: int, divisible: bool) -> Span | None:
         return (-reach, reach + s - 1, 2 if s == 1 and reach else 1)
     top = route.cap - route.cap % s if divisible else route.cap  # the largest kernel allowed
     return None if top < 1 else (1 - top, top + s - 2, 1)
+
+
+def extreme(route: Route) -> int:
+    """The largest final size of an upsampling route, the smallest of a downsampling one: every layer
+    at the largest stride and δ. Projections from or to 1 of a soft route reach anything (the target)."""
+    if route.soft and ((route.transposed and route.start == 1) or (not route.transposed and route.target == 1)):
+        return route.target
+    size, s = route.start, route.max_stride
+    _, top, _ = deltas(route, s, False) or (0, 0, 1)  # any kernel: never None
+    for _ in range(route.layers):
+        size = (size - 1) * s + 1 + top if route.transposed else max(1, -(-(size - 1 - top) // s) + 1)
+    return size
+
+
+def beyond_reach(route: Route) -> bool:
+    """A cheap sufficient test that no plan of the route reaches its target: its extreme falls short."""
+    return extreme(route) < route.target if route.transposed else extreme(route) > route.target
 
 
 def _at_least(span: Span, bound: int) -> Span | None:
@@ -168,11 +199,19 @@ def _normalized(spans: Iterable[Span], low: int, high: int | None) -> Sizes:
     return tuple(merged)
 
 
-def _bounds(route: Route) -> tuple[int, int | None]:
-    """Sizes a plan may pass through: a soft route never turns back, so it stays between its ends."""
+def window(route: Route, layer: int, slack: int = 0) -> tuple[int, int]:
+    """The sizes a plan can have after ``layer`` layers and still end within ``slack`` of the target.
+
+    A layer moves a size against the plan's direction by at most ``cap-1`` (a transposed one shrinks
+    by at most that, a plain one grows by at most that), so a size beyond these bounds could not
+    come back; a soft route never turns back at all, so it stays between its two ends.
+    """
     if route.soft:
         return min(route.start, route.target), max(route.start, route.target)
-    return 1, None
+    back, left = route.cap - 1, route.layers - layer
+    if route.transposed:
+        return max(1, route.start - layer * back), route.target + slack + left * back
+    return max(1, route.target - slack - left * back), route.start + layer * back
 
 
 def _least(level: Level) -> int | None:
@@ -180,32 +219,31 @@ def _least(level: Level) -> int | None:
     return None if level.reversals else 0 if level.idle else 1
 
 
-def _step(route: Route, level: Level, sizes: Sizes, to_big: bool) -> Sizes:
-    """The sizes one layer relates to ``sizes``: bigger-role sizes if ``to_big``, else smaller-role ones."""
+def _step(route: Route, level: Level, sizes: Sizes, to_big: bool, bounds: tuple[int, int]) -> Sizes:
+    """The sizes one layer relates to ``sizes`` (bigger-role ones if ``to_big``) within ``bounds``."""
     least, found = _least(level), []
     for s in range(1, route.max_stride + 1):
         d = deltas(route, s, route.transposed and not level.checkerboards)
         if d is not None:
             for span in sizes:
                 found += _image(span, s, d, least) if to_big else _preimage(span, s, d, least)
-    low, high = _bounds(route)
     if route.soft and (route.transposed or route.target == 1):  # a projection: its kernel is its footprint
         smallest_big = 1 + (least or 0)
-        if to_big and contains(sizes, 1) and high is not None:
-            found.append((smallest_big, high, 1))
+        if to_big and contains(sizes, 1):
+            found.append((smallest_big, bounds[1], 1))
         elif not to_big and any(span[1] >= smallest_big for span in sizes):
             found.append((1, 1, 1))
-    return _normalized(found, low, high)
+    return _normalized(found, *bounds)
 
 
-def forward(route: Route, level: Level, sizes: Sizes) -> Sizes:
-    """The sizes one more layer reaches from ``sizes``."""
-    return _step(route, level, sizes, to_big=route.transposed)
+def forward(route: Route, level: Level, sizes: Sizes, layer: int, slack: int = 0) -> Sizes:
+    """The sizes one more layer reaches from ``sizes``, the sizes after ``layer`` layers."""
+    return _step(route, level, sizes, route.transposed, window(route, layer + 1, slack))
 
 
-def backward(route: Route, level: Level, sizes: Sizes) -> Sizes:
-    """The sizes from which one layer reaches ``sizes``."""
-    return _step(route, level, sizes, to_big=not route.transposed)
+def backward(route: Route, level: Level, sizes: Sizes, layer: int) -> Sizes:
+    """The sizes after ``layer-1`` layers from which one layer reaches ``sizes``."""
+    return _step(route, level, sizes, not route.transposed, window(route, layer - 1))
 
 
 def contains(sizes: Sizes, x: int) -> bool:

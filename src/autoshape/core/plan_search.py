@@ -18,9 +18,9 @@ The first three are settled exactly before any search: :mod:`autoshape.core.plan
 sizes from which the target stays reachable at each :data:`~autoshape.core.plan_reach.LEVELS`, and
 the search only visits those, so its every partial plan can still be completed at the best level.
 The search keeps the cheapest partial plan to each size (Viterbi). It is exhaustive, hence exact,
-while it needs at most ``_EDGES`` layer evaluations and ``_CHOICES`` next sizes per size; past
-that it follows the most promising sizes only (those nearest the geometric schedule, whole
-strides, the extremes), which keeps its cost bounded at any size. Each layer's parameters are then
+while it needs at most ``_EDGES`` layer evaluations per request and ``_CHOICES`` next sizes per
+size; past that it follows the most promising sizes only (those nearest the geometric schedule,
+whole strides, the extremes), which keeps its cost bounded at any size. Each layer's parameters are then
 the solver's best for its two sizes, a kernel divisible by its stride first.
 
 Kernels are bounded by the fixed ``kernel_size``, else by ``max_kernel_size``; within such a hard
@@ -38,7 +38,7 @@ import operator
 from collections.abc import Iterator
 from dataclasses import replace
 
-from .plan_reach import LEVELS, Level, Route, Sizes, backward, contains, deltas, forward, intersect
+from .plan_reach import LEVELS, Level, Route, Sizes, backward, beyond_reach, contains, deltas, forward, intersect
 from .search import candidates
 from .solver import ConvParams
 from .window import Request
@@ -52,8 +52,8 @@ _ZERO: _Cost = (0,) * 6
 _DRIFT_SCALE = 10**6
 """Drift is compared as an integer: squared log-ratios in millionths."""
 _EDGES = 2000
-"""Layer evaluations the search may spend before it follows only the most promising sizes (the
-brute-force grids of the tests need at most 1,200)."""
+"""Layer evaluations a plan request may spend (all dimensions together) before the search follows
+only the most promising sizes; the brute-force grids of the tests need fewer than 100."""
 _CHOICES = 48
 """Next sizes tried from one size before only the most promising ones are."""
 
@@ -80,8 +80,8 @@ def routes(transposed: bool, start: int, target: int, layers: int, kernel: int |
 def reachable_sets(route: Route, level: Level) -> list[Sizes]:
     """For each layer count j, the sizes from which the target is reachable in the remaining layers."""
     sets: list[Sizes] = [((route.target, route.target, 1),)]
-    for _ in range(route.layers):
-        sets.append(backward(route, level, sets[-1]))
+    for layer in range(route.layers, 0, -1):
+        sets.append(backward(route, level, sets[-1], layer))
     return sets[::-1]
 
 
@@ -97,11 +97,14 @@ def _whole(route: Route, level: Level, a: int, b: int) -> bool:
     return 2 <= s <= route.max_stride and d is not None and d[0] <= s - 1 <= d[1]
 
 
-def _step_cost(route: Route, level: Level, a: int, b: int, checkerboard: bool) -> _Cost:
+def _cost_after(route: Route, level: Level, a: int, b: int, checkerboard: bool, before: _Cost) -> _Cost:
+    """The cost of a partial plan ``before`` plus its next layer, from a to b (written out: the search's hot path)."""
     small, big = _small_big(route, a, b)
     uneven = small != 1 and small != big and not _whole(route, level, a, b)
     drift = math.log(b / a) - math.log(route.target / route.start) / route.layers
-    return (int(big < small), int(checkerboard), int(a == b), int(uneven), round(_DRIFT_SCALE * drift * drift), b)
+    reversals, checkerboards, idle, uneven_layers, drifts, sizes = before
+    return (reversals + (big < small), checkerboards + checkerboard, idle + (a == b), uneven_layers + uneven,
+            drifts + round(_DRIFT_SCALE * drift * drift), sizes + b)
 
 
 def _fewest_whole_steps(ratio: int, largest: int) -> int | None:
@@ -174,34 +177,33 @@ def _anchors(route: Route, layer: int) -> set[int]:
     return found
 
 
-def _choices(route: Route, level: Level, a: int, layer: int, allowed: Sizes) -> set[int]:
+def _choices(route: Route, level: Level, a: int, layer: int, allowed: Sizes, anchors: set[int]) -> set[int]:
     """The next sizes tried from a: all of them if few, else the most promising ones (the extremes,
     whole strides, and the sizes nearest each anchor)."""
-    nxt = intersect(forward(route, level, ((a, a, 1),)), allowed)
+    nxt = intersect(forward(route, level, ((a, a, 1),), layer), allowed)
     if _count(nxt) <= _CHOICES:
         return _members(nxt)
     wholes = {a * s if route.transposed else a // s for s in range(2, route.max_stride + 1)}
     picks = {nxt[0][0], max(hi for _, hi, _ in nxt)} | {b for b in wholes if contains(nxt, b)}
-    for anchor in _anchors(route, layer):
+    for anchor in anchors:
         picks |= _nearest(nxt, anchor)
     return picks
 
 
-def _search(route: Route, level: Level, sets: list[Sizes]) -> list[int]:
-    """The sizes after each layer of the cheapest plan found (exact while the search is not cut)."""
+def _search(route: Route, level: Level, sets: list[Sizes], budget: int) -> list[int]:
+    """The sizes after each layer of the cheapest plan found (exact while ``budget`` layer evaluations suffice)."""
     layers: list[dict[int, tuple[_Cost, int]]] = [{route.start: (_ZERO, 0)}]
-    budget = _EDGES
     for layer in range(route.layers):
         states = layers[-1]
         ranked = sorted(states, key=lambda a: (_add(states[a][0], _still_to_pay(route, layer, a)), a))
         share = budget - (route.layers - layer - 1) * _CHOICES  # leave each later layer one size's worth
-        reached = dict[int, tuple[_Cost, int]]()
+        reached, anchors = dict[int, tuple[_Cost, int]](), _anchors(route, layer)
         for a in ranked:
-            clean = (forward(route, level._replace(checkerboards=False), ((a, a, 1),))
+            clean = (forward(route, level._replace(checkerboards=False), ((a, a, 1),), layer)
                      if level.checkerboards and route.transposed else None)
-            for b in _choices(route, level, a, layer, sets[layer + 1]):
+            for b in _choices(route, level, a, layer, sets[layer + 1], anchors):
                 checkerboard = clean is not None and not contains(clean, b)
-                cost = _add(states[a][0], _step_cost(route, level, a, b, checkerboard))
+                cost = _cost_after(route, level, a, b, checkerboard, states[a][0])
                 if b not in reached or cost < reached[b][0]:
                     reached[b] = (cost, a)
                 share, budget = share - 1, budget - 1
@@ -239,18 +241,30 @@ def _layer(route: Route, a: int, b: int) -> ConvParams:
 
 
 def best_level(route: Route) -> tuple[int, list[Sizes]] | None:
-    """The index of the cleanest level at which the route reaches its target, with its sets; None if none."""
-    for index, level in enumerate(LEVELS):
-        sets = reachable_sets(route, level)
-        if contains(sets[0], route.start):
-            return index, sets
-    return None
+    """The index of the cleanest level at which the route reaches its target, with its sets; None if none.
+
+    Each level's plans include the previous ones'. The cleanest is tried first (it usually reaches);
+    then the cheap extreme test and the last level tell whether the route reaches at all.
+    """
+    if beyond_reach(route):
+        return None
+    clean = reachable_sets(route, LEVELS[0])
+    if contains(clean[0], route.start):
+        return 0, clean
+    if not contains(reachable_sets(route, LEVELS[-1])[0], route.start):
+        return None
+    return next((index, sets) for index in range(1, len(LEVELS))
+                if contains((sets := reachable_sets(route, LEVELS[index]))[0], route.start))
 
 
 @functools.lru_cache(maxsize=1024)
 def plan_dim(transposed: bool, start: int, target: int, layers: int, kernel: int | None,
-             max_kernel: int | None, max_stride: int) -> DimPath | None:
-    """The cheapest plan of the first route (cap) with the cleanest level reachable; None if none reaches."""
+             max_kernel: int | None, max_stride: int, share: int = 1) -> DimPath | None:
+    """The cheapest plan of the first route (cap) with the cleanest level reachable; None if none reaches.
+
+    ``share``: the number of dimensions planned together; each gets that share of the search's budget,
+    so a request's cost does not grow with its dimensions.
+    """
     found: tuple[Route, int, list[Sizes]] | None = None
     for route in routes(transposed, start, target, layers, kernel, max_kernel, max_stride):
         level = best_level(route)
@@ -261,5 +275,5 @@ def plan_dim(transposed: bool, start: int, target: int, layers: int, kernel: int
     if found is None:
         return None
     route, index, sets = found
-    sizes = _search(route, LEVELS[index], sets)
+    sizes = _search(route, LEVELS[index], sets, _EDGES // share)
     return tuple((b, _layer(route, a, b)) for a, b in zip([start, *sizes], sizes))

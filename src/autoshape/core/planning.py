@@ -180,7 +180,7 @@ def _plan(transposed: bool, input_size: IntOrTuple, output_size: IntOrTuple, num
         raise ValueError(f"{call}: {name} needs an output_size {relation} the input_size in every dimension, "
                          f"got {targets} from {starts}. Fix: {fix}.")
     dims = [DimRequest(*request) for request in zip(starts, targets, kernels, caps, strides)]
-    found = [plan_dim(transposed, dim.start, dim.target, layers, dim.kernel, dim.max_kernel, dim.max_stride)
+    found = [plan_dim(transposed, dim.start, dim.target, layers, dim.kernel, dim.max_kernel, dim.max_stride, n)
              for dim in dims]
     paths = [path for path in found if path is not None]
     if len(paths) < n:

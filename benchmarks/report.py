@@ -99,3 +99,10 @@ def environment(settings: Settings) -> str:
         ("mode", "--quick (CI smoke run: few repeats, numbers are NOT meaningful)" if settings.quick else "full"),
     ]
     return table(("", ""), rows)
+
+
+def refreshed(command: str) -> str:
+    """The note under a section measured apart from the rest of the file: when, at which commit, how."""
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return (f"_This section was measured on its own on {date} (UTC) at commit {_git_commit()}, on the machine "
+            f"described at the top, with `{command}`; the other sections come from the full run above._")

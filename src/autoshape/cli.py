@@ -286,7 +286,9 @@ def _parser() -> argparse.ArgumentParser:
     solve.add_argument("output", type=_size, metavar="OUT", help="the spatial output size to reach exactly")
     _add_direction(solve)
     _add_layer_options(solve)
-    solve.add_argument("--all", action="store_true", help="list the ranked alternatives")
+    solve.add_argument("--all", action="store_true",
+                       help="list the ranked alternatives (up to 10): the conventional ones first, whose stride "
+                       "fits the sizes, then the tail, exact but leaning on padding, listed for completeness")
     solve.add_argument("--json", action="store_true", help="print the ConvParams fields as JSON")
     solve.set_defaults(run=_solve)
 

@@ -370,6 +370,7 @@ REFUSED = [
     ["solve", "12,12", "25,25", "--kernel-size", "3", "--stride", "2", "--padding", "1"],
     ["solve", "8,6", "16,15", "--kernel-size", "4", "--stride", "2", "--padding", "1"],
     ["solve", "10", "40", "--conv", "--kernel-size", "3", "--padding", "1"],
+    ["solve", "6", "7", "--transpose", "--kernel-size", "3", "--stride", "1"],
     ["plan", "4", "1000", "--layers", "1", "--kernel-size", "4"],
     ["plan", "1,1", "64,64", "--layers", "4", "--kernel-size", "4"],
     ["plan", "64", "1", "--layers", "4", "--kernel-size", "4"],
@@ -403,8 +404,8 @@ def followed(argv: list[str], fix: str) -> list[list[str]]:
 
     lines = []
     for item in fix.split(", or "):
-        if sizes := re.search(r"\bOUT (\S+)(?: or (\S+))?", item):
-            lines += [[*argv[:2], clean(size), *argv[3:]] for size in sizes.groups() if size]
+        if sizes := re.findall(r"\bOUT (\S+)", item):
+            lines += [[*argv[:2], clean(size), *argv[3:]] for size in sizes]
         elif size := re.search(r"\bIN (\S+)", item):
             lines.append([*argv[:1], clean(size.group(1)), *argv[2:]])
         elif dropped := re.search(r"drop ((?:--[\w-]+/?)+)", item):

@@ -142,9 +142,8 @@ def check_refusal(message: str, transposed: bool, start: int, target: int, layer
         fixed = {**bounds, name: int(value)} if name == "max_stride" else bounds
         plan = planner(transposed)(start, target, int(value) if name == "num_layers" else layers, **fixed)
         assert plan.output_size == (target,)
-    for size in re.findall(r"output_size (\d+)(?: or (\d+))?", message):
-        for value in filter(None, size):
-            assert planner(transposed)(start, int(value), layers, **bounds).output_size == (int(value),)
+    for value in re.findall(r"output_size=(\d+)", message.split("Fix: ")[1]):
+        assert planner(transposed)(start, int(value), layers, **bounds).output_size == (int(value),)
     follow_kernel_fixes(message, transposed, (start,), (target,), layers, bounds)
 
 
@@ -179,7 +178,7 @@ def test_every_fix_of_a_2d_refusal_plans_every_dimension_when_followed(
     except ShapeError as error:
         message = str(error)
     fix = message.split("Fix: ")[1]
-    for value in re.findall(r"output_size (\([\d, ]+\)|\d+)", fix) + re.findall(r" or (\([\d, ]+\))", fix):
+    for value in re.findall(r"output_size=(\([\d, ]+\)|\d+)", fix):
         asked = ast.literal_eval(value)
         asked = asked if isinstance(asked, tuple) else (asked, asked)
         assert_exact(planner(transposed)(start, asked, layers, **bounds), start, asked)
@@ -382,12 +381,13 @@ def test_too_few_layers_names_the_largest_size_and_confirmed_fixes() -> None:
 
 
 def test_too_few_layers_down_names_the_smallest_size() -> None:
-    with pytest.raises(ShapeError, match=r"smallest size they reach is 2\. Fix: use output_size 2, or num_layers=5"):
+    with pytest.raises(ShapeError, match=r"smallest size they reach is 2\. Fix: use output_size=2, or num_layers=5"):
         plan_downsampling(64, 1, 4, kernel_size=4)
 
 
 def test_parity_gap_names_the_nearest_sizes() -> None:
-    with pytest.raises(ShapeError, match=r"Nearest reachable sizes: 6 below, 8 above\. Fix: use output_size 6 or 8,"):
+    with pytest.raises(ShapeError,
+                       match=r"Nearest reachable sizes: 6 below, 8 above\. Fix: use output_size=6 or output_size=8,"):
         plan_upsampling(4, 7, 2, kernel_size=3, max_stride=1)
 
 

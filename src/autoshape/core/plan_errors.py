@@ -100,7 +100,7 @@ def _targets(transposed: bool, dims: Sequence[DimRequest], failing: dict[int, tu
         text = str(sizes[0] if len(set(sizes)) == 1 else tuple(sizes))
         if text not in shown:
             shown.append(text)
-    return [f"output_size {' or '.join(shown)}"] if shown else []
+    return [" or ".join(f"output_size={text}" for text in shown)] if shown else []
 
 
 def _fixes(transposed: bool, dims: Sequence[DimRequest], layers: int, failing: Sequence[int]) -> list[str]:

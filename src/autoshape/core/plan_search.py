@@ -14,14 +14,15 @@ by a cost that sums over layers, lexicographically:
 5. drift from the geometric schedule: ``(ln(out/in) - ln(target/start)/num_layers)²``;
 6. then smaller intermediate sizes.
 
-The first three are settled exactly before any search: :mod:`autoshape.core.plan_reach` gives the
-sizes from which the target stays reachable at each :data:`~autoshape.core.plan_reach.LEVELS`, and
-the search only visits those, so its every partial plan can still be completed at the best level.
-The search keeps the cheapest partial plan to each size (Viterbi). It is exhaustive, hence exact,
-while it needs at most ``_EDGES`` layer evaluations per request and ``_CHOICES`` next sizes per
-size; past that it follows the most promising sizes only (those nearest the geometric schedule,
-whole strides, the extremes), which keeps its cost bounded at any size. Each layer's parameters are then
-the solver's best for its two sizes, a kernel divisible by its stride first.
+Which of the first three a plan can do without is settled exactly before any search:
+:mod:`autoshape.core.plan_reach` gives the sizes from which the target stays reachable at each of
+its :data:`~autoshape.core.plan_reach.LEVELS`, and the search visits only those of the cleanest
+level reachable, so every partial plan it keeps can still be completed at that level. The search
+keeps the cheapest partial plan to each size (Viterbi). It is exhaustive, hence exact, while it
+needs at most ``_EDGES`` layer evaluations per request and ``_CHOICES`` next sizes per size; past
+that it follows the most promising sizes only (those nearest the geometric schedule, whole
+strides, the extremes), which keeps its cost bounded at any size. Each layer's parameters are
+then the solver's best for its two sizes, a kernel divisible by its stride first.
 
 Kernels are bounded by the fixed ``kernel_size``, else by ``max_kernel_size``; within such a hard
 bound a plan is absent only when none exists. A free kernel gets a soft cap of ``2·max_stride+1``
@@ -43,7 +44,7 @@ from .search import candidates
 from .solver import ConvParams
 from .window import Request
 
-__all__ = ["DimPath", "best_level", "describe_layers", "plan_dim", "reachable_sets", "routes"]
+__all__ = ["DimPath", "describe_layers", "plan_dim", "routes"]
 
 DimPath = tuple[tuple[int, ConvParams], ...]
 """One dimension's plan: the size after each layer and that layer's (one-dimensional) parameters."""
@@ -77,7 +78,7 @@ def routes(transposed: bool, start: int, target: int, layers: int, kernel: int |
     yield Route(transposed, start, target, layers, None, cap, True, max_stride)
 
 
-def reachable_sets(route: Route, level: Level) -> list[Sizes]:
+def _reachable_sets(route: Route, level: Level) -> list[Sizes]:
     """For each layer count j, the sizes from which the target is reachable in the remaining layers."""
     sets: list[Sizes] = [((route.target, route.target, 1),)]
     for layer in range(route.layers, 0, -1):
@@ -240,7 +241,7 @@ def _layer(route: Route, a: int, b: int) -> ConvParams:
     return found
 
 
-def best_level(route: Route) -> tuple[int, list[Sizes]] | None:
+def _best_level(route: Route) -> tuple[int, list[Sizes]] | None:
     """The index of the cleanest level at which the route reaches its target, with its sets; None if none.
 
     Each level's plans include the previous ones'. The cleanest is tried first (it usually reaches);
@@ -248,13 +249,13 @@ def best_level(route: Route) -> tuple[int, list[Sizes]] | None:
     """
     if beyond_reach(route):
         return None
-    clean = reachable_sets(route, LEVELS[0])
+    clean = _reachable_sets(route, LEVELS[0])
     if contains(clean[0], route.start):
         return 0, clean
-    if not contains(reachable_sets(route, LEVELS[-1])[0], route.start):
+    if not contains(_reachable_sets(route, LEVELS[-1])[0], route.start):
         return None
     return next((index, sets) for index in range(1, len(LEVELS))
-                if contains((sets := reachable_sets(route, LEVELS[index]))[0], route.start))
+                if contains((sets := _reachable_sets(route, LEVELS[index]))[0], route.start))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -267,7 +268,7 @@ def plan_dim(transposed: bool, start: int, target: int, layers: int, kernel: int
     """
     found: tuple[Route, int, list[Sizes]] | None = None
     for route in routes(transposed, start, target, layers, kernel, max_kernel, max_stride):
-        level = best_level(route)
+        level = _best_level(route)
         if level is not None and (found is None or level[0] < found[1]):
             found = (route, *level)
         if found is not None and found[1] == 0:

@@ -287,8 +287,9 @@ def _parser() -> argparse.ArgumentParser:
     _add_direction(solve)
     _add_layer_options(solve)
     solve.add_argument("--all", action="store_true",
-                       help="list the ranked alternatives (up to 10): the conventional ones first, whose stride "
-                       "fits the sizes, then the tail, exact but leaning on padding, listed for completeness")
+                       help="list the ranked alternatives (up to 10): the conventional strides first, whose "
+                       "lattice fits the sizes, then the tail, exact but with windows over the padding, listed for "
+                       "completeness")
     solve.add_argument("--json", action="store_true", help="print the ConvParams fields as JSON")
     solve.set_defaults(run=_solve)
 

@@ -166,14 +166,14 @@ def solve_conv_transpose(
           ``[0, dilation·(kernel_size-1)]``.
         * Complete: if any parameters within the bounds reach the target, one is returned;
           with no bounds every target is reachable (a transposed conv may also shrink).
-        * Ranked, deterministically: first the conventional solutions, whose padding is at most
-          half the kernel's reach (``2·padding <= dilation·(kernel_size-1)``: the output keeps at
-          least half of the border where the kernel overhangs the input), then the tail; within
-          each, the stride closest to ``output/input`` (exactly the ratio when it is whole; stride 1
-          for an input of size 1), then a kernel divisible by the stride (no checkerboard), then
-          the smallest kernel larger than the stride (else the largest up to it), then the least
-          padding and output_padding. 12→24 gives the conventional kernel 4, stride 2, padding 1;
-          1→4 gives kernel 4, stride 1, padding 0, as in DCGAN.
+        * Ranked, deterministically: first the conventional strides, whose lattice fits the sizes
+          (``(in-1)·stride <= out-1``: the output spans every input's position), then the tail,
+          which needs windows over the padding; within each, the stride closest to
+          ``output/input`` (exactly the ratio when it is whole; stride 1 for an input of size 1),
+          then a kernel divisible by the stride (no checkerboard), then the smallest kernel larger
+          than the stride (else the largest up to it), then the least padding and output_padding.
+          12→24 gives the conventional kernel 4, stride 2, padding 1; 1→4 gives kernel 4, stride
+          1, padding 0, as in DCGAN.
         * Bounded cost: closed forms over the strides and kernels, never a loop over sizes, so a
           solve takes well under a millisecond at any size (benchmarks/RESULTS.md).
 
@@ -210,9 +210,9 @@ def solve_conv(
 ) -> ConvParams:
     """Solve a plain convolution that takes ``input_size`` to exactly ``output_size``.
 
-    The same rules as :func:`solve_conv_transpose`, mirrored: conventional first (every window
-    centred on the input: ``2·padding <= dilation·(kernel_size-1)``), then the stride closest to
-    ``input/output`` (stride 1 where the output has size 1), then a convolution whose last window
+    The same rules as :func:`solve_conv_transpose`, mirrored: conventional strides first
+    (``(out-1)·stride <= in-1``: the windows' starts span no more than the input), then the stride
+    closest to ``input/output`` (stride 1 where the output has size 1), then a convolution whose last window
     reaches the last input row (the rows the floor drops, ``(in + 2·padding - dilation·(kernel_size-1)
     - 1) mod stride``, all lie in the padding: 26→12 gives kernel 4, stride 2, which reads all 26
     rows, not kernel 3, which drops one), then the smallest kernel larger than the stride, then the
@@ -254,10 +254,10 @@ def ranked_solutions(
     """Every solution within the bounds, best first; the first is what the solve functions return.
 
     With no bounds the search covers strides up to just past the scale ratio and, at each stride,
-    kernels up to one stride past the smallest that reaches the target. The conventional solutions
-    come first; the tail after them (paddings above half the kernel's reach: windows mostly over
-    the padding, or a convolution that grows) is exact and valid for torch, and is listed for
-    completeness, e.g. for a stride you must keep. Dimensions with identical requests get
+    kernels up to one stride past the smallest that reaches the target. The conventional strides
+    come first; the tail after them (windows mostly over the padding, such as kernel 9, stride 3,
+    padding 8 for a convolution from 26 to 12, or a convolution that grows) is exact and valid for
+    torch, and is listed for completeness, e.g. for a stride you must keep. Dimensions with identical requests get
     identical (square) solutions; otherwise combinations are ordered by their summed ranks.
     ``limit`` bounds the cost: up to ``limit`` solutions per dimension are ranked, lazily, so the
     default answers as fast as a solve; ``limit=None`` lists every solution, whose number grows

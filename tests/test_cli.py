@@ -279,6 +279,17 @@ def test_explain_a_model_by_its_file_path(capsys: pytest.CaptureFixture[str], mo
 
 
 @pytest.mark.usefixtures("models")
+def test_a_file_named_like_a_module_does_not_shadow_it(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "json.py").write_text("from torch import nn\nmodel = nn.Conv2d(1, 1, 3)\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "explain", "json.py:model", "--input-shape", "1,1,8,8", "--json")
+    assert code == 0 and json.loads(out)["rows"][0]["output_shape"] == [1, 1, 6, 6]
+    assert sys.modules["json"] is json
+    sys.modules.pop("autoshape_explain_json", None)
+
+
+@pytest.mark.usefixtures("models")
 def test_import_fix_works_when_followed(capsys: pytest.CaptureFixture[str], models_dir: Path,
                                         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)

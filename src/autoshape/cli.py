@@ -152,11 +152,12 @@ def _import_file(path: str) -> Any:
     folder = str(file.resolve().parent)
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    spec = importlib.util.spec_from_file_location(file.stem, file)
+    name = file.stem if file.stem not in sys.modules else f"autoshape_explain_{file.stem}"  # never shadow a module
+    spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
         raise _UsageError(f"{path!r} is not a Python file")
     module = importlib.util.module_from_spec(spec)
-    sys.modules[file.stem] = module  # as a plain import would: dataclasses and pickling look it up
+    sys.modules[name] = module  # as a plain import would: dataclasses and pickling look it up
     try:
         spec.loader.exec_module(module)
     except Exception as error:

@@ -3,7 +3,7 @@
 The rank (documented on :func:`autoshape.solve_conv_transpose`) is, in order:
 
 1. conventional strides first: those whose lattice fits the sizes, ``(small-1)·stride <= big-1``
-   (a convolution's windows start within the span of its input; a transposed convolution's output
+   (a convolution's windows' starts span no more than its input; a transposed convolution's output
    spans every input's position); the tail after them needs windows over the padding;
 2. the stride closest to the scale ratio (ascending where the stride has no effect);
 3. a transposed kernel divisible by the stride; a convolution whose last window reaches its last

@@ -8,7 +8,6 @@ one), so their number stays small; the planner is complete, so a reachable targe
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -21,6 +20,8 @@ __all__ = ["DimRequest", "unreachable"]
 _MORE_LAYERS, _MORE_STRIDE = 8, 4
 """How many extra layers, and how much larger a max_stride, an error message tries when it suggests a fix
 (larger strides multiply the sets of sizes to follow)."""
+_WORK = 4000
+"""Images or preimages of spans a refusal may compute to confirm its fixes (about 10 ms' worth)."""
 _ANY = LEVELS[-1]
 
 
@@ -39,34 +40,48 @@ def _route(transposed: bool, dim: DimRequest, layers: int) -> Route:
     return list(routes(transposed, dim.start, dim.target, layers, dim.kernel, dim.max_kernel, dim.max_stride))[-1]
 
 
-@functools.lru_cache(maxsize=256)
-def _reaches(route: Route) -> bool:
-    """Whether any plan of the route reaches its target (sizes followed where they shrink, after the
-    cheap test that the extreme size lies beyond the target)."""
-    if beyond_reach(route):
-        return False
-    if route.transposed:
-        sizes: Sizes = ((route.target, route.target, 1),)
-        for layer in range(route.layers, 0, -1):
-            sizes = backward(route, _ANY, sizes, layer)
-        return contains(sizes, route.start)
-    sizes = ((route.start, route.start, 1),)
-    for layer in range(route.layers):
-        sizes = forward(route, _ANY, sizes, layer)
-    return contains(sizes, route.target)
+class _Checker:
+    """Whether routes reach their targets, for one refusal: answers kept, and at most ``_WORK`` spans mapped
+    in all (None: not known within that; the fix that needed it is then not offered)."""
 
+    def __init__(self) -> None:
+        self.left = _WORK
+        self.known: dict[Route, set[int] | None] = {}
 
-def _all_reach(transposed: bool, dims: Sequence[DimRequest], layers: int) -> bool:
-    return all(_reaches(_route(transposed, dim, layers)) for dim in dims)
+    def counts(self, route: Route) -> set[int] | None:
+        """The layer counts up to ``route.layers`` with which the route reaches its target. One chain of sets,
+        where sizes shrink (back from an upsampling target, forward from a downsampling start), answers all:
+        its windows, those of the most layers, hold every size of a shorter plan too."""
+        if route not in self.known:
+            self.known[route] = None if self.left < 0 else self._follow(route)
+        return self.known[route]
 
+    def _follow(self, route: Route) -> set[int] | None:
+        first, last = (route.target, route.start) if route.transposed else (route.start, route.target)
+        sizes: Sizes = ((first, first, 1),)
+        found = set()
+        for done in range(1, route.layers + 1):
+            self.left -= len(sizes) * route.max_stride  # one image or preimage per span and stride
+            if self.left < 0:
+                return None
+            if route.transposed:
+                sizes = backward(route, _ANY, sizes, route.layers - done + 1)
+            else:
+                sizes = forward(route, _ANY, sizes, done - 1)
+            if contains(sizes, last):
+                found.add(done)
+        return found
 
-def _smallest_cap(route: Route) -> int:
-    """The smallest kernel cap that reaches the target (one layer of |target-start|+1 does)."""
-    low, high = route.cap, max(abs(route.target - route.start) + 1, 3)
-    while high - low > 1:  # reachability only grows with the cap
-        middle = (low + high) // 2
-        low, high = (low, middle) if _reaches(route._replace(cap=middle)) else (middle, high)
-    return high
+    def reach(self, transposed: bool, dims: Sequence[DimRequest], layers: int, most: int | None = None) -> bool | None:
+        """Whether every dimension reaches its target in ``layers`` layers (None: not known)."""
+        for dim in dims:
+            route = _route(transposed, dim, most or layers)
+            if beyond_reach(route._replace(layers=layers)):
+                return False
+            counts = self.counts(route)
+            if counts is None or layers not in counts:
+                return None if counts is None else False
+        return True
 
 
 def _finals(route: Route, slack: int) -> Sizes:
@@ -111,23 +126,30 @@ def _fixes(transposed: bool, dims: Sequence[DimRequest], layers: int, failing: S
     def order(d: int) -> tuple[bool, float]:
         return d not in failing, max(dims[d].start, dims[d].target) / min(dims[d].start, dims[d].target)
 
-    dims = [dims[d] for d in sorted(range(len(dims)), key=order)]
-    fixes = []
-    more = next((n for n in range(layers + 1, layers + _MORE_LAYERS + 1) if _all_reach(transposed, dims, n)), None)
-    if more is not None:
-        fixes.append(f"num_layers={more}")
+    dims, checker = [dims[d] for d in sorted(range(len(dims)), key=order)], _Checker()
+    if any(dim.kernel is not None for dim in dims):
+        kernel = "leave kernel_size free (None)"
+    else:  # the one fix always offered: found first, while the checker's budget lasts
+        kernel = f"max_kernel_size={_kernel_bound(transposed, dims, layers, checker)}"
+    most = layers + _MORE_LAYERS
+    more = next((n for n in range(layers + 1, most + 1) if checker.reach(transposed, dims, n, most)), None)
     top = max(dim.max_stride for dim in dims)
     stride = next((s for s in range(top + 1, top + _MORE_STRIDE + 1)
-                   if _all_reach(transposed, [dim._replace(max_stride=s) for dim in dims], layers)), None)
-    if stride is not None:
-        fixes.append(f"max_stride={stride}")
-    if any(dim.kernel is not None for dim in dims):
-        fixes.append("leave kernel_size free (None)")
-    else:  # a larger bound never loses a plan: the largest of the bounds and of what each dimension needs
-        cap = max(max(dim.max_kernel or 1 for dim in dims),
-                  *(_smallest_cap(_route(transposed, dim, layers)) for dim in dims))
-        fixes.append(f"max_kernel_size={cap}")
-    return fixes
+                   if checker.reach(transposed, [dim._replace(max_stride=s) for dim in dims], layers)), None)
+    return ([f"num_layers={more}"] if more is not None else []) + (
+        [f"max_stride={stride}"] if stride is not None else []) + [kernel]
+
+
+def _kernel_bound(transposed: bool, dims: Sequence[DimRequest], layers: int, checker: _Checker) -> int:
+    """A larger max_kernel_size that plans every dimension: the bounds doubled until they do, or, past the
+    checker's budget, |target-start|+1 (one layer that size and idle layers of kernel 1 always fit).
+    A larger bound never loses a plan, so the current bounds are kept as a floor."""
+    floor = max(dim.max_kernel or 1 for dim in dims)
+    enough = max(max(abs(dim.target - dim.start) + 1, 3) for dim in dims)
+    cap = 2 * floor
+    while cap < enough and checker.reach(transposed, [dim._replace(max_kernel=cap) for dim in dims], layers) is False:
+        cap *= 2
+    return cap if cap < enough and checker.left >= 0 else max(enough, floor)
 
 
 def _reach_text(route: Route) -> tuple[str, tuple[int | None, int | None]]:
@@ -153,7 +175,7 @@ def unreachable(transposed: bool, dims: Sequence[DimRequest], layers: int, faili
     bound = f"kernel_size {route.kernel}" if route.kernel is not None else f"kernel_size <= {route.cap}"
     what = (f"{call}: {describe_layers(layers, transposed)} cannot take size {first.start} to {first.target} in "
             f"{names[failing[0]]} ({bound}, stride <= {first.max_stride}, padding <= kernel_size-1).")
-    reach, _ = _reach_text(route)
-    nearest = {d: _reach_text(_route(transposed, dims[d], layers))[1] for d in failing}
-    fixes = _targets(transposed, dims, nearest) + _fixes(transposed, dims, layers, failing)
-    return ShapeError(f"{what} {reach} Fix: use {', or '.join(fixes)}.")
+    reached = {d: _reach_text(_route(transposed, dims[d], layers)) for d in failing}
+    fixes = _targets(transposed, dims, {d: near for d, (_, near) in reached.items()})
+    fixes += _fixes(transposed, dims, layers, failing)
+    return ShapeError(f"{what} {reached[failing[0]][0]} Fix: use {', or '.join(fixes)}.")

@@ -54,9 +54,11 @@ _DRIFT_SCALE = 10**6
 """Drift is compared as an integer: squared log-ratios in millionths."""
 _EDGES = 2000
 """Layer evaluations a plan request may spend (all dimensions together) before the search follows
-only the most promising sizes; the brute-force grids of the tests need fewer than 100."""
+only the most promising sizes; the brute-force grids of the tests need fewer than 250."""
 _CHOICES = 48
 """Next sizes tried from one size before only the most promising ones are."""
+_EXPANSION = 8
+"""What finding the next sizes of one size costs, in layer evaluations (it works on sets of sizes)."""
 
 
 def describe_layers(count: int, transposed: bool) -> str:
@@ -202,12 +204,14 @@ def _search(route: Route, level: Level, sets: list[Sizes], budget: int) -> list[
         for a in ranked:
             clean = (forward(route, level._replace(checkerboards=False), ((a, a, 1),), layer)
                      if level.checkerboards and route.transposed else None)
-            for b in _choices(route, level, a, layer, sets[layer + 1], anchors):
+            choices = _choices(route, level, a, layer, sets[layer + 1], anchors)
+            for b in choices:
                 checkerboard = clean is not None and not contains(clean, b)
                 cost = _cost_after(route, level, a, b, checkerboard, states[a][0])
                 if b not in reached or cost < reached[b][0]:
                     reached[b] = (cost, a)
-                share, budget = share - 1, budget - 1
+            spent = len(choices) + _EXPANSION
+            share, budget = share - spent, budget - spent
             if share <= 0:
                 break
         layers.append(reached)

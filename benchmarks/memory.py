@@ -60,7 +60,8 @@ def _rss_peak(call: Callable[[], object]) -> int | None:
     return (peak - before) * 1024
 
 
-def _python_peak(call: Callable[[], object]) -> int:
+def python_peak(call: Callable[[], object]) -> int:
+    """The tracemalloc peak of one call, in bytes: what it allocates on the Python heap."""
     gc.collect()
     tracemalloc.start()
     try:
@@ -80,7 +81,7 @@ def peak_memory(call: Callable[[], object]) -> Peak:
     a second run's peak.
     """
     rss = _rss_peak(call)
-    return Peak(python=_python_peak(call), rss=rss)
+    return Peak(python=python_peak(call), rss=rss)
 
 
 def _set_threads(threads: int) -> None:

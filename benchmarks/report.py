@@ -133,3 +133,10 @@ def environment(settings: Settings) -> str:
         ("mode", settings.mode()),
     ]
     return table(("", ""), rows)
+
+
+def refreshed(command: str) -> str:
+    """The note under a section measured apart from the rest of the file: when, at which commit, how."""
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    return (f"_This section was measured on its own on {date} (UTC) at commit {git_commit()}, on the machine "
+            f"described at the top, with `{command}`; the other sections come from the full run above._")

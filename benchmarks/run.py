@@ -1,13 +1,15 @@
 """Run every autoshape benchmark and write the results as markdown.
 
     python benchmarks/run.py [--quick | --short] [--device auto|cpu|cuda] [--threads N]
-                             [--sections overhead,padding,...] [--out benchmarks/RESULTS.md]
+                             [--sections overhead,padding,...] [--refresh] [--out benchmarks/RESULTS.md]
 
 ``--quick`` is the CI smoke run (under a minute; its numbers mean nothing). ``--short`` is the
 time-boxed run of a GPU session (benchmarks/gpu_check.sh): realistic sizes, fewer pairs and rows.
 Times are medians and overheads are paired ratios against plain torch, never single absolute
 times. ``--sections`` picks sections and their order; the file is rewritten after every section,
-so a run cut short keeps what it measured.
+so a run cut short keeps what it measured. With ``--refresh`` the sections measured replace their
+namesakes in the existing ``--out`` file, each marked with its own date, commit and command, and
+the other sections keep their figures.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ if __package__ in (None, ""):  # run as a script: make ``benchmarks`` and ``test
 
 import torch
 
-from benchmarks import build_cost, compat, overhead, padding, solver_speed, stride1, training
-from benchmarks.report import Settings, environment
+from benchmarks import build_cost, compat, overhead, padding, solver_speed, stride1, training, worst_case
+from benchmarks.report import Settings, environment, refreshed
 
 SECTIONS = {module.__name__.rsplit(".", 1)[-1]: module
-            for module in (overhead, padding, stride1, solver_speed, build_cost, training, compat)}
+            for module in (overhead, padding, stride1, solver_speed, worst_case, build_cost, training, compat)}
 
 INTRO = (
     "Written by `python benchmarks/run.py`. Overheads are paired ratios (autoshape / plain torch: the median "
@@ -66,8 +68,31 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: torch's own choice); 1 is steadier on a shared machine")
+    parser.add_argument("--refresh", action="store_true",
+                        help="replace the measured sections in the existing --out file; keep the others")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "RESULTS.md")
     return parser.parse_args(argv)
+
+
+def _heading(section: str) -> str:
+    return section.split("\n", 1)[0]
+
+
+def _spliced(old: str, fresh: list[str]) -> str:
+    """``old`` with each section of ``fresh`` put in place of the one with its heading; a section that ``old``
+    lacks goes right after the one refreshed before it (or at the end)."""
+    head, *rest = old.rstrip("\n").split("\n\n## ")
+    sections = ["## " + part for part in rest]
+    after = len(sections) - 1
+    for section in fresh:
+        index = next((i for i, known in enumerate(sections) if _heading(known) == _heading(section)), None)
+        if index is None:
+            index = after + 1
+            sections.insert(index, section)
+        else:
+            sections[index] = section
+        after = index
+    return "\n\n".join([head, *sections]) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,17 +102,19 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     settings = Settings(_device(args.device), args.quick, args.short)
     command = " ".join(["python benchmarks/run.py", *(argv if argv is not None else sys.argv[1:])])
-    parts = ["# autoshape benchmark results", INTRO, environment(settings), f"Command: `{command}`"]
+    header = ["# autoshape benchmark results", INTRO, environment(settings), f"Command: `{command}`"]
+    old = args.out.read_text() if args.refresh else ""
+    parts: list[str] = []
     failed: list[str] = []
     for name in args.sections:
         start = time.perf_counter()
         try:
-            parts.append(SECTIONS[name].section(settings))
+            parts.append(SECTIONS[name].section(settings) + ("\n\n" + refreshed(command) if args.refresh else ""))
         except Exception as error:  # one broken section must not lose the others' figures
             traceback.print_exc()
             parts.append(f"## {name}\n\n**Failed:** `{type(error).__name__}: {str(error).splitlines()[0]}`")
             failed.append(name)
-        args.out.write_text("\n\n".join(parts) + "\n")
+        args.out.write_text(_spliced(old, parts) if args.refresh else "\n\n".join(header + parts) + "\n")
         print(f"{name}: {time.perf_counter() - start:.1f} s", flush=True)
     print(f"wrote {args.out}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     return 1 if failed else 0

@@ -1,6 +1,6 @@
 """An autoencoder whose decoder autoshape builds by mirroring a hand-written convolutional encoder.
 
-    python examples/mirror_autoencoder.py                        # 29×29 digits, about two minutes on 2 CPU cores
+    python examples/mirror_autoencoder.py                        # 29×29 digits, 27 s to 102 s on a shared 2-core CPU
     python examples/mirror_autoencoder.py --image-size 37x29     # any size: the decoder follows
     torchrun --nproc_per_node=2 examples/mirror_autoencoder.py   # DistributedDataParallel
 

@@ -9,8 +9,8 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "autoshape"
 
-LEVELS = {"errors": 0, "core": 1, "tracing": 2, "layers": 2, "rules": 3, "mirror": 4, "diagnose": 4, "cli": 5,
-          "__main__": 6, "__init__": 6}
+LEVELS = {"errors": 0, "version": 0, "core": 1, "tracing": 2, "layers": 2, "rules": 3, "mirror": 4, "diagnose": 4,
+          "cli": 5, "__main__": 6, "__init__": 6}
 """Each part may import only parts of a lower level (and itself): siblings never import each other."""
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import re
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoshape import (
@@ -166,3 +170,98 @@ def test_pool_padding_rule() -> None:
         pool_output_size(8, 2, padding=2)
     with pytest.raises(TypeError, match="ceil_mode"):
         pool_output_size(8, 2, ceil_mode=1)  # type: ignore[arg-type]
+
+
+# -- every "Fix:" of an empty output, followed literally and checked by torch ------------------------------------------
+
+FIX = re.compile(r"\((\w+)=(\d+|\([\d, ]+\))\)")
+BACK = {"input_size": -1, "padding": -1, "kernel_size": 1, "dilation": 1}  # one step back towards the original value
+BACK_TRANSPOSED = {"input_size": -1, "padding": 1, "kernel_size": -1}
+
+
+def fixes_in(message: str) -> list[tuple[str, Any]]:
+    assert "Fix: " in message, message
+    return [(name, ast.literal_eval(value)) for name, value in FIX.findall(message.split("Fix: ", 1)[1])]
+
+
+def torch_runs(layer: str, kwargs: dict[str, Any]) -> bool:
+    """Whether torch itself runs the layer on an input of that size (and gives a non-empty output)."""
+    args = {name: list(value) if isinstance(value, tuple) else [value]
+            for name, value in kwargs.items() if name != "ceil_mode"}
+    i, k = args.pop("input_size"), args.pop("kernel_size")
+    s, p, d = args.get("stride", [1]), args.get("padding", [0]), args.get("dilation", [1])
+    n = max(len(v) for v in (i, k, s, p, d))
+    i, k, s, p, d = ([v[0]] * n if len(v) == 1 else v for v in (i, k, s, p, d))
+    if layer == "conv":
+        return torch_conv_size(i, k, s, p, d) is not None
+    if layer == "pool":
+        try:
+            F.max_pool1d(torch.zeros(1, 1, i[0]), k[0], s[0], p[0], d[0], ceil_mode=kwargs["ceil_mode"])
+        except RuntimeError:
+            return False
+        return True
+    op = args.get("output_padding", [0]) * (n if len(args.get("output_padding", [0])) == 1 else 1)
+    return torch_conv_transpose_size(i, k, s, p, d, op) is not None
+
+
+CALLS = {"conv": conv_output_size, "transposed": conv_transpose_output_size, "pool": pool_output_size,
+         "range": conv_transpose_output_range}
+
+
+@st.composite
+def empty_layers(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    layer = draw(st.sampled_from(list(CALLS)))
+    n = 1 if layer == "pool" else draw(st.integers(1, 2))
+
+    def value(strategy: st.SearchStrategy[int]) -> int | tuple[int, ...]:
+        return draw(strategy) if n == 1 else tuple(draw(strategy) for _ in range(n))
+
+    kwargs: dict[str, Any] = {"input_size": value(st.integers(1, 6)), "kernel_size": value(st.integers(1, 9)),
+                              "stride": draw(st.integers(1, 3)), "dilation": draw(st.integers(1, 3))}
+    if layer == "pool":
+        kwargs["padding"] = draw(st.integers(0, kwargs["kernel_size"] // 2))
+        kwargs["ceil_mode"] = draw(st.booleans())
+    else:
+        kwargs["padding"] = value(st.integers(0, 12 if layer in ("transposed", "range") else 3))
+    return layer, kwargs
+
+
+@settings(max_examples=300)
+@given(request=empty_layers())
+def test_every_fix_of_an_empty_output_works_when_followed_and_is_the_nearest(request: tuple[str, dict]) -> None:
+    layer, kwargs = request
+    call = CALLS[layer]
+    try:
+        call(**kwargs)
+    except ShapeError as error:
+        fixes = fixes_in(str(error))
+    else:
+        return
+    assert fixes
+    torch_layer, widest = layer, {}
+    if layer == "range":  # the largest output: the most output_padding torch allows
+        torch_layer, widest = "transposed", {"output_padding": max(kwargs["stride"], kwargs["dilation"]) - 1}
+    assert not torch_runs(torch_layer, {**kwargs, **widest})  # the refusal is torch's too
+    for name, value in fixes:
+        fixed = {**kwargs, name: value}
+        call(**fixed)  # no error
+        assert torch_runs(torch_layer, {**fixed, **widest}), (name, value)
+        if isinstance(value, int) and isinstance(kwargs[name], int):  # one step back towards the original fails
+            back = value + (BACK_TRANSPOSED if torch_layer == "transposed" else BACK)[name]
+            if back != kwargs[name] and back >= 0:
+                assert not torch_runs(torch_layer, {**kwargs, name: back, **widest}), (name, back)
+
+
+def test_transposed_advice_is_less_padding() -> None:
+    """The issue's case: more padding shrinks a transposed convolution's output, so the fix is less."""
+    with pytest.raises(ShapeError, match=r"less padding \(padding=\d+\)") as caught:
+        conv_transpose_output_size(4, 4, 2, 9)
+    assert "more padding" not in str(caught.value)
+
+
+def test_output_padding_fix_works_when_followed() -> None:
+    with pytest.raises(ValueError, match="Fix: ") as caught:
+        conv_transpose_output_size((4, 4), 3, stride=(2, 3), output_padding=(2, 2))
+    fixed = ast.literal_eval(re.findall(r"Fix: use output_padding=(\(.*?\)|\d+)", str(caught.value))[0])
+    assert conv_transpose_output_size((4, 4), 3, stride=(2, 3), output_padding=fixed)
+    assert torch_conv_transpose_size([4, 4], [3, 3], [2, 3], [0, 0], [1, 1], list(fixed)) is not None

@@ -23,6 +23,7 @@ SECTIONS = (
     "## MirrorUNet at odd sizes: exact vs padding to a multiple of 32",
     "## Stride-1 mirrors: ConvTranspose2d vs Conv2d",
     "## Solver throughput",
+    "## Worst case over extreme requests (sizes up to 10⁶)",
     "## Build cost and scaling on 3-d volumes",
     "## Training throughput",
     "## Compatibility matrix",
@@ -126,6 +127,21 @@ def test_solver_rows_report_solves_per_second(results: str) -> None:
     rows = table_after(results, "## Solver throughput")
     assert len(rows) > 5
     assert all(float(row[2].replace(",", "")) > 0 for row in rows[1:])
+
+
+def test_worst_case_rows_name_the_slowest_and_largest_requests(results: str) -> None:
+    rows = table_after(results, "## Worst case over extreme requests")
+    assert rows[-1][0] == "**all**" and sum(int(row[1]) for row in rows[1:-1]) == int(rows[-1][1])
+    assert all(float(row[3]) >= float(row[2]) > 0 and row[4].startswith("`") and row[6].startswith("`")
+               for row in rows[1:])
+
+
+def test_sections_are_refreshed_in_place() -> None:
+    from benchmarks.run import _spliced
+
+    old = "# title\n\nintro\n\n## A\n\na\n\n### A.1\n\nx\n\n## B\n\nb\n"
+    new = _spliced(old, ["## A\n\nnew a", "## A2\n\ninserted"])
+    assert new == "# title\n\nintro\n\n## A\n\nnew a\n\n## A2\n\ninserted\n\n## B\n\nb\n"
 
 
 def test_build_cost_has_both_methods_at_every_size(results: str) -> None:

@@ -20,6 +20,7 @@ import pytest
 import torch
 from torch import nn
 
+import autoshape
 from autoshape.cli import main
 
 MODELS = textwrap.dedent('''
@@ -183,9 +184,17 @@ def test_usage_errors_exit_2_without_a_traceback(capsys: pytest.CaptureFixture[s
     assert message in err and "Traceback" not in err
 
 
-def test_help_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "solve", "--help")
-    assert code == 0 and "--kernel-size" in out
+def test_help_exits_0_and_explains_every_positional_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in ("solve", "plan", "explain", "taps"):
+        code, out, _ = run(capsys, command, "--help")
+        positionals = out.split("positional arguments:\n")[1].split("\n\n")[0].splitlines()
+        assert code == 0 and positionals
+        assert all(len(line.split(maxsplit=1)) == 2 for line in positionals), (command, positionals)  # name, help
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--version")
+    assert (code, out) == (0, f"autoshape {autoshape.__version__}\n")
 
 
 # --- plan ---------------------------------------------------------------------------------------
@@ -267,12 +276,65 @@ def test_a_failing_model_prints_the_rows_the_failure_and_the_fix(capsys: pytest.
     assert "fix: build '2' Linear with in_features=8 (= 2·2·2, the size of 1×2×2×2 flattened): nn.Linear(8, 2)" in out
 
 
+@pytest.mark.parametrize("form", ["file", "dotted-file", "absolute", "dotdot"])
+@pytest.mark.usefixtures("models")
+def test_explain_a_model_by_its_file_path(capsys: pytest.CaptureFixture[str], models_dir: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch, form: str) -> None:
+    """A path works from any directory; the file's own imports of its neighbours work as when it is run."""
+    folder = tmp_path / "project" / "models"
+    folder.mkdir(parents=True)
+    (folder / "blocks.py").write_text("from torch import nn\n\ndef down():\n    return nn.Conv2d(1, 8, 3, 2, 1)\n")
+    (folder / "net.py").write_text("from torch import nn\nfrom blocks import down\n\n"
+                                   "model = nn.Sequential(down(), nn.ConvTranspose2d(8, 1, 3, 2, 1))\n")
+    monkeypatch.chdir(tmp_path / "project" if form != "absolute" else tmp_path)
+    target = {"file": "models/net.py:model", "dotted-file": "./models/net.py:model",
+              "absolute": f"{folder / 'net.py'}:model", "dotdot": "models/../models/net.py:model"}[form]
+    code, out, err = run(capsys, "explain", target, "--input-shape", "1,1,24,24")
+    sys.modules.pop("net", None)
+    sys.modules.pop("blocks", None)
+    assert (code, err) == (0, "")
+    assert "output_padding=1 would give 24×24" in out
+
+
+@pytest.mark.usefixtures("models")
+def test_a_file_named_like_a_module_does_not_shadow_it(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "json.py").write_text("from torch import nn\nmodel = nn.Conv2d(1, 1, 3)\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "explain", "json.py:model", "--input-shape", "1,1,8,8", "--json")
+    assert code == 0 and json.loads(out)["rows"][0]["output_shape"] == [1, 1, 6, 6]
+    assert sys.modules["json"] is json
+    sys.modules.pop("autoshape_explain_json", None)
+
+
+@pytest.mark.usefixtures("models")
+def test_import_fix_works_when_followed(capsys: pytest.CaptureFixture[str], models_dir: Path,
+                                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "explain", "autoshape_cli_models:model", "--input-shape", "1,1,24,24")
+    assert code == 2 and "Fix: run from the directory that holds it, or give its path" in err
+    code, out, _ = run(capsys, "explain", f"{models_dir}/autoshape_cli_models.py:model", "--input-shape", "1,1,24,24")
+    assert code == 0 and "1×1×23×23" in out
+    monkeypatch.chdir(models_dir)
+    code, out, _ = run(capsys, "explain", "autoshape_cli_models:model", "--input-shape", "1,1,24,24")
+    assert code == 0 and "1×1×23×23" in out
+
+
+@pytest.mark.usefixtures("models")
+def test_factory_fix_works_when_followed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "explain", "autoshape_cli_models:NeedsArguments", "--input-shape", "1,1,4,4")
+    assert code == 2 and "Fix: point to an instance, or to a factory that takes no arguments" in err
+    for target in ("autoshape_cli_models:model", "autoshape_cli_models:autoencoder"):  # an instance, a factory
+        assert run(capsys, "explain", target, "--input-shape", "1,1,4,4")[0] == 0
+
+
 @pytest.mark.parametrize(("target", "shape", "code", "message"), [
     ("autoshape_cli_models:NeedsArguments", "1,1,4,4", 2, "calling autoshape_cli_models:NeedsArguments() failed"),
     ("autoshape_cli_models:not_a_model", "1,1,4,4", 2, "is a int, not an nn.Module"),
     ("autoshape_cli_models:missing", "1,1,4,4", 2, "has no attribute 'missing'"),
     ("no_such_module_here:model", "1,1,4,4", 2, "cannot import 'no_such_module_here'"),
-    ("autoshape_cli_models", "1,1,4,4", 2, "expected MODULE:ATTR"),
+    ("autoshape_cli_models", "1,1,4,4", 2, "expected MODULE:ATTR or path/to/file.py:ATTR"),
+    ("no_such_file.py:model", "1,1,4,4", 2, "no file 'no_such_file.py'"),
     ("autoshape_cli_models:model", "1,1,0,4", 2, "--input-shape must be >= 1"),
 ])
 @pytest.mark.usefixtures("models")
@@ -355,13 +417,84 @@ def test_taps_png_without_matplotlib_is_a_usage_error(capsys: pytest.CaptureFixt
 
 @pytest.mark.parametrize(("argv", "code", "message"), [
     (["taps", "6", "--kernel-size", "3", "--stride", "2", "--at", "20"], 2, "from 0 to 13"),
-    (["taps", "6", "--kernel-size", "3", "--stride", "2", "--output-padding", "2"], 2, "output_padding"),
+    (["taps", "6", "--kernel-size", "3", "--stride", "2", "--output-padding", "2"], 2, "--output-padding 2 must be"),
+    (["taps", "4", "--kernel-size", "4", "--stride", "2", "--at", "0,1"], 2, "--at 0,1 has 2 index(es), but this "
+     "layer has 1 dimension(s)"),
+    (["taps", "4,4", "--kernel-size", "4", "--stride", "2", "--at", "0"], 2, "has 1 index(es), but this layer has 2"),
     (["taps", "6", "--stride", "2"], 2, "--kernel-size"),
     (["taps", "1", "--kernel-size", "1", "--padding", "1"], 1, "must be >= 1"),
 ])
 def test_taps_errors(capsys: pytest.CaptureFixture[str], argv: list[str], code: int, message: str) -> None:
     exit_code, out, err = run(capsys, *argv)
     assert (exit_code, out) == (code, "") and message in err and "Traceback" not in err
+
+
+# --- every fix of every error, followed as it is written ------------------------------------------------------
+
+REFUSED = [
+    ["solve", "6", "21", "--kernel-size", "3", "--stride", "3"],
+    ["solve", "12,12", "25,25", "--kernel-size", "3", "--stride", "2", "--padding", "1"],
+    ["solve", "8,6", "16,15", "--kernel-size", "4", "--stride", "2", "--padding", "1"],
+    ["solve", "10", "40", "--conv", "--kernel-size", "3", "--padding", "1"],
+    ["solve", "6", "7", "--transpose", "--kernel-size", "3", "--stride", "1"],
+    ["plan", "4", "1000", "--layers", "1", "--kernel-size", "4"],
+    ["plan", "1,1", "64,64", "--layers", "4", "--kernel-size", "4"],
+    ["plan", "64", "1", "--layers", "4", "--kernel-size", "4"],
+    ["plan", "4", "7", "--layers", "2", "--kernel-size", "3", "--max-stride", "1"],
+    ["plan", "28", "1", "--layers", "3", "--transpose"],
+    ["taps", "4", "--kernel-size", "4", "--stride", "2", "--padding", "9"],
+    ["taps", "6", "--kernel-size", "3", "--stride", "2", "--at", "20"],
+    ["taps", "4", "--kernel-size", "4", "--stride", "2", "--at", "0,1"],
+    ["taps", "4,4", "--kernel-size", "4", "--stride", "2", "--at", "0"],
+    ["taps", "6", "--kernel-size", "3", "--stride", "2", "--output-padding", "2"],
+]
+
+
+def with_flag(argv: list[str], flag: str, value: str | None) -> list[str]:
+    """``argv`` without ``flag`` (and its value), then with ``flag value`` if a value is given."""
+    out, skip = [], False
+    for n, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == flag:
+            skip = n + 1 < len(argv) and not argv[n + 1].startswith("--")
+        else:
+            out.append(arg)
+    return out + ([flag, value] if value is not None else [])
+
+
+def followed(argv: list[str], fix: str) -> list[list[str]]:
+    """The command lines a fix asks for: OUT or IN replaced, a flag set, flags dropped, or the direction swapped."""
+    def clean(value: str) -> str:
+        return value.rstrip(".,)")
+
+    lines = []
+    for item in fix.split(", or "):
+        if sizes := re.findall(r"\bOUT (\S+)", item):
+            lines += [[*argv[:2], clean(size), *argv[3:]] for size in sizes]
+        elif size := re.search(r"\bIN (\S+)", item):
+            lines.append([*argv[:1], clean(size.group(1)), *argv[2:]])
+        elif dropped := re.search(r"drop ((?:--[\w-]+/?)+)", item):
+            line = argv
+            for flag in dropped.group(1).split("/"):
+                line = with_flag(line, flag, None)
+            lines.append(line)
+        elif direction := re.search(r"use (--conv|--transpose) for the other direction", item):
+            lines.append([*with_flag(with_flag(argv, "--conv", None), "--transpose", None), direction.group(1)])
+        elif flag := re.search(r"(--[\w-]+) (\S+)", item):
+            lines.append(with_flag(argv, flag.group(1), clean(flag.group(2))))
+    return lines
+
+
+@pytest.mark.parametrize("argv", REFUSED, ids=lambda argv: " ".join(argv))
+def test_every_fix_works_when_followed_as_written(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code in (1, 2) and "Fix: " in err and "Traceback" not in err
+    lines = followed(argv, err.split("Fix: ", 1)[1].strip())
+    assert lines, err
+    for line in lines:
+        code, _, err = run(capsys, *line)
+        assert (code, err) == (0, ""), (line, err)
 
 
 # --- the real entry points, as subprocesses -----------------------------------------------------
@@ -399,7 +532,7 @@ def processes(models_dir: Path) -> dict[str, subprocess.CompletedProcess[str]]:
     ("explain", 0, re.compile(r"output_padding=1 would give 24×24")),
     ("plan", 1, re.compile(r"^autoshape plan: .*The largest size they reach is 11")),
     ("fix", 1, re.compile(r"^autoshape fix: no fix for UNetLike on 1×1×24×24 .* it gives 1×2×24×24, not 1×2×23×23")),
-    ("taps", 2, re.compile(r"^autoshape taps: error: output_index 99 is outside the output")),
+    ("taps", 2, re.compile(r"^autoshape taps: error: --at 99 is outside the output")),
 ])
 def test_entry_points_as_subprocesses(processes: dict[str, subprocess.CompletedProcess[str]], name: str,
                                       code: int, expected: re.Pattern[str]) -> None:

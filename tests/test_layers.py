@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import re
+
 import pytest
 import torch
 from hypothesis import given
@@ -136,7 +139,7 @@ def test_device_dtype_channels_last_and_autocast() -> None:
          r"^TargetConvTranspose2d\(2, 2, input_size=\(4, 4\), output_size=\(10, 10\)\): .*9 below, none above"),
         ({"input_size": 4, "output_size": 8, "padding": "valid"}, ValueError, "padding='valid' is not solvable"),
         ({"padding": "same", "stride": 2}, ValueError, "needs kernel_size"),
-        ({"padding": "same", "kernel_size": 2, "stride": 1}, ShapeError, "odd kernel_size"),
+        ({"padding": "same", "kernel_size": 2, "stride": 1}, ShapeError, r"Fix: use kernel_size=3 \(odd"),
         ({"input_size": 4, "output_size": 8, "padding_mode": "reflect"}, ValueError, "zeros"),
     ],
 )
@@ -163,3 +166,80 @@ def test_channel_arguments_are_checked() -> None:
         TargetConv2d(0, 2, input_size=4, output_size=2)
     with pytest.raises(TypeError, match="out_channels must be an int"):
         TargetConv2d(2, 2.5, input_size=4, output_size=2)  # type: ignore[arg-type]
+
+
+# -- every "Fix:" of a Target layer's error, followed literally --------------------------------------------------------
+
+def fix_of(error: ShapeError) -> str:
+    return str(error).split("Fix: ", 1)[1]
+
+
+@pytest.mark.parametrize(("cls", "kwargs"), [
+    (TargetConvTranspose2d, {"input_size": 12, "output_size": 25, "kernel_size": 3, "stride": 2, "padding": 1}),
+    (TargetConv2d, {"input_size": (8, 9), "output_size": (4, 9), "kernel_size": 3, "padding": 0}),
+    (TargetConv1d, {"input_size": 10, "output_size": 40, "max_kernel_size": 3, "max_stride": 2}),
+], ids=["transposed", "conv", "bounds"])
+def test_construction_fixes_work_when_followed(cls: type[nn.Module], kwargs: dict) -> None:
+    with pytest.raises(ShapeError) as caught:
+        cls(2, 2, **kwargs)
+    fix = fix_of(caught.value)
+    changes = [{"output_size": ast.literal_eval(v)} for v in re.findall(r"output_size=(\(.*?\)|\d+)", fix)]
+    freed = re.search(r"leave (\S+) free \(None\)", fix)
+    changes += [dict.fromkeys(freed.group(1).split("/"))] if freed else []
+    assert len(changes) >= 2
+    n = int(cls.__name__[-2])
+    for change in changes:
+        layer = cls(2, 2, **{**kwargs, **change})
+        expected = change.get("output_size", kwargs["output_size"])
+        expected = expected if isinstance(expected, tuple) else (expected,) * n
+        size = kwargs["input_size"] if isinstance(kwargs["input_size"], tuple) else (kwargs["input_size"],) * n
+        assert layer(torch.zeros(1, 2, *size)).shape[2:] == expected
+
+
+def test_same_padding_fixes_work_when_followed() -> None:
+    with pytest.raises(ShapeError) as caught:
+        TargetConvTranspose2d(1, 1, kernel_size=4, stride=1, padding="same")
+    fix = fix_of(caught.value)
+    kernel, stride = (int(v) for v in re.findall(r"(?:kernel_size|stride)=(\d+)", fix))
+    for change in ({"kernel_size": kernel}, {"stride": stride}):
+        layer = TargetConvTranspose2d(1, 1, **{"kernel_size": 4, "stride": 1, **change}, padding="same")
+        assert layer(torch.zeros(1, 1, 5, 7)).shape[2:] == (5 * layer.stride[0], 7 * layer.stride[0])
+
+
+@pytest.mark.parametrize("input_size", [4, 2])  # 'reflect' pads less than the input: 4 -> 9 can, 2 -> 9 cannot
+def test_padding_mode_fixes_work_when_followed(input_size: int) -> None:
+    with pytest.raises(ShapeError) as caught:
+        TargetConv1d(2, 2, input_size=input_size, output_size=9, padding_mode="reflect")
+    fix = fix_of(caught.value)
+    assert "padding_mode='zeros'" in fix
+    assert TargetConv1d(2, 2, input_size=input_size, output_size=9)(torch.zeros(1, 2, input_size)).shape[-1] == 9
+    paddings = re.findall(r"padding=(\d+)", fix)
+    assert len(paddings) == (input_size == 4)
+    for padding in paddings:
+        layer = TargetConv1d(2, 2, input_size=input_size, output_size=9, padding=int(padding), padding_mode="reflect")
+        assert layer(torch.zeros(1, 2, input_size)).shape[-1] == 9
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "got"), [
+    (TargetConv2d, {"input_size": 24, "output_size": 12}, (25, 25)),
+    (TargetConvTranspose1d, {"input_size": 12, "output_size": 24, "kernel_size": 4, "stride": 2, "padding": 1}, (13,)),
+    (TargetConv1d, {"input_size": 16, "scale_factor": 0.5, "kernel_size": 3, "stride": 2, "padding": 1}, (21,)),
+    (TargetConv1d, {"input_size": 16, "output_size": 12, "kernel_size": 5}, (3,)),
+], ids=["free", "fixed", "scale", "too-small"])
+def test_forward_fixes_work_when_followed(cls: type[nn.Module], kwargs: dict, got: tuple[int, ...]) -> None:
+    layer = cls(2, 2, **kwargs)
+    with pytest.raises(ShapeError) as caught:
+        layer(torch.zeros(1, 2, *got))
+    fix = fix_of(caught.value)
+    resized = ast.literal_eval(re.findall(r"resize the input to (\(.*?\))", fix)[0])
+    x = nn.functional.interpolate(torch.zeros(1, 2, *got), size=resized)
+    assert layer(x).shape[2:] == layer.output_size
+    for size, output, instead in re.findall(
+            r"build it with input_size=(\(.*?\))(?: and output_size=(\(.*?\)))?( instead of scale_factor)?", fix):
+        changed = {**kwargs, "input_size": ast.literal_eval(size)}
+        if output:
+            changed["output_size"] = ast.literal_eval(output)
+        if instead:
+            del changed["scale_factor"]
+        rebuilt = cls(2, 2, **changed)
+        assert rebuilt(torch.zeros(1, 2, *got)).shape[2:] == rebuilt.output_size

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import functools
 import itertools
 import json
 import re
 from collections.abc import Callable
 from dataclasses import fields, replace
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -44,6 +46,11 @@ def reversals(plan: Plan) -> int:
     return sum(any(sign * (o - i) < 0 for i, o in zip(step.input_size, step.output_size)) for step in plan)
 
 
+def idle(plan: Plan) -> int:
+    """Layers that keep the size (in some dimension)."""
+    return sum(any(i == o for i, o in zip(step.input_size, step.output_size)) for step in plan)
+
+
 # -- brute force: every layer in the box, sized by torch ---------------------------------------------------------------
 
 @functools.cache
@@ -62,20 +69,21 @@ def one_layer(transposed: bool, i: int) -> tuple[tuple[int, int, int], ...]:
 
 
 def brute_force(transposed: bool, start: int, layers: int, kernels: range, max_stride: int,
-                ceiling: int) -> dict[int, tuple[int, int]]:
-    """Every final size reachable in ``layers`` layers, with the fewest (reversals, checkerboards) of any path.
+                ceiling: int) -> dict[int, tuple[int, int, int]]:
+    """Every final size reachable in ``layers`` layers, with the fewest (reversals, checkerboards, idle layers)
+    of any path, compared in that order.
 
     Sizes above ``ceiling`` are dropped: a layer in the box shrinks (or, plain, grows) by at most MAX_K-1,
     so callers pass a ceiling from which the target is out of reach.
     """
-    best = {start: (0, 0)}
+    best = {start: (0, 0, 0)}
     for _ in range(layers):
-        reached: dict[int, tuple[int, int]] = {}
-        for i, (back, checker) in best.items():
+        reached: dict[int, tuple[int, int, int]] = {}
+        for i, (back, checker, kept) in best.items():
             for k, s, o in one_layer(transposed, i):
                 if k in kernels and s <= max_stride and o <= ceiling:
                     turned = o < i if transposed else o > i
-                    cost = (back + turned, checker + (transposed and k % s != 0))
+                    cost = (back + turned, checker + (transposed and k % s != 0), kept + (o == i))
                     reached[o] = min(cost, reached.get(o, cost))
         best = reached
     return best
@@ -111,7 +119,7 @@ def test_plans_are_exact_and_best_or_refused_and_brute_force_agrees(request: tup
     for step in plan:
         assert step.params.kernel_size[0] in kernels and step.params.stride[0] <= bounds["max_stride"]
         assert step.params.padding[0] < step.params.kernel_size[0]
-    assert (reversals(plan), checkerboards(plan)) == reachable[target]
+    assert (reversals(plan), checkerboards(plan), idle(plan)) == reachable[target]
 
 
 def check_refusal(message: str, transposed: bool, start: int, target: int, layers: int, bounds: dict[str, int],
@@ -134,22 +142,67 @@ def check_refusal(message: str, transposed: bool, start: int, target: int, layer
         fixed = {**bounds, name: int(value)} if name == "max_stride" else bounds
         plan = planner(transposed)(start, target, int(value) if name == "num_layers" else layers, **fixed)
         assert plan.output_size == (target,)
-    for size in re.findall(r"output_size (\d+)(?: or (\d+))?", message):
-        for value in filter(None, size):
-            assert planner(transposed)(start, int(value), layers, **bounds).output_size == (int(value),)
+    for value in re.findall(r"output_size=(\d+)", message.split("Fix: ")[1]):
+        assert planner(transposed)(start, int(value), layers, **bounds).output_size == (int(value),)
+    follow_kernel_fixes(message, transposed, (start,), (target,), layers, bounds)
+
+
+def follow_kernel_fixes(message: str, transposed: bool, start: tuple[int, ...], target: tuple[int, ...],
+                        layers: int, bounds: dict[str, Any]) -> None:
+    """'leave kernel_size free' and 'max_kernel_size=K' plan the target when followed literally."""
+    fix = message.split("Fix: ")[1]
+    free = {name: value for name, value in bounds.items() if name != "kernel_size"}
+    if "leave kernel_size free (None)" in fix:
+        assert_exact(planner(transposed)(start, target, layers, **free), start, target)
+    for value in re.findall(r"max_kernel_size=(\d+)", fix):
+        plan = planner(transposed)(start, target, layers, **{**free, "max_kernel_size": int(value)})
+        assert_exact(plan, start, target)
+
+
+@settings(max_examples=100)
+@given(transposed=st.booleans(), small=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+       growth=st.tuples(st.integers(0, 40), st.integers(0, 40)), layers=st.integers(1, 4),
+       bound=st.sampled_from(["kernel_size", "max_kernel_size"]), kernel=st.integers(1, 4),
+       max_stride=st.integers(1, 3))
+def test_every_fix_of_a_2d_refusal_plans_every_dimension_when_followed(
+    transposed: bool, small: tuple[int, int], growth: tuple[int, int], layers: int, bound: str, kernel: int,
+    max_stride: int
+) -> None:
+    """More layers, a larger stride or kernel bound change every dimension: each fix is checked on both."""
+    big = (small[0] + growth[0], small[1] + growth[1])
+    start, target = (small, big) if transposed else (big, small)
+    bounds: dict[str, Any] = {bound: kernel, "max_stride": max_stride}
+    try:
+        planner(transposed)(start, target, layers, **bounds)
+        return
+    except ShapeError as error:
+        message = str(error)
+    fix = message.split("Fix: ")[1]
+    for value in re.findall(r"output_size=(\([\d, ]+\)|\d+)", fix):
+        asked = ast.literal_eval(value)
+        asked = asked if isinstance(asked, tuple) else (asked, asked)
+        assert_exact(planner(transposed)(start, asked, layers, **bounds), start, asked)
+    for name, value in re.findall(r"(num_layers|max_stride)=(\d+)", fix):
+        count = int(value) if name == "num_layers" else layers
+        changed = {**bounds, "max_stride": int(value)} if name == "max_stride" else bounds
+        assert_exact(planner(transposed)(start, target, count, **changed), start, target)
+    follow_kernel_fixes(message, transposed, start, target, layers, bounds)
 
 
 @settings(max_examples=80)
 @given(transposed=st.booleans(), sizes=st.tuples(st.integers(1, 40), st.integers(1, 40)), layers=st.integers(1, 5),
        max_stride=st.integers(1, 3))
-def test_a_free_kernel_always_plans_exact_monotone_and_checkerboard_free(
+def test_a_free_kernel_always_plans_exact_monotone_checkerboard_free_and_idle_only_when_it_must(
     transposed: bool, sizes: tuple[int, int], layers: int, max_stride: int
 ) -> None:
+    """Every planned layer changes the size whenever the sizes leave room (a layer that changes the size
+    moves it by one at least, and one of stride 1 and kernel |change|+1 does exactly that)."""
     small, big = sorted(sizes)
     start, target = (small, big) if transposed else (big, small)
     plan = planner(transposed)(start, target, layers, max_stride=max_stride)
     assert_exact(plan, (start,), (target,))
     assert reversals(plan) == 0 and checkerboards(plan) == 0
+    assert idle(plan) == max(0, layers - (big - small))
     assert all(step.params.stride[0] <= max_stride for step in plan)
 
 
@@ -226,14 +279,23 @@ def test_scale_is_spread_across_layers() -> None:
     assert plan[0].output_size[0] < 10
 
 
+def test_the_issue_plan_1_to_28_in_4_layers_changes_the_size_at_every_layer() -> None:
+    """1→3→6→14→28: no idle layer and no checkerboard (the old plan kept 7 at layer 2)."""
+    plan = plan_upsampling(1, 28, 4)
+    assert_exact(plan, (1,), (28,))
+    assert idle(plan) == 0 and checkerboards(plan) == 0
+    assert [step.output_size[0] for step in plan] == [3, 6, 14, 28]
+
+
 @pytest.mark.parametrize("transposed", [True, False])
-def test_spare_layers_keep_the_size_rather_than_spread_uneven_steps(transposed: bool) -> None:
+def test_spare_layers_change_the_size_when_a_clean_plan_exists(transposed: bool) -> None:
+    """4→64 in 6: three doublings cannot fill six layers, yet no layer keeps the size: the other three
+    are uneven steps, the fewest possible (two can't both grow and multiply to 1)."""
     plan = plan_upsampling(4, 64, 6) if transposed else plan_downsampling(64, 4, 6)
     assert_exact(plan, (plan.input_size[0],), (plan.output_size[0],))
+    assert idle(plan) == 0 and checkerboards(plan) == 0 and reversals(plan) == 0
     sizes = [sorted(step.input_size + step.output_size) for step in plan]
-    kept = [step for step in plan if step.input_size == step.output_size]
-    assert len(kept) == 2 and sum(big == 2 * small for small, big in sizes) == 4
-    assert all(step.params.stride == (1,) for step in kept)
+    assert sum(big == 2 * small for small, big in sizes) == 3
 
 
 def test_int_sizes_give_tuples_and_dimensions_are_planned_independently() -> None:
@@ -314,18 +376,32 @@ def test_too_few_layers_names_the_largest_size_and_confirmed_fixes() -> None:
         plan_upsampling((1, 1), (64, 64), 4, kernel_size=4)
     message = str(caught.value)
     assert "plan_upsampling((1, 1), (64, 64), 4, kernel_size=4, max_stride=2)" in message
-    assert "in dimension H" in message and "The largest size they reach is 61." in message
+    assert "in dimension 1 of 2 (height) (" in message and "The largest size they reach is 61." in message
     assert "num_layers=5" in message and "max_stride=3" in message and "leave kernel_size free" in message
 
 
 def test_too_few_layers_down_names_the_smallest_size() -> None:
-    with pytest.raises(ShapeError, match=r"The smallest size they reach is 2\. Fix: use num_layers=5"):
+    with pytest.raises(ShapeError, match=r"smallest size they reach is 2\. Fix: use output_size=2, or num_layers=5"):
         plan_downsampling(64, 1, 4, kernel_size=4)
 
 
 def test_parity_gap_names_the_nearest_sizes() -> None:
-    with pytest.raises(ShapeError, match=r"Nearest reachable sizes: 6 below, 8 above\. Fix: use output_size 6 or 8,"):
+    with pytest.raises(ShapeError,
+                       match=r"Nearest reachable sizes: 6 below, 8 above\. Fix: use output_size=6 or output_size=8,"):
         plan_upsampling(4, 7, 2, kernel_size=3, max_stride=1)
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+def test_a_wrong_direction_fix_works_when_followed(transposed: bool) -> None:
+    start, target = (28, 1) if transposed else (1, 28)
+    with pytest.raises(ValueError, match=r"Fix: use plan_(down|up)sampling for the other direction"):
+        planner(transposed)(start, target, 3)
+    assert_exact(planner(not transposed)(start, target, 3), (start,), (target,))
+    mixed = ((4, 8), (8, 4)) if transposed else ((8, 4), (4, 8))
+    with pytest.raises(ValueError) as caught:
+        planner(transposed)(*mixed, 2)
+    kept = ast.literal_eval(re.findall(r"Fix: use output_size=(\(.*?\))", str(caught.value))[0])
+    assert_exact(planner(transposed)(mixed[0], kept, 2), mixed[0], kept)
 
 
 @pytest.mark.parametrize(("call", "error", "pattern"), [

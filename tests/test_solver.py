@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import re
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from autoshape import ConvParams, ShapeError, ranked_solutions, solve_conv, solve_conv_transpose
-from tests.torch_reference import torch_conv_size, torch_conv_transpose_size, torch_size
+from tests.torch_reference import torch_conv_size, torch_conv_transpose_size, torch_rows_read, torch_size
 
 MAX_K, MAX_S = 4, 3
 
@@ -107,6 +108,36 @@ def test_conv_solutions_are_exact_or_refused(request: tuple[tuple[int, ...], tup
     assert all(getattr(params, name) == (value,) * len(i) for name, value in kwargs.items())
 
 
+def follow_fixes(message: str) -> list[dict[str, object]]:
+    """The changes each fix of a refusal asks for, as keyword arguments (None frees a value)."""
+    fix = message.split("Fix: ", 1)[1]
+    changes: list[dict[str, object]] = [{"output_size": ast.literal_eval(size)}
+                                        for size in re.findall(r"output_size=(\(.*?\)|\d+)", fix)]
+    freed = re.search(r"leave (\S+) free \(None\)", fix)
+    if freed:
+        changes.append(dict.fromkeys(freed.group(1).split("/")))
+    return changes
+
+
+@settings(max_examples=300)
+@given(transposed=st.booleans(), request=requests(True), bounds=st.fixed_dictionaries(
+    {}, optional={"max_kernel_size": st.integers(1, 5), "max_stride": st.integers(1, 3)}))
+def test_every_fix_of_a_refusal_works_when_followed_literally(transposed: bool, request: tuple, bounds: dict) -> None:
+    i, o, kwargs = request
+    kwargs = {**kwargs, **({} if "kernel_size" in kwargs else bounds)}
+    try:
+        solve(transposed, i, o, **kwargs)
+        return
+    except ShapeError as error:
+        changes = follow_fixes(str(error))
+    assert changes
+    for change in changes:
+        target = change.pop("output_size", o)
+        params = solve(transposed, i, target, **{**kwargs, **change})
+        expected = target if isinstance(target, tuple) else (target,) * len(i)
+        assert torch_size(params, i) == expected, (change, target)
+
+
 @given(transposed=st.booleans(), i=st.integers(1, 40), o=st.integers(1, 40), d=st.integers(1, 3))
 def test_with_no_bounds_every_target_is_reachable(transposed: bool, i: int, o: int, d: int) -> None:
     params = solve(transposed, i, o, dilation=d)
@@ -153,6 +184,26 @@ def test_transposed_kernel_divisible_by_stride_when_free(i: int, o: int) -> None
     assert params.kernel_size[0] % params.stride[0] == 0
 
 
+def conventional(transposed: bool, i: int, o: int, stride: int) -> bool:
+    """The first half of the ranking: the stride's lattice fits the sizes, (small-1)·stride <= big-1."""
+    small, big = (i, o) if transposed else (o, i)
+    return (small - 1) * stride <= big - 1
+
+
+@given(transposed=st.booleans(), i=st.integers(1, 9), o=st.integers(1, 14), d=st.integers(1, 2))
+def test_a_conventional_stride_is_chosen_whenever_one_reaches(transposed: bool, i: int, o: int, d: int) -> None:
+    """Within the bounds, a stride whose lattice fits the sizes wins whenever one reaches (brute force)."""
+    reaching = [config for config, size in box(transposed, i, d) if size == o and config[2] <= d * (config[0] - 1)]
+    try:
+        params = solve(transposed, i, o, dilation=d, max_kernel_size=MAX_K, max_stride=MAX_S)
+    except ShapeError:
+        assert not reaching
+        return
+    assert torch_size(params, (i,)) == (o,)
+    chosen = conventional(transposed, i, o, params.stride[0])
+    assert chosen == any(conventional(transposed, i, o, s) for _, s, _, _ in reaching)
+
+
 @given(i=st.integers(1, 12), o=st.integers(1, 30), kernel=st.integers(1, 6))
 def test_divisible_kernel_chosen_whenever_one_reaches(i: int, o: int, kernel: int) -> None:
     """With the stride fixed, a kernel divisible by it is chosen whenever one (up to a bound) reaches."""
@@ -166,6 +217,19 @@ def test_divisible_kernel_chosen_whenever_one_reaches(i: int, o: int, kernel: in
         for k in range(stride, kernel + 1, stride) for p in range(k) for op in range(stride)
     )
     assert (params.kernel_size[0] % stride == 0) == divisible_reaches
+
+
+@given(i=st.integers(2, 40), o=st.integers(1, 20))
+def test_a_conv_reads_every_input_row_whenever_one_at_its_stride_can(i: int, o: int) -> None:
+    """If some kernel and padding at the chosen stride read every input row (by torch's gradient), the
+    chosen one does too: the floor never drops a row it could have kept."""
+    params = solve_conv(i, o)
+    k, s, p = params.kernel_size[0], params.stride[0], params.padding[0]
+    assert torch_conv_size([i], [k], [s], [p], [1]) == (o,)
+    alternatives = [(k2, p2) for k2 in range(1, 2 * i + 4) for p2 in range(k2)
+                    if torch_conv_size([i], [k2], [s], [p2], [1]) == (o,)]
+    if any(all(torch_rows_read(i, k2, s, p2, 1)) for k2, p2 in alternatives):
+        assert all(torch_rows_read(i, k, s, p, 1)), (k, s, p)
 
 
 @pytest.mark.parametrize(
@@ -182,6 +246,9 @@ def test_divisible_kernel_chosen_whenever_one_reaches(i: int, o: int, kernel: in
         (False, 64, 32, {"kernel_size": 4}, ((4,), (2,), (1,), (0,))),  # DCGAN discriminator
         (False, 4, 1, {"kernel_size": 4}, ((4,), (1,), (0,), (0,))),
         (False, 10, 10, {}, ((3,), (1,), (1,), (0,))),
+        (False, 26, 12, {}, ((4,), (2,), (0,), (0,))),  # k3 s2 p0 would drop the last row
+        (False, 12, 5, {}, ((4,), (2,), (0,), (0,))),
+        (False, 16000, 3199, {}, ((10,), (5,), (0,), (0,))),  # wav2vec 2.0's first layer: every sample read
     ],
 )
 def test_conventional_choices(transposed: bool, i: int, o: int, fixed: dict, expected: tuple) -> None:
@@ -210,6 +277,34 @@ def test_ranked_solutions_within_bounds_match_brute_force_count() -> None:
     expected = {c for c, size in box(True, 5, 1) if size == 10 and c[2] <= c[0] - 1}
     ranked = ranked_solutions(5, 10, max_kernel_size=MAX_K, max_stride=MAX_S, limit=None)
     assert {(p.kernel_size[0], p.stride[0], p.padding[0], p.output_padding[0]) for p in ranked} == expected
+
+
+def documented_rank(transposed: bool, i: int, o: int, d: int, config: Config) -> tuple[object, ...]:
+    """The ranking as README states it, written out independently of the solver."""
+    k, s, p, op = config
+    small, big = (i, o) if transposed else (o, i)
+    stride_key = (s, s) if small == 1 else (abs(s * small - big), s)
+    group = k % s != 0 if transposed else (i + 2 * p - d * (k - 1) - 1) % s > p  # checkerboard / dropped rows
+    kernel_key = (0, k) if k > s else (1, -k)
+    return (not conventional(transposed, i, o, s), stride_key, group, kernel_key, p, op)
+
+
+@settings(max_examples=150)
+@given(transposed=st.booleans(), i=st.integers(1, 8), o=st.integers(1, 14), d=st.integers(1, 2),
+       kernel=st.sampled_from([None, 2, 3]), stride=st.sampled_from([None, 1, 2]),
+       padding=st.sampled_from([None, 0, 1]))
+def test_ranked_solutions_are_the_brute_force_set_in_the_documented_order(
+    transposed: bool, i: int, o: int, d: int, kernel: int | None, stride: int | None, padding: int | None
+) -> None:
+    ranked = ranked_solutions(i, o, transposed=transposed, kernel_size=kernel, stride=stride, padding=padding,
+                              dilation=d, max_kernel_size=None if kernel else MAX_K,
+                              max_stride=None if stride else MAX_S, limit=None)
+    found = [(p.kernel_size[0], p.stride[0], p.padding[0], p.output_padding[0]) for p in ranked]
+    expected = {config for config, size in box(transposed, i, d)
+                if size == o and allowed(config, d, kernel, stride, padding)}
+    assert len(found) == len(set(found)) and set(found) == expected
+    keys = [documented_rank(transposed, i, o, d, config) for config in found]
+    assert keys == sorted(keys)
 
 
 def test_solutions_are_deterministic() -> None:
@@ -259,11 +354,14 @@ def test_as_kwargs_fit_the_torch_layers() -> None:
         ((4, 8), {"padding": -1}, ValueError, "padding must be >= 0, got -1"),
         ((4, 8), {"max_stride": 0}, ValueError, "max_stride must be >= 1"),
         ((6, 21), {"kernel_size": 3, "stride": 3},
-         ShapeError, r"takes size 6 to 21 in dimension L with kernel_size=3, stride=3, dilation=1\. "
-                     r"Nearest reachable sizes: 20 below, none above\. Fix: ask for 20, or leave kernel_size/stride"),
+         ShapeError, r"takes size 6 to 21 in dimension 1 of 1 \(length\) with kernel_size=3, stride=3, dilation=1\. "
+                     r"Nearest reachable sizes: 20 below, none above\. "
+                     r"Fix: ask for output_size=20, or leave kernel_size/stride free \(None\)\."),
         (((8, 6), (16, 15)), {"kernel_size": 4, "stride": 2, "padding": 1},
-         ShapeError, r"takes size 6 to 15 in dimension W .* 13 below, none above"),
+         ShapeError, r"takes size 6 to 15 in dimension 2 of 2 \(width\) .* 13 below, none above"),
         ((10, 40), {"max_kernel_size": 3, "max_stride": 2}, ShapeError, r"22 below, none above.*max_kernel_size"),
+        (((4, 4, 4), (10, 10, 9)), {"kernel_size": 4, "stride": 2, "padding": 0},
+         ShapeError, r"takes size 4 to 9 in dimension 3 of 3 \(width\) with .* none below, 10 above"),
     ],
 )
 def test_errors_name_the_value_the_range_and_a_fix(

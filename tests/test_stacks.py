@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+import re
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -189,7 +192,7 @@ def test_unreachable_target_is_refused_at_construction_with_the_stack_s_context(
     message = str(caught.value)
     assert message.startswith("UpsamplingStack(in_channels=100, channels=(512, 256, 128), out_channels=3) "
                               "has len(channels)+1 = 4 layers: plan_upsampling((1, 1), (64, 64), 4, kernel_size=4")
-    assert "largest size they reach is 61" in message and "num_layers=5" in message
+    assert "largest size they reach is 61" in message and "4 widths in channels" in message  # 5 layers
     assert caught.value.__cause__ is None and caught.value.__suppress_context__
 
 
@@ -215,3 +218,40 @@ def test_bad_arguments_are_refused_with_the_value(kwargs: dict, error: type[Exce
 def test_norm_first_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match="norm_first must be a bool"):
         DownsamplingStack(1, (4,), 8, input_size=16, output_size=4, norm_first="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "got"), [
+    (UpsamplingStack, {"input_size": 4, "output_size": 16, "dims": 1}, (5,)),
+    (UpsamplingStack, {"input_size": 1, "output_size": 13, "kernel_size": 4, "dims": 1}, (20,)),
+    (DownsamplingStack, {"input_size": (28, 28), "output_size": 7}, (29, 30)),
+], ids=["replannable", "not-replannable", "2-d"])
+def test_forward_fixes_work_when_followed(cls: type[nn.Module], kwargs: dict, got: tuple[int, ...]) -> None:
+    built = cls(4, (8,), 1, **kwargs)
+    with pytest.raises(ShapeError) as caught:
+        built(torch.zeros(1, 4, *got))
+    fix = str(caught.value).split("Fix: ", 1)[1]
+    resized = ast.literal_eval(re.findall(r"resize the input to (\(.*?\))", fix)[0])
+    assert built(nn.functional.interpolate(torch.zeros(1, 4, *got), size=resized)).shape[2:] == built.output_size
+    rebuilds = re.findall(r"build it with input_size=(\(.*?\))", fix)
+    assert len(rebuilds) == (kwargs.get("kernel_size") is None)  # a fixed kernel 4 cannot take 20 to 13 in 2 layers
+    for size in rebuilds:
+        rebuilt = cls(4, (8,), 1, **{**kwargs, "input_size": ast.literal_eval(size)})
+        assert rebuilt(torch.zeros(1, 4, *got)).shape[2:] == built.output_size
+
+
+def test_a_module_instance_as_norm_fix_works_when_followed() -> None:
+    with pytest.raises(TypeError, match="Fix: pass BatchNorm2d") as caught:
+        UpsamplingStack(8, (4,), 1, input_size=4, output_size=8, norm=nn.BatchNorm2d(4))
+    fixed = getattr(nn, re.findall(r"Fix: pass (\w+)", str(caught.value))[0])
+    stack = UpsamplingStack(8, (4,), 1, input_size=4, output_size=8, norm=fixed)
+    assert stack(torch.zeros(1, 8, 4, 4)).shape[2:] == (8, 8)
+
+
+def test_plan_fixes_speak_of_channels_and_work_when_followed() -> None:
+    with pytest.raises(ShapeError) as caught:
+        UpsamplingStack(4, (8,), 1, input_size=1, output_size=64, kernel_size=4, dims=1)
+    fix = str(caught.value).split("Fix: ", 1)[1]
+    assert "num_layers" not in fix
+    [widths] = re.findall(r"(\d+) widths in channels", fix)
+    stack = UpsamplingStack(4, (8,) * int(widths), 1, input_size=1, output_size=64, kernel_size=4, dims=1)
+    assert stack(torch.zeros(1, 4, 1)).shape[2:] == (64,)

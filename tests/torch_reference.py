@@ -70,3 +70,11 @@ def hooked(modules: Iterable[nn.Module], hook: Callable[..., Any], *, pre: bool 
     finally:
         for handle in handles:
             handle.remove()
+
+
+def torch_rows_read(i: int, k: int, s: int, p: int, d: int) -> list[bool]:
+    """Which of the ``i`` input rows a 1-d convolution reads: where the gradient of its summed output is nonzero."""
+    x = torch.ones(1, 1, i, requires_grad=True)
+    F.conv1d(x, torch.ones(1, 1, k), stride=s, padding=p, dilation=d).sum().backward()
+    assert x.grad is not None
+    return [bool(g) for g in x.grad[0, 0]]

@@ -27,8 +27,7 @@ from .layers import (
     UpsamplingStack,
 )
 from .mirror import MirrorAutoencoder, MirrorDecoder, MirrorUNet
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 __all__ = [
     "Change",

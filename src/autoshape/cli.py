@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import importlib.util
 import json
 import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from torch import nn
@@ -30,6 +33,7 @@ from .diagnose.fix import fix
 from .diagnose.taps import overlap_map, transpose_taps
 from .errors import ShapeError
 from .tracing.recorder import as_input_shape
+from .version import __version__
 
 __all__ = ["main"]
 
@@ -125,16 +129,38 @@ def _plan(args: argparse.Namespace) -> int:
 
 # --- explain ----------------------------------------------------------------------------------
 
-def _import(module_name: str) -> Any:
+def _import(module_name: str, attribute: str) -> Any:
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
+        path = module_name.replace(".", "/") + ".py"
         raise _UsageError(f"cannot import {module_name!r}: {error}. Fix: run from the directory that holds it, "
-                         "or add that directory to PYTHONPATH.") from None
+                          f"or give its path, e.g. path/to/{path}:{attribute}.") from None
     except Exception as error:
         raise _UsageError(f"importing {module_name!r} failed: {type(error).__name__}: {error}") from None
+
+
+def _import_file(path: str) -> Any:
+    """Run a Python file as a module; its folder goes on the path, so its own imports of neighbours work."""
+    file = Path(path)
+    if not file.is_file():
+        raise _UsageError(f"no file {path!r} (looked in {os.getcwd()})")
+    folder = str(file.resolve().parent)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    name = file.stem if file.stem not in sys.modules else f"autoshape_explain_{file.stem}"  # never shadow a module
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise _UsageError(f"{path!r} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # as a plain import would: dataclasses and pickling look it up
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:
+        raise _UsageError(f"running {path!r} failed: {type(error).__name__}: {error}") from None
+    return module
 
 
 def _build(target: str, found: object) -> nn.Module:
@@ -153,15 +179,17 @@ def _build(target: str, found: object) -> nn.Module:
 
 
 def _load_model(target: str) -> nn.Module:
-    """The model named by ``MODULE:ATTR``: an ``nn.Module`` instance, a class or a zero-argument factory.
+    """The model named by ``MODULE:ATTR`` or ``path/to/file.py:ATTR``: an ``nn.Module`` instance, a class
+    or a zero-argument factory.
 
     Raises:
         _UsageError: a malformed target, a failed import, a missing attribute or not a module.
     """
-    module_name, _, attribute = target.partition(":")
+    module_name, _, attribute = target.rpartition(":")
     if not module_name or not attribute:
-        raise _UsageError(f"expected MODULE:ATTR (e.g. mymodels:Generator), got {target!r}")
-    found = _import(module_name)
+        raise _UsageError(f"expected MODULE:ATTR or path/to/file.py:ATTR (e.g. mymodels:Generator), got {target!r}")
+    is_path = module_name.endswith(".py") or "/" in module_name or os.sep in module_name
+    found = _import_file(module_name) if is_path else _import(module_name, attribute)
     for part in attribute.split("."):
         try:
             found = getattr(found, part)
@@ -209,9 +237,21 @@ def _index(value: object) -> str:
     return ", ".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
+def _checked_index(args: argparse.Namespace) -> None:
+    """``--at`` has one index per dimension of the layer (an int is one index)."""
+    n = spatial_ndim(args.input, args.kernel_size, args.stride, args.padding, args.dilation, args.output_padding) or 1
+    given = len(args.at) if isinstance(args.at, tuple) else 1
+    if given != n:
+        raise _UsageError(f"--at {_index(args.at).replace(' ', '')} has {given} index(es), but this layer has {n} "
+                          f"dimension(s) (input size {format_shape(args.input)}): give one index per dimension. "
+                          f"Fix: use --at {','.join(['0'] * n)}.")
+
+
 def _taps(args: argparse.Namespace) -> int:
     layer = {"input_size": args.input, "kernel_size": args.kernel_size, "stride": args.stride,
              "padding": args.padding, "dilation": args.dilation}
+    if args.at is not None:
+        _checked_index(args)
     counts = overlap_map(**layer, output_padding=args.output_padding)
     taps = None if args.at is None else transpose_taps(args.at, **layer)
     if args.png:
@@ -249,22 +289,26 @@ def _add_direction(parser: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="autoshape", description="Exact convolution shapes: solve, plan, "
                                      "explain and inspect. Sizes are ints or comma-separated tuples (12 or 12,24).")
+    parser.add_argument("--version", action="version", version=f"autoshape {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     solve = commands.add_parser("solve", help="the kernel, stride and padding that take IN to OUT exactly",
                                 description="Default: transposed when OUT >= IN in every dimension (and larger "
                                 "in one), a plain convolution otherwise.")
-    solve.add_argument("input", type=_size, metavar="IN")
-    solve.add_argument("output", type=_size, metavar="OUT")
+    solve.add_argument("input", type=_size, metavar="IN", help="the spatial input size, e.g. 12 or 12,24")
+    solve.add_argument("output", type=_size, metavar="OUT", help="the spatial output size to reach exactly")
     _add_direction(solve)
     _add_layer_options(solve)
-    solve.add_argument("--all", action="store_true", help="list the ranked alternatives")
+    solve.add_argument("--all", action="store_true",
+                       help="list the ranked alternatives (up to 10): the conventional strides first, whose "
+                       "lattice fits the sizes, then the tail, exact but with windows over the padding, listed for "
+                       "completeness")
     solve.add_argument("--json", action="store_true", help="print the ConvParams fields as JSON")
     solve.set_defaults(run=_solve)
 
     plan = commands.add_parser("plan", help="N layers from IN to OUT", description="Direction as for solve.")
-    plan.add_argument("input", type=_size, metavar="IN")
-    plan.add_argument("output", type=_size, metavar="OUT")
+    plan.add_argument("input", type=_size, metavar="IN", help="the spatial input size of the first layer")
+    plan.add_argument("output", type=_size, metavar="OUT", help="the spatial output size of the last layer")
     plan.add_argument("--layers", type=int, required=True, metavar="N", help="number of layers")
     plan.add_argument("--kernel-size", type=_size, metavar="K", help="fix every kernel size")
     plan.add_argument("--max-stride", type=_size, metavar="S", help="largest stride per layer (default 2)")
@@ -274,8 +318,10 @@ def _parser() -> argparse.ArgumentParser:
 
     explain_ = commands.add_parser("explain", help="every layer's shapes and size formula",
                                    description="MODULE:ATTR names an nn.Module instance, class or zero-argument "
-                                   "factory, importable from the current directory or the Python path.")
-    explain_.add_argument("target", metavar="MODULE:ATTR")
+                                   "factory: in a module importable from the current directory or the Python path "
+                                   "(package.module:attr), or in a file (path/to/file.py:attr).")
+    explain_.add_argument("target", metavar="MODULE:ATTR",
+                          help="the model: package.module:attr or path/to/file.py:attr")
     explain_.add_argument("--input-shape", type=_size, required=True, metavar="SHAPE",
                           help="full input shape with batch, e.g. 1,3,64,64")
     explain_.add_argument("--json", action="store_true", help="print the rows and notes as JSON")
@@ -308,6 +354,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+_FLAGS = {"kernel_size": "--kernel-size", "stride": "--stride", "padding": "--padding", "dilation": "--dilation",
+          "output_padding": "--output-padding", "max_stride": "--max-stride", "num_layers": "--layers",
+          "output_index": "--at", "input_size": "IN", "output_size": "OUT"}
+_DIRECTIONS = {"plan_downsampling": "--conv", "plan_upsampling": "--transpose"}
+
+
+def _in_flags(message: str) -> str:
+    """A library message in the command line's terms: flags for arguments, IN and OUT for sizes, ``12,24`` for
+    tuples, so that its fixes can be followed as they are written."""
+    def flag(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2)
+        return f"{_FLAGS[name]} {value.strip('(),').replace(' ', '')}" if name in _FLAGS else match.group(0)
+
+    message = re.sub(r"^plan_(up|down)sampling\(.*?\): ", "", message)  # the command line shows the command
+    message = re.sub(r"leave ([\w/]+) free \(None\)",
+                     lambda m: "drop " + "/".join(_FLAGS.get(n, n) for n in m.group(1).split("/")), message)
+    message = re.sub(r"\b(plan_downsampling|plan_upsampling)\b(?! ?\()", lambda m: _DIRECTIONS[m.group(1)], message)
+    return re.sub(r"\b(\w+)[= ](\(\d+(?:, \d+)*,?\)|\d+)", flag, message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``autoshape`` command line and return its exit code.
 
@@ -334,8 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except ShapeError as error:
-        print(f"autoshape {args.command}: {error}", file=sys.stderr)
+        print(f"autoshape {args.command}: {_in_flags(str(error))}", file=sys.stderr)
         return IMPOSSIBLE
     except (_UsageError, TypeError, ValueError, ImportError, OSError) as error:
-        print(f"autoshape {args.command}: error: {error}", file=sys.stderr)
+        print(f"autoshape {args.command}: error: {_in_flags(str(error))}", file=sys.stderr)
         return USAGE

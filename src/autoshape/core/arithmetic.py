@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Union, overload
 
-from ..errors import ShapeError
+from .empty_output import CONV_CHANGES, POOL_CHANGES, Layer, check_output, transpose_changes
 from .sizes import IntOrTuple, as_tuple, like, spatial_ndim
 
 __all__ = [
@@ -73,13 +73,18 @@ def _form(args: tuple[object, ...], sizes: tuple[int, ...]) -> int | tuple[int, 
     return like(*args, values=sizes)
 
 
-def _checked_output(sizes: list[int], what: str, inputs: tuple[int, ...]) -> tuple[int, ...]:
-    if min(sizes) < 1:
-        raise ShapeError(
-            f"{what} gives output size {tuple(sizes)} for input size {inputs}: every size must be >= 1. "
-            "Fix: use a larger input, a smaller kernel or dilation, or more padding."
-        )
-    return tuple(sizes)
+def _layers(**values: tuple[int, ...]) -> list[Layer]:
+    """One dict of named arguments per dimension."""
+    return [dict(zip(values, column)) for column in zip(*values.values())]
+
+
+def _conv_size(x: Layer) -> int:
+    return conv_out(x["input_size"], x["kernel_size"], x["stride"], x["padding"], x["dilation"])
+
+
+def _conv_transpose_size(x: Layer) -> int:
+    return conv_transpose_out(x["input_size"], x["kernel_size"], x["stride"], x["padding"], x["dilation"],
+                              x["output_padding"])
 
 
 def _string_padding(padding: str, stride: tuple[int, ...]) -> str:
@@ -136,11 +141,11 @@ def conv_output_size(
     s = as_tuple(stride, "stride", n)
     d = as_tuple(dilation, "dilation", n)
     if isinstance(padding, str) and _string_padding(padding, s) == "same":
-        sizes = list(i)
-    else:
-        p = (0,) * n if isinstance(padding, str) else as_tuple(padding, "padding", n, minimum=0)
-        sizes = [conv_out(*args) for args in zip(i, k, s, p, d)]
-    return _form((input_size, kernel_size, stride, padding, dilation), _checked_output(sizes, "this convolution", i))
+        return _form((input_size, kernel_size, stride, padding, dilation), i)
+    p = (0,) * n if isinstance(padding, str) else as_tuple(padding, "padding", n, minimum=0)
+    layers = _layers(input_size=i, kernel_size=k, stride=s, padding=p, dilation=d)
+    sizes = check_output("this convolution", _conv_size, layers, CONV_CHANGES)
+    return _form((input_size, kernel_size, stride, padding, dilation), sizes)
 
 
 @overload
@@ -193,14 +198,21 @@ def conv_transpose_output_size(
     p = as_tuple(padding, "padding", n, minimum=0)
     d = as_tuple(dilation, "dilation", n)
     op = as_tuple(output_padding, "output_padding", n, minimum=0)
-    for o, si, di in zip(op, s, d):
-        if o > max_output_padding(si, di):
-            raise ValueError(
-                f"output_padding={op} must be smaller than stride={s} or dilation={d} in every dimension (torch's rule)"
-            )
-    sizes = [conv_transpose_out(*args) for args in zip(i, k, s, p, d, op)]
-    args = (input_size, kernel_size, stride, padding, dilation, output_padding)
-    return _form(args, _checked_output(sizes, "this transposed convolution", i))
+    largest = tuple(max_output_padding(si, di) for si, di in zip(s, d))
+    if any(o > top for o, top in zip(op, largest)):
+        allowed = tuple(min(o, top) for o, top in zip(op, largest))
+        raise ValueError(
+            f"output_padding={op} must be smaller than stride={s} or dilation={d} in every dimension (torch's rule). "
+            f"Fix: use output_padding={allowed[0] if len(set(allowed)) == 1 else allowed}."
+        )
+    layers = _layers(input_size=i, kernel_size=k, stride=s, padding=p, dilation=d, output_padding=op)
+    sizes = _transposed_sizes(layers)
+    return _form((input_size, kernel_size, stride, padding, dilation, output_padding), sizes)
+
+
+def _transposed_sizes(layers: list[Layer]) -> tuple[int, ...]:
+    deficit = max(1 - _conv_transpose_size(x) for x in layers)
+    return check_output("this transposed convolution", _conv_transpose_size, layers, transpose_changes(deficit))
 
 
 def conv_transpose_output_range(
@@ -236,10 +248,11 @@ def conv_transpose_output_range(
     s = as_tuple(stride, "stride", n)
     p = as_tuple(padding, "padding", n, minimum=0)
     d = as_tuple(dilation, "dilation", n)
-    lo = [conv_transpose_out(*args, 0) for args in zip(i, k, s, p, d)]
-    hi = [a + max_output_padding(si, di) for a, si, di in zip(lo, s, d)]
+    top = tuple(max_output_padding(si, di) for si, di in zip(s, d))
+    hi = _transposed_sizes(_layers(input_size=i, kernel_size=k, stride=s, padding=p, dilation=d, output_padding=top))
+    lo = tuple(max(1, conv_transpose_out(*args, 0)) for args in zip(i, k, s, p, d))
     args = (input_size, kernel_size, stride, padding, dilation)
-    return _form(args, tuple(max(a, 1) for a in lo)), _form(args, _checked_output(hi, "this transposed convolution", i))
+    return _form(args, lo), _form(args, hi)
 
 
 def pool_output_size(
@@ -282,8 +295,12 @@ def pool_output_size(
         raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
     if any(2 * pi > ki for pi, ki in zip(p, k)):
         raise ValueError(f"pool padding={p} must be at most half of kernel_size={k} (torch's rule)")
-    sizes = [pool_out(*args, ceil_mode) for args in zip(i, k, s, p, d)]
-    return _form((input_size, kernel_size, stride, padding, dilation), _checked_output(sizes, "this pooling", i))
+    def size(x: Layer) -> int:
+        return pool_out(x["input_size"], x["kernel_size"], x["stride"], x["padding"], x["dilation"], ceil_mode)
+
+    layers = _layers(input_size=i, kernel_size=k, stride=s, padding=p, dilation=d)
+    return _form((input_size, kernel_size, stride, padding, dilation), check_output("this pooling", size, layers,
+                                                                                   POOL_CHANGES))
 
 
 def scaled_size(input_size: IntOrTuple, scale_factor: float | Sequence[float]) -> IntOrTuple:

@@ -1,47 +1,64 @@
-"""The search behind the planner: one spatial dimension of a conv stack as a shortest path.
+"""The search behind the planner: one spatial dimension of a conv stack, layer by layer.
 
-Pure integer code, no modules. Each spatial dimension is planned on its own as a shortest
-path (A*): the states are (layer, size), a step's parameters come from the solver (its best, a
-kernel divisible by its stride preferred), and paths are compared by a cost that sums over
-steps, lexicographically:
+Pure integer code, no modules. Each spatial dimension is planned on its own. Plans are compared
+by a cost that sums over layers, lexicographically:
 
-1. reversals: steps that shrink in an upsampling plan or grow in a downsampling one (a fixed
-   kernel may need them: 8→9→8 with kernel 4 and stride 1, whose every step is odd);
-2. checkerboard steps: transposed kernels not divisible by their stride;
-3. irregularity: none for a whole stride (``out = in·stride``, stride > 1) or a projection from or
-   to size 1 (a 1×1 input mapped to its kernel's footprint with stride 1 and no padding, as DCGAN's
-   first layer; or the mirror, as its discriminator's last), 1 for a layer that keeps a size above
-   1, and 2 for any other layer (so one uneven step costs as much as two idle ones);
-4. drift from the geometric schedule: ``(ln(out/in) - ln(target/start)/num_layers)²``;
-5. then smaller kernels, less padding and output_padding, and smaller intermediate sizes.
+1. reversals: layers that shrink in an upsampling plan or grow in a downsampling one (a fixed
+   kernel may need them: 8→9→8 with kernel 4 and stride 1, whose every layer is odd);
+2. checkerboards: transposed kernels not divisible by their stride;
+3. idle layers, which keep the size: none while a plan exists in which every layer changes it;
+4. uneven layers: all but a whole stride (``out = in·stride`` or ``in = out·stride``, stride > 1),
+   a projection from or to size 1 (a 1×1 input mapped to its kernel's footprint with stride 1
+   and no padding, as DCGAN's first layer; or the mirror, as its discriminator's last) and an
+   idle layer;
+5. drift from the geometric schedule: ``(ln(out/in) - ln(target/start)/num_layers)²``;
+6. then smaller intermediate sizes.
 
-Kernels are bounded by the fixed ``kernel_size``, else by ``max_kernel_size``; within such a
-hard bound the plan is the cheapest of all, and absent only when none exists. A free kernel gets
-a soft cap of ``2·max_stride+1`` instead, doubled only while no checkerboard-free plan fits, so
-kernels stay compact and the search small; projections from or to size 1 may exceed it, and a
-free kernel's plan never turns back. Paddings stay within ``[0, kernel_size-1]``; dilation is 1.
+Which of the first three a plan can do without is settled exactly before any search:
+:mod:`autoshape.core.plan_reach` gives the sizes from which the target stays reachable at each of
+its :data:`~autoshape.core.plan_reach.LEVELS`, and the search visits only those of the cleanest
+level reachable, so every partial plan it keeps can still be completed at that level. The search
+keeps the cheapest partial plan to each size (Viterbi). It is exhaustive, hence exact, while it
+needs at most ``_EDGES`` layer evaluations per request and ``_CHOICES`` next sizes per size; past
+that it follows the most promising sizes only (those nearest the geometric schedule, whole
+strides, the extremes), which keeps its cost bounded at any size. Each layer's parameters are
+then the solver's best for its two sizes, a kernel divisible by its stride first.
+
+Kernels are bounded by the fixed ``kernel_size``, else by ``max_kernel_size``; within such a hard
+bound a plan is absent only when none exists. A free kernel gets a soft cap of ``2·max_stride+1``
+instead, doubled only while no plan of the cleanest level fits, so kernels stay compact;
+projections from or to size 1 may exceed it, and a free kernel's plan never turns back.
+Paddings stay within ``[0, kernel_size-1]``; dilation is 1.
 """
 
 from __future__ import annotations
 
 import functools
-import heapq
 import math
+import operator
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import replace
 
-from ..errors import ShapeError
-from .arithmetic import conv_out, conv_transpose_out
-from .search import Request, candidates
+from .plan_reach import LEVELS, Level, Route, Sizes, backward, beyond_reach, contains, deltas, forward, intersect
+from .search import candidates
 from .solver import ConvParams
+from .window import Request
 
-__all__ = ["DimPath", "describe_layers", "plan_dim", "routes", "unreachable"]
+__all__ = ["DimPath", "describe_layers", "plan_dim", "routes"]
 
 DimPath = tuple[tuple[int, ConvParams], ...]
 """One dimension's plan: the size after each layer and that layer's (one-dimensional) parameters."""
 _Cost = tuple[int, ...]
-_SEARCHED = 8
-"""How many extra layers, and larger strides, an error message tries when it suggests a fix."""
+_ZERO: _Cost = (0,) * 6
+_DRIFT_SCALE = 10**6
+"""Drift is compared as an integer: squared log-ratios in millionths."""
+_EDGES = 2000
+"""Layer evaluations a plan request may spend (all dimensions together) before the search follows
+only the most promising sizes; the brute-force grids of the tests need fewer than 250."""
+_CHOICES = 48
+"""Next sizes tried from one size before only the most promising ones are."""
+_EXPANSION = 8
+"""What finding the next sizes of one size costs, in layer evaluations (it works on sets of sizes)."""
 
 
 def describe_layers(count: int, transposed: bool) -> str:
@@ -49,276 +66,219 @@ def describe_layers(count: int, transposed: bool) -> str:
     return f"{count} {'transposed ' if transposed else ''}convolution{'s' * (count != 1)}"
 
 
-
-@dataclass(frozen=True)
-class _Route:
-    """One spatial dimension of a plan request, under one kernel cap."""
-
-    transposed: bool
-    start: int
-    target: int
-    layers: int
-    kernel: int | None  # fixed kernel_size
-    cap: int  # largest kernel searched: the fixed one, max_kernel_size, or the planner's soft cap
-    soft: bool  # soft cap: projections from or to size 1 may exceed it
-    max_stride: int
-
-    def projects_from(self, a: int) -> bool:
-        """Whether a layer from size a may exceed the soft cap: a transposed projection of a 1×1 input."""
-        return self.soft and self.transposed and a == 1
-
-    def projects_to(self, b: int) -> bool:
-        """Whether a layer to size b may exceed the soft cap: a plain projection to a 1×1 target."""
-        return self.soft and not self.transposed and b == 1 == self.target
-
-
-def _checkerboard(params: ConvParams) -> bool:
-    return params.transposed and params.kernel_size[0] % params.stride[0] != 0
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _solved(request: Request) -> ConvParams | None:
-    """The solver's best layer for one dimension, a divisible transposed kernel first; None if none."""
-    ranked = candidates(request)
-    best = next(ranked, None)
-    if best is not None and request.transposed and best[0] % best[1]:
-        best = next((c for c in ranked if c[0] % c[1] == 0), best)
-    if best is None:
-        return None
-    k, s, p, op = best
-    return ConvParams((k,), (s,), (p,), (1,), (op,), request.transposed)
-
-
-def _layer(route: _Route, a: int, b: int) -> ConvParams | None:
-    """The layer from size a to b: a projection's kernel is its footprint (stride 1, no padding)."""
-    if (route.projects_from(a) and b > 1) or (route.projects_to(b) and a > 1):
-        return _solved(Request(route.transposed, a, b, kernel=max(a, b), stride=1, padding=0))
-    cap = route.cap if route.kernel is None else None
-    return _solved(Request(route.transposed, a, b, kernel=route.kernel, max_kernel=cap, max_stride=route.max_stride))
-
-
-def _reach(route: _Route, a: int, ceiling: int) -> list[int]:
-    """Every size up to ``ceiling`` one layer could take ``a`` to (a superset; the solver decides)."""
-    if route.projects_from(a):
-        return list(range(1, ceiling + 1))
-    k, spans = route.cap, set[int]()
-    for s in range(1, route.max_stride + 1):
-        if route.transposed:
-            low, high = conv_transpose_out(a, k, s, k - 1, 1, 0), conv_transpose_out(a, k, s, 0, 1, s - 1)
-        else:
-            low, high = conv_out(a, k, s, 0, 1), conv_out(a, k, s, k - 1, 1)
-        spans.update(range(max(low, 1), min(high, ceiling) + 1))
-    if route.projects_to(1):
-        spans.add(1)
-    return sorted(spans)
-
-
-def _largest(route: _Route, a: int, layers: int) -> float:
-    """The largest size ``layers`` transposed layers reach from ``a`` (infinite past a free projection)."""
-    for _ in range(layers):
-        if route.projects_from(a):
-            return math.inf
-        a = conv_transpose_out(a, route.cap, route.max_stride, 0, 1, route.max_stride - 1)
-    return a
-
-
-def _smallest(route: _Route, a: int, layers: int) -> int:
-    """A lower bound on the sizes ``layers`` plain layers reach from ``a`` (exact while a >= kernel)."""
-    for _ in range(layers):
-        a = 1 if route.projects_to(1) else max(1, conv_out(a, route.cap, route.max_stride, 0, 1))
-    return a
-
-
-def _can_end_within(route: _Route, size: int, layers: int, low: int, high: int) -> bool:
-    """Whether ``layers`` more layers could take ``size`` into ``[low, high]``.
-
-    A transposed layer shrinks by at most ``cap-1`` and a plain one grows by at most ``cap-1``.
-    """
-    give = layers * (route.cap - 1)
-    if route.transposed:
-        return size - give <= high and _largest(route, size, layers) >= low
-    return size + give >= low and _smallest(route, size, layers) <= high
-
-
-def _irregularity(small: int, big: int, stride: int) -> int:
-    """0 for a whole stride or a projection of size 1, 1 for a layer that keeps a size > 1, else 2."""
-    if small == big:
-        return 1 if big > 1 else 2
-    return 0 if small == 1 or big == small * stride else 2
-
-
-def _step_cost(route: _Route, a: int, b: int, params: ConvParams) -> _Cost:
-    small, big = (a, b) if route.transposed else (b, a)
-    drift = math.log(b / a) - math.log(route.target / route.start) / route.layers
-    extra = params.padding[0] + params.output_padding[0]
-    return (int(small > big), int(_checkerboard(params)), _irregularity(small, big, params.stride[0]),
-            round(1e6 * drift * drift), params.kernel_size[0], extra, b)
-
-
-def _steps(route: _Route, layer: int, a: int, low: int, high: int) -> Iterator[tuple[int, ConvParams]]:
-    """The layers worth trying after ``layer`` layers at size a: solvable, and able to end in [low, high]."""
-    left = route.layers - layer - 1
-    ceiling = high + left * (route.cap - 1) if route.transposed else route.start + route.layers * route.cap
-    for b in _reach(route, a, ceiling):
-        if route.soft and not min(a, route.target) <= b <= max(a, route.target):
-            continue  # a free kernel never needs to turn back: one layer then ×1 layers always fit
-        if _can_end_within(route, b, left, low, high) and (params := _layer(route, a, b)) is not None:
-            yield b, params
-
-
-_Node = tuple[int, int]
-"""A search state: (layers so far, size)."""
-
-
-def _prime_factors(q: int, largest: int) -> int | None:
-    """How many prime factors q has (with multiplicity), or None if one is above ``largest``."""
-    count, p = 0, 2
-    while q > 1 and p <= largest:
-        while q % p == 0:
-            q, count = q // p, count + 1
-        p += 1
-    return count if q == 1 else None
-
-
-def _still_to_pay(route: _Route, node: _Node) -> _Cost:
-    """A lower bound on the cost of the layers after ``node`` on the way to the target (for A*).
-
-    Irregularity: none if whole strides can still cover the ratio, one per layer they leave idle,
-    capped at 2 (an uneven layer); drift: at least that of spreading the remaining ratio evenly.
-    """
-    layer, size = node
-    left = route.layers - layer
-    if left == 0:
-        return (0,) * 7
-    small, big = (size, route.target) if route.transposed else (route.target, size)
-    factors = _prime_factors(big // small, route.max_stride) if big % small == 0 else None
-    irregular = 0 if small == 1 else 2 if factors is None else min(max(0, left - factors), 2)
-    ideal = math.log(route.target / route.start) / route.layers
-    spread = math.log(route.target / size) / left - ideal
-    drift = max(0, math.floor(1e6 * left * spread * spread) - left)  # minus rounding slack
-    return (0, 0, irregular, drift, 0, 0, 0)
-
-
-def _add(x: _Cost, y: _Cost) -> _Cost:
-    return tuple(a + b for a, b in zip(x, y))
-
-
-def _search(route: _Route, low: int, high: int) -> dict[int, DimPath]:
-    """The best path to every reachable final size in ``[low, high]``.
-
-    Dijkstra's search over (layer, size) states: costs only grow along a path, so states are
-    settled cheapest first. Aiming at one size it is A*: a consistent lower bound on the cost
-    still to come orders the queue, and the search stops as soon as the target is settled.
-    """
-    def priority(cost: _Cost, node: _Node) -> _Cost:
-        return _add(cost, _still_to_pay(route, node)) if low == high else cost
-
-    origin = (0, route.start)
-    best: dict[_Node, tuple[_Cost, _Node, ConvParams | None]] = {origin: ((0,) * 7, origin, None)}
-    queue = [(priority((0,) * 7, origin), origin)]
-    settled, finals = set[_Node](), []
-    while queue:
-        node = heapq.heappop(queue)[1]
-        if node in settled:
-            continue
-        settled.add(node)
-        (layer, a), cost = node, best[node][0]
-        if layer == route.layers:
-            finals.append(a)
-            if low == high:
-                break
-            continue
-        for b, params in _steps(route, layer, a, low, high):
-            total, nearer = _add(cost, _step_cost(route, a, b, params)), (layer + 1, b)
-            if nearer not in best or total < best[nearer][0]:
-                best[nearer] = (total, node, params)
-                heapq.heappush(queue, (priority(total, nearer), nearer))
-    return {size: _traced(best, (route.layers, size)) for size in finals}
-
-
-def _traced(best: dict[_Node, tuple[_Cost, _Node, ConvParams | None]], node: _Node) -> DimPath:
-    path = []
-    while (params := best[node][2]) is not None:
-        path.append((node[1], params))
-        node = best[node][1]
-    return tuple(reversed(path))
-
-
-@functools.lru_cache(maxsize=1024)
-def _path(route: _Route) -> DimPath | None:
-    return _search(route, route.target, route.target).get(route.target)
-
-
 def routes(transposed: bool, start: int, target: int, layers: int, kernel: int | None,
-            max_kernel: int | None, max_stride: int) -> Iterator[_Route]:
+           max_kernel: int | None, max_stride: int) -> Iterator[Route]:
     """The routes to try in turn: one with a hard cap, or growing soft caps for a free kernel."""
-    def route(cap: int, soft: bool) -> _Route:
-        return _Route(transposed, start, target, layers, kernel, cap, soft, max_stride)
-
     hard = kernel if kernel is not None else max_kernel
     if hard is not None:
-        yield route(hard, False)
+        yield Route(transposed, start, target, layers, kernel, hard, False, max_stride)
         return
     cap, enough = 2 * max_stride + 1, max(abs(target - start) + 1, 3)
     while cap < enough:  # from |target-start|+1 on, one layer and then ×1 layers always fit
-        yield route(cap, True)
+        yield Route(transposed, start, target, layers, None, cap, True, max_stride)
         cap *= 2
-    yield route(cap, True)
+    yield Route(transposed, start, target, layers, None, cap, True, max_stride)
 
 
-def plan_dim(transposed: bool, start: int, target: int, layers: int, kernel: int | None,
-              max_kernel: int | None, max_stride: int) -> DimPath | None:
-    """The first plan found by growing caps that is checkerboard-free, else the first plan found.
+def _reachable_sets(route: Route, level: Level) -> list[Sizes]:
+    """For each layer count j, the sizes from which the target is reachable in the remaining layers."""
+    sets: list[Sizes] = [((route.target, route.target, 1),)]
+    for layer in range(route.layers, 0, -1):
+        sets.append(backward(route, level, sets[-1], layer))
+    return sets[::-1]
 
-    A free kernel's last soft cap always has a checkerboard-free plan (stride-1 layers only).
+
+def _small_big(route: Route, a: int, b: int) -> tuple[int, int]:
+    return (a, b) if route.transposed else (b, a)
+
+
+def _whole(route: Route, level: Level, a: int, b: int) -> bool:
+    """Whether a layer can take a to b with a whole stride (``big = small·stride``, stride > 1) at this level."""
+    small, big = _small_big(route, a, b)
+    s = big // small
+    d = deltas(route, s, route.transposed and not level.checkerboards) if big == s * small else None
+    return 2 <= s <= route.max_stride and d is not None and d[0] <= s - 1 <= d[1]
+
+
+def _cost_after(route: Route, level: Level, a: int, b: int, checkerboard: bool, before: _Cost) -> _Cost:
+    """The cost of a partial plan ``before`` plus its next layer, from a to b (written out: the search's hot path)."""
+    small, big = _small_big(route, a, b)
+    uneven = small != 1 and small != big and not _whole(route, level, a, b)
+    drift = math.log(b / a) - math.log(route.target / route.start) / route.layers
+    reversals, checkerboards, idle, uneven_layers, drifts, sizes = before
+    return (reversals + (big < small), checkerboards + checkerboard, idle + (a == b), uneven_layers + uneven,
+            drifts + round(_DRIFT_SCALE * drift * drift), sizes + b)
+
+
+def _fewest_whole_steps(ratio: int, largest: int) -> int | None:
+    """A lower bound on how many whole strides (each at most ``largest``) multiply to ``ratio``; None if none do."""
+    rest = ratio
+    for p in range(2, largest + 1):
+        while rest % p == 0:
+            rest //= p
+    if rest > 1:
+        return None
+    steps, reach = 0, 1
+    while reach < ratio:
+        steps, reach = steps + 1, reach * largest
+    return steps
+
+
+def _still_to_pay(route: Route, layer: int, size: int) -> _Cost:
+    """A lower bound on the cost of the layers after ``layer`` layers at ``size`` (orders a cut search).
+
+    Uneven layers: none if whole strides can still cover the ratio (or a projection from 1 can);
+    drift: at least that of spreading the remaining ratio evenly.
     """
-    found = None
-    for route in routes(transposed, start, target, layers, kernel, max_kernel, max_stride):
-        path = _path(route)
-        if path is not None and not any(_checkerboard(params) for _, params in path):
-            return path
-        found = found or path
+    left = route.layers - layer
+    if left == 0:
+        return _ZERO
+    small, big = _small_big(route, size, route.target)
+    whole = _fewest_whole_steps(big // small, route.max_stride) if big % small == 0 else None
+    uneven = int(small != 1 and (whole is None or whole > left))
+    ideal = math.log(route.target / route.start) / route.layers
+    spread = math.log(route.target / size) / left - ideal
+    drift = max(0, math.floor(_DRIFT_SCALE * left * spread * spread) - left)  # minus rounding slack
+    return (0, 0, 0, uneven, drift, 0)
+
+
+def _add(x: _Cost, y: _Cost) -> _Cost:
+    return tuple(map(operator.add, x, y))
+
+
+def _count(sizes: Sizes) -> int:
+    return sum((hi - lo) // step + 1 for lo, hi, step in sizes)
+
+
+def _members(sizes: Sizes) -> set[int]:
+    return {x for lo, hi, step in sizes for x in range(lo, hi + 1, step)}
+
+
+def _nearest(sizes: Sizes, goal: int) -> set[int]:
+    """In each span, the sizes just below and just above ``goal`` (or at it)."""
+    found: set[int] = set()
+    for lo, hi, step in sizes:
+        x = min(hi, max(lo, goal))
+        x -= (x - lo) % step
+        found.update(y for y in (x, x + step) if lo <= y <= hi)
     return found
 
 
-def unreachable(route: _Route, dim: str, call: str) -> ShapeError:
-    """The error for a dimension no route reaches: the reachable extreme or nearest sizes, and fixes."""
-    bound = f"kernel_size {route.kernel}" if route.kernel is not None else f"kernel_size <= {route.cap}"
-    what = (f"{call}: {describe_layers(route.layers, route.transposed)} cannot take size {route.start} to "
-            f"{route.target} in dimension {dim} ({bound}, stride <= {route.max_stride}, padding <= kernel_size-1).")
-    largest, smallest = _largest(route, route.start, route.layers), _smallest(route, route.start, route.layers)
-    fixes = _fixes(route)
-    if route.transposed and largest < route.target:
-        reach = f"The largest size they reach is {largest}."
-    elif not route.transposed and smallest > route.target:
-        reach = f"The smallest size they reach is {smallest}."
+def _anchors(route: Route, layer: int) -> set[int]:
+    """Sizes worth reaching after ``layer+1`` layers: the geometric schedule's, and those that whole
+    strides link to the start, or to the target with at most two uneven layers to go."""
+    done, left = layer + 1, route.layers - layer - 1
+    goal = route.start * (route.target / route.start) ** (done / route.layers)
+    found = {math.floor(goal), math.ceil(goal)}
+    for s in range(2, route.max_stride + 1):
+        if route.transposed:
+            found |= {route.start * s**done}
+            found |= {route.target // s**m + up for m in range(max(0, left - 2), left + 1) for up in (0, 1)}
+        else:
+            found |= {route.start // s**done + up for up in (0, 1)}
+            found |= {route.target * s**m for m in range(max(0, left - 2), left + 1)}
+    return found
+
+
+def _choices(route: Route, level: Level, a: int, layer: int, allowed: Sizes, anchors: set[int]) -> set[int]:
+    """The next sizes tried from a: all of them if few, else the most promising ones (the extremes,
+    whole strides, and the sizes nearest each anchor)."""
+    nxt = intersect(forward(route, level, ((a, a, 1),), layer), allowed)
+    if _count(nxt) <= _CHOICES:
+        return _members(nxt)
+    wholes = {a * s if route.transposed else a // s for s in range(2, route.max_stride + 1)}
+    picks = {nxt[0][0], max(hi for _, hi, _ in nxt)} | {b for b in wholes if contains(nxt, b)}
+    for anchor in anchors:
+        picks |= _nearest(nxt, anchor)
+    return picks
+
+
+def _search(route: Route, level: Level, sets: list[Sizes], budget: int) -> list[int]:
+    """The sizes after each layer of the cheapest plan found (exact while ``budget`` layer evaluations suffice)."""
+    layers: list[dict[int, tuple[_Cost, int]]] = [{route.start: (_ZERO, 0)}]
+    for layer in range(route.layers):
+        states = layers[-1]
+        ranked = sorted(states, key=lambda a: (_add(states[a][0], _still_to_pay(route, layer, a)), a))
+        share = budget - (route.layers - layer - 1) * _CHOICES  # leave each later layer one size's worth
+        reached, anchors = dict[int, tuple[_Cost, int]](), _anchors(route, layer)
+        for a in ranked:
+            clean = (forward(route, level._replace(checkerboards=False), ((a, a, 1),), layer)
+                     if level.checkerboards and route.transposed else None)
+            choices = _choices(route, level, a, layer, sets[layer + 1], anchors)
+            for b in choices:
+                checkerboard = clean is not None and not contains(clean, b)
+                cost = _cost_after(route, level, a, b, checkerboard, states[a][0])
+                if b not in reached or cost < reached[b][0]:
+                    reached[b] = (cost, a)
+            spent = len(choices) + _EXPANSION
+            share, budget = share - spent, budget - spent
+            if share <= 0:
+                break
+        layers.append(reached)
+    sizes = [route.target]  # walk back: layers[j][size] holds the size before it, after j-1 layers
+    for j in range(route.layers, 1, -1):
+        sizes.append(layers[j][sizes[-1]][1])
+    return sizes[::-1]
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _solved(request: Request) -> ConvParams | None:
+    best = next(candidates(request), None)
+    if best is None:
+        return None
+    return ConvParams((best.kernel,), (best.stride,), (best.padding,), (1,), (best.output_padding,),
+                      request.transposed)
+
+
+def _layer(route: Route, a: int, b: int) -> ConvParams:
+    """The layer from size a to b: a projection's kernel is its footprint (stride 1, no padding);
+    otherwise the solver's best within the route's bounds, a kernel divisible by its stride first."""
+    small, big = _small_big(route, a, b)
+    if route.soft and small == 1 < big and (route.transposed or route.target == 1):
+        request = Request(transposed=route.transposed, i=a, o=b, kernel=big, stride=1, padding=0)
     else:
-        # every size a plain stack reaches is at most start + layers·(cap-1); a transposed one's
-        # largest is reachable, so the search stops there or at a generous bound above the target
-        high = (min(largest, 4 * route.target + 2 * route.cap * route.max_stride) if route.transposed
-                else route.start + route.layers * (route.cap - 1))
-        finals = _search(route, 1, int(high))
-        below = max((size for size in finals if size < route.target), default=None)
-        above = min((size for size in finals if size > route.target), default=None)
-        reach = (f"Nearest reachable sizes: {below or 'none'} below, "
-                 f"{above or ('none' if not route.transposed or high >= largest else f'none up to {high}')} above.")
-        allowed = [size for size in (below, above)  # a plan keeps its direction
-                   if size is not None and (size >= route.start if route.transposed else size <= route.start)]
-        nearest = " or ".join(map(str, allowed))
-        fixes = ([f"output_size {nearest}"] if nearest else []) + fixes
-    fixes.append("leave kernel_size free (None)" if route.kernel is not None else "a larger max_kernel_size")
-    return ShapeError(f"{what} {reach} Fix: use {', or '.join(fixes)}.")
+        request = Request(transposed=route.transposed, i=a, o=b, kernel=route.kernel,
+                          max_kernel=None if route.kernel is not None else route.cap, max_stride=route.max_stride)
+    found = _solved(replace(request, divisible=True)) or _solved(request)
+    if found is None:  # the reachable sets and the solver disagree: a bug, never the user's request
+        raise RuntimeError(f"autoshape found no layer from {a} to {b} on {route}; please report it")
+    return found
 
 
-def _fixes(route: _Route) -> list[str]:
-    """Fixes confirmed by planning them: the fewest extra layers, the smallest larger max_stride."""
-    def reaches(layers: int, max_stride: int) -> bool:
-        return _path(_Route(route.transposed, route.start, route.target, layers, route.kernel, route.cap,
-                            route.soft, max_stride)) is not None
+def _best_level(route: Route) -> tuple[int, list[Sizes]] | None:
+    """The index of the cleanest level at which the route reaches its target, with its sets; None if none.
 
-    layers = next((n for n in range(route.layers + 1, route.layers + _SEARCHED + 1)
-                   if reaches(n, route.max_stride)), None)
-    stride = next((s for s in range(route.max_stride + 1, route.max_stride + _SEARCHED + 1)
-                   if reaches(route.layers, s)), None)
-    return ([f"num_layers={layers}"] if layers else []) + ([f"max_stride={stride}"] if stride else [])
+    Each level's plans include the previous ones'. The cleanest is tried first (it usually reaches);
+    then the cheap extreme test and the last level tell whether the route reaches at all.
+    """
+    if beyond_reach(route):
+        return None
+    clean = _reachable_sets(route, LEVELS[0])
+    if contains(clean[0], route.start):
+        return 0, clean
+    if not contains(_reachable_sets(route, LEVELS[-1])[0], route.start):
+        return None
+    return next((index, sets) for index in range(1, len(LEVELS))
+                if contains((sets := _reachable_sets(route, LEVELS[index]))[0], route.start))
 
+
+@functools.lru_cache(maxsize=1024)
+def plan_dim(transposed: bool, start: int, target: int, layers: int, kernel: int | None,
+             max_kernel: int | None, max_stride: int, share: int = 1) -> DimPath | None:
+    """The cheapest plan of the first route (cap) with the cleanest level reachable; None if none reaches.
+
+    ``share``: the number of dimensions planned together; each gets that share of the search's budget,
+    so a request's cost does not grow with its dimensions.
+    """
+    found: tuple[Route, int, list[Sizes]] | None = None
+    for route in routes(transposed, start, target, layers, kernel, max_kernel, max_stride):
+        level = _best_level(route)
+        if level is not None and (found is None or level[0] < found[1]):
+            found = (route, *level)
+        if found is not None and found[1] == 0:
+            break
+    if found is None:
+        return None
+    route, index, sets = found
+    sizes = _search(route, LEVELS[index], sets, _EDGES // share)
+    return tuple((b, _layer(route, a, b)) for a, b in zip([start, *sizes], sizes))

@@ -1,7 +1,7 @@
 """Plans for stacks of convolutions: the size after every layer, and the parameters of each layer.
 
-Pure integer planning, no modules: the per-dimension search lives in :mod:`autoshape._plan_search`,
-whose docstring gives the cost that ranks plans.
+Pure integer planning, no modules: the per-dimension search lives in :mod:`autoshape.core.plan_search`,
+whose docstring gives the cost that ranks plans; :mod:`autoshape.core.plan_errors` explains refusals.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, overload
 
-from .plan_search import describe_layers, plan_dim, routes, unreachable
-from .sizes import IntOrTuple, as_int, as_tuple, dim_names, spatial_ndim
+from .plan_errors import DimRequest, unreachable
+from .plan_search import describe_layers, plan_dim
+from .sizes import IntOrTuple, as_int, as_tuple, dim_labels, spatial_ndim
 from .solver import ConvParams
 from .text import aligned_table, format_shape
 
@@ -169,18 +170,22 @@ def _plan(transposed: bool, input_size: IntOrTuple, output_size: IntOrTuple, num
     caps: Sequence[int | None] = (None,) * n if max_kernel_size is None else as_tuple(
         max_kernel_size, "max_kernel_size", n)
     strides = as_tuple(max_stride, "max_stride", n)
-    if any(o < i if transposed else o > i for i, o in zip(starts, targets)):
+    wrong = [o < i if transposed else o > i for i, o in zip(starts, targets)]
+    if any(wrong):
         other = "plan_downsampling" if transposed else "plan_upsampling"
+        kept = tuple(i if turned else o for i, o, turned in zip(starts, targets, wrong))
+        fix = (f"use {other} for the other direction" if all(wrong) else
+               f"use output_size={kept} (those dimensions keep their size), and resize them separately")
         relation = "at least" if transposed else "at most"
         raise ValueError(f"{call}: {name} needs an output_size {relation} the input_size in every dimension, "
-                         f"got {targets} from {starts}. Fix: use {other} for the other direction.")
-    names = dim_names(n)
-    paths = []
-    for i, o, k, cap, s, dim in zip(starts, targets, kernels, caps, strides, names):
-        path = plan_dim(transposed, i, o, layers, k, cap, s)
-        if path is None:
-            raise unreachable(list(routes(transposed, i, o, layers, k, cap, s))[-1], dim, call)
-        paths.append(path)
+                         f"got {targets} from {starts}. Fix: {fix}.")
+    dims = [DimRequest(*request) for request in zip(starts, targets, kernels, caps, strides)]
+    found = [plan_dim(transposed, dim.start, dim.target, layers, dim.kernel, dim.max_kernel, dim.max_stride, n)
+             for dim in dims]
+    paths = [path for path in found if path is not None]
+    if len(paths) < n:
+        failing = [d for d, path in enumerate(found) if path is None]
+        raise unreachable(transposed, dims, layers, failing, dim_labels(n), call)
     sizes = [starts, *(tuple(path[j][0] for path in paths) for j in range(layers))]
     return Plan(tuple(PlanStep(sizes[j], sizes[j + 1], _merge([path[j][1] for path in paths]))
                       for j in range(layers)))
@@ -197,10 +202,12 @@ def plan_upsampling(
 ) -> Plan:
     """Plan ``num_layers`` transposed convolutions that take ``input_size`` to exactly ``output_size``.
 
-    The scale is spread roughly geometrically, with whole strides (``out = in·stride``) wherever
-    possible, every stride ``<= max_stride``, and every kernel divisible by its stride wherever
-    achievable (no checkerboard). A layer on a 1×1 input is a projection to its kernel's
-    footprint, as DCGAN's first layer. The ranking is documented in :mod:`autoshape.planning`.
+    Every kernel is divisible by its stride wherever achievable (no checkerboard), every layer
+    changes the size wherever the sizes leave room, whole strides (``out = in·stride``) are used
+    wherever possible and the scale is spread geometrically over all the layers, every stride
+    ``<= max_stride``. A layer on a 1×1 input is a projection to its kernel's footprint, as DCGAN's
+    first layer. The ranking is documented in :mod:`autoshape.core.plan_search`; the cost does not
+    grow with the sizes.
 
     Args:
         input_size: the spatial input size, an int or one int per dimension (1-d, 2-d or 3-d).

@@ -1,50 +1,44 @@
-"""The one-dimensional search behind the solver: candidates in rank order, and reachable sizes.
+"""Every solution of one spatial dimension, best first, produced lazily at a cost the sizes do not set.
 
-A request is one spatial dimension: input size ``i``, target ``o`` and the user's fixed values
-and bounds. Strides and kernels are enumerated within bounds that provably contain a solution
-whenever one exists (see ``_stride_bound`` and ``_kernel_bound``); padding and output_padding
-are then solved in closed form.
+The rank (documented on :func:`autoshape.solve_conv_transpose`) is, in order:
+
+1. conventional strides first: those whose lattice fits the sizes, ``(small-1)·stride <= big-1``
+   (a convolution's windows' starts span no more than its input; a transposed convolution's output
+   spans every input's position); the tail after them needs windows over the padding;
+2. the stride closest to the scale ratio (ascending where the stride has no effect);
+3. a transposed kernel divisible by the stride; a convolution whose last window reaches its last
+   input row (the rows the floor drops lie in the padding);
+4. the smallest kernel larger than the stride, then the largest up to it;
+5. the least padding, then output_padding.
+
+The strides that can hold a solution form an interval computed in closed form; at each stride
+:mod:`autoshape.core.window` gives the kernels of each group of 3 as progressions. Free values are
+searched within bounds that provably hold a solution whenever one exists, and every preference
+of 3 and 4 (see ``_stride_bound`` and ``_kernel_limits``).
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from .arithmetic import conv_out, conv_transpose_out, max_output_padding
+from .window import (
+    Candidate,
+    Group,
+    Request,
+    first_stride_reaching,
+    kernel_runs,
+    output_padding,
+    paddings,
+    q_values,
+    window,
+)
 
-__all__ = ["Candidate", "Request", "candidates", "nearest_reachable"]
-
-Candidate = tuple[int, int, int, int]
-"""(kernel_size, stride, padding, output_padding) for one dimension."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """One dimension of a solve: sizes, fixed values (None = free) and bounds (None = unbounded)."""
-
-    transposed: bool
-    i: int
-    o: int
-    kernel: int | None = None
-    stride: int | None = None
-    padding: int | None = None
-    dilation: int = 1
-    max_kernel: int | None = None
-    max_stride: int | None = None
-
-    def aiming_at(self, o: int) -> Request:
-        return Request(self.transposed, self.i, o, self.kernel, self.stride, self.padding, self.dilation,
-                       self.max_kernel, self.max_stride)
+__all__ = ["candidates"]
 
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def _padding_cap(r: Request, k: int) -> int:
-    """Largest padding considered: the fixed one, else ``dilation·(kernel_size-1)``."""
-    return r.padding if r.padding is not None else r.dilation * (k - 1)
 
 
 def _stride_bound(r: Request) -> int:
@@ -65,117 +59,89 @@ def _stride_bound(r: Request) -> int:
     return max(1, (r.o - 1 + 2 * pmax) // (r.i - 1))
 
 
-def _kernel_bound(r: Request, s: int) -> int:
-    """A kernel size past which no new output size (or better-ranked solution) appears."""
-    if r.max_kernel is not None:
-        return r.max_kernel
-    d = r.dilation
-    if r.padding is not None:  # a larger kernel only overshoots: exact upper bound
-        if r.transposed:
-            return (2 * r.padding + r.o - 1 - (r.i - 1) * s) // d + 1
-        return (r.i + 2 * r.padding - 1 - s * (r.o - 1)) // d + 1
-    if r.transposed:
-        base = (r.i - 1) * s + 1
-        cover = 1 + max(0, _ceil_div(base - r.o, d), _ceil_div(r.o - base - max_output_padding(s, d), d))
-        parity = 1 if max_output_padding(s, d) == 0 else 0  # sizes step by 2: one more kernel
-        return max(cover + 1, _ceil_div(max(cover, s + 1), s) * s + parity)  # a divisible kernel > s
-    cover = 1 + max(0, _ceil_div(s * (r.o - 1) - r.i + 1, d), _ceil_div(r.i - s * r.o, d))
-    return max(cover, s + 1) + 1  # the next kernel too: with stride 1, sizes step by 2
+def _kernel_limits(r: Request, s: int) -> tuple[int, int]:
+    """The kernels searched at stride s: the fixed one, up to max_kernel, or up to a bound.
 
-
-def _stride_key(r: Request, s: int) -> tuple[int, int]:
-    """Strides closest to the scale ratio first; stride 1 first where stride has no effect."""
-    if (r.transposed and r.i == 1) or (not r.transposed and r.o == 1):
-        return (s, s)
-    return (abs(s * r.i - r.o) if r.transposed else abs(s * r.o - r.i), s)
-
-
-def _rest_key(r: Request, c: Candidate) -> tuple[int, ...]:
-    """Within a stride: divisible transposed kernels, then the smallest kernel larger than the
-    stride (overlapping windows), then larger-to-smaller kernels up to the stride; then least padding."""
-    k, s, p, op = c
-    divisible = 0 if not r.transposed or k % s == 0 else 1
-    kernel = (0, k) if k > s else (1, -k)
-    return (divisible, *kernel, p, op)
-
-
-def _paddings(r: Request, k: int, s: int) -> Iterator[tuple[int, int]]:
-    """Every (padding, output_padding) that makes (k, s) hit ``r.o`` exactly."""
-    d, cap = r.dilation, _padding_cap(r, k)
-    fixed = r.padding is not None
-    if r.transposed:
-        t = conv_transpose_out(r.i, k, s, 0, d, 0) - r.o  # need 2p - op == t
-        for op in range(max_output_padding(s, d) + 1):
-            p = (t + op) // 2
-            if (t + op) % 2 == 0 and 0 <= p <= cap and (not fixed or p == cap):
-                yield p, op
-        return
-    low = 0 if not fixed else cap
-    for p in range(low, cap + 1):
-        if conv_out(r.i, k, s, p, d) == r.o and r.i + 2 * p >= d * (k - 1) + 1:
-            yield p, 0
-
-
-def _strides(r: Request) -> list[int]:
-    if r.stride is not None:
-        return [r.stride]
-    return sorted(range(1, _stride_bound(r) + 1), key=lambda s: _stride_key(r, s))
-
-
-def _kernels(r: Request, s: int) -> range:
+    A free kernel with a fixed padding only overshoots past ``(2·padding - L)/dilation + 1``.
+    Otherwise the search runs one stride past the smallest kernel that reaches the target (or
+    exceeds the stride), so every residue appears: a divisible kernel, one that reads every row.
+    """
     if r.kernel is not None:
-        return range(r.kernel, r.kernel + 1)
-    return range(1, _kernel_bound(r, s) + 1)
+        return r.kernel, r.kernel
+    if r.max_kernel is not None:
+        return 1, r.max_kernel
+    low, width = window(r, s)
+    if r.padding is not None:
+        return 1, max(1, (2 * r.padding - low) // r.dilation + 1)
+    reaching = 1 + _ceil_div(max(low, -(low + width), 0), r.dilation)
+    return 1, max(reaching, s + 1) + s
+
+
+def _stride_interval(r: Request) -> range:
+    """The strides within the search bound whose window ``[L, L + w]`` meets the allowed ``2·padding - E``."""
+    values = q_values(r)
+    lo_q, hi_q = min(lo for lo, _, _ in values), max(hi for _, hi, _ in values)
+    first, last = 1, _stride_bound(r)
+    slope, base = (r.i - 1, 1 - r.o) if r.transposed else (r.o - 1, 1 - r.i)  # L = slope·s + base
+    if slope:
+        last = min(last, (hi_q - base) // slope)
+    elif base > hi_q:
+        return range(0)
+    reaching = (first_stride_reaching(r.i, r.dilation, lo_q + r.o) if r.transposed
+                else _ceil_div(lo_q + r.i, r.o))
+    return range(max(first, reaching), last + 1)
+
+
+def _in_rank_order(r: Request, strides: range) -> Iterator[int]:
+    """Strides closest to the scale ratio first (the smaller on a tie); ascending where stride has no effect."""
+    if not strides or (r.transposed and r.i == 1) or (not r.transposed and r.o == 1):
+        yield from strides
+        return
+    n, m = (r.i, r.o) if r.transposed else (r.o, r.i)  # the ratio is m / n
+    lo, hi = strides[0], strides[-1]
+    below = min(max(m // n, lo - 1), hi)
+    above = below + 1
+    while below >= lo or above <= hi:
+        if above > hi or (below >= lo and m - below * n <= above * n - m):
+            yield below
+            below -= 1
+        else:
+            yield above
+            above += 1
+
+
+def _strides(r: Request, tail: bool) -> Iterator[int]:
+    """One half of the strides in rank order: those whose lattice fits the sizes (L <= 0), or the rest."""
+    strides = _stride_interval(r) if r.stride is None else range(r.stride, r.stride + 1)
+    small, big = (r.i, r.o) if r.transposed else (r.o, r.i)
+    fit = len(strides) if small == 1 else min(len(strides), max(0, (big - 1) // (small - 1) - strides.start + 1))
+    return _in_rank_order(r, strides[fit:] if tail else strides[:fit])
+
+
+def _groups(r: Request, s: int) -> list[Group]:
+    """The groups of one stride in rank order: divisible kernels, or full coverage, first."""
+    if r.transposed:
+        return [Group(divisible=True)] + ([Group(divisible=False)] if s > 1 and not r.divisible else [])
+    return [Group(drops=False), Group(drops=True)]
+
+
+def _larger_then_smaller(runs: list[range], s: int) -> Iterator[int]:
+    """Kernels above the stride ascending (overlapping windows), then the others descending."""
+    cuts = [min(len(run), max(0, (s - run.start) // run.step + 1)) for run in runs]
+    yield from heapq.merge(*(run[cut:] for run, cut in zip(runs, cuts)))
+    yield from heapq.merge(*(run[:cut][::-1] for run, cut in zip(runs, cuts)), reverse=True)
+
+
+def _kernels(r: Request, s: int, group: Group) -> Iterator[int]:
+    ranked = _larger_then_smaller(kernel_runs(r, s, group, *_kernel_limits(r, s)), s)
+    return (k for k in ranked if k % s) if group.divisible is False else ranked
 
 
 def candidates(r: Request) -> Iterator[Candidate]:
-    """Every solution within the bounds, best first (the ranking documented on ``solve_conv_transpose``)."""
-    for s in _strides(r):
-        found = [(k, s, p, op) for k in _kernels(r, s) for p, op in _paddings(r, k, s)]
-        yield from sorted(found, key=lambda c: _rest_key(r, c))
-
-
-def _progression(r: Request, k: int, s: int) -> tuple[int, int, int] | None:
-    """All output sizes (lo, hi, step) of kernel k and stride s over every valid padding."""
-    d, cap = r.dilation, _padding_cap(r, k)
-    low = cap if r.padding is not None else 0
-    if r.transposed:
-        top = conv_transpose_out(r.i, k, s, low, d, max_output_padding(s, d))
-        bottom = conv_transpose_out(r.i, k, s, cap, d, 0)
-        step = 1 if r.padding is not None or max_output_padding(s, d) > 0 else 2
-    else:
-        low = max(low, _ceil_div(d * (k - 1) + 1 - r.i, 2))
-        if low > cap:
-            return None
-        bottom, top = conv_out(r.i, k, s, low, d), conv_out(r.i, k, s, cap, d)
-        step = 2 if s == 1 and low < cap else 1
-    while bottom < 1:
-        bottom += step
-    return (bottom, top, step) if bottom <= top else None
-
-
-def nearest_reachable(r: Request) -> tuple[int | None, int | None]:
-    """The reachable output sizes just below and just above ``r.o`` (None where there is none).
-
-    The search spaces for the targets 1 and ``far`` together contain the one for every target in
-    between, because each bound grows or shrinks monotonically with the target.
-    """
-    far = 2 * (r.o + r.i) + 8
-    below: int | None = None
-    above: int | None = None
-    for probe in (r.aiming_at(1), r.aiming_at(far)):
-        for s in _strides(probe):
-            for k in _kernels(probe, s):
-                span = _progression(probe, k, s)
-                if span is None:
-                    continue
-                lo, hi, step = span
-                under = min(hi, r.o - 1)
-                under -= (under - lo) % step
-                if under >= lo and (below is None or under > below):
-                    below = under
-                over = max(lo, r.o + 1)
-                over += (-(over - lo)) % step
-                if over <= hi and (above is None or over < above):
-                    above = over
-    return below, above
+    """Every solution within the bounds, best first (the rank in this module's docstring)."""
+    for tail in (False, True):
+        for s in _strides(r, tail):
+            for group in _groups(r, s):
+                for k in _kernels(r, s, group):
+                    for p in paddings(r, s, k, group):
+                        yield Candidate(k, s, p, output_padding(r, s, k, p))

@@ -6,7 +6,7 @@ import operator
 from collections.abc import Sequence
 from typing import Union
 
-__all__ = ["IntOrTuple", "as_int", "as_tuple", "dim_names", "like", "spatial_ndim"]
+__all__ = ["IntOrTuple", "as_int", "as_tuple", "dim_labels", "dim_names", "like", "spatial_ndim"]
 
 IntOrTuple = Union[int, Sequence[int]]
 """An int (the same value in every spatial dimension) or one int per dimension."""
@@ -65,3 +65,12 @@ def dim_names(ndim: int) -> tuple[str, ...]:
     """``L`` for 1-d, ``H, W`` for 2-d, ``D, H, W`` for 3-d (numbers beyond that)."""
     names = {1: ("L",), 2: ("H", "W"), 3: ("D", "H", "W")}
     return names.get(ndim, tuple(f"dim{n}" for n in range(ndim)))
+
+
+_DIM_WORDS = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+
+
+def dim_labels(ndim: int) -> tuple[str, ...]:
+    """``dimension 1 of 2 (height)``, …: spatial dimensions named so that a message's reader knows which."""
+    words = _DIM_WORDS.get(ndim)
+    return tuple(f"dimension {n + 1} of {ndim}" + (f" ({words[n]})" if words else "") for n in range(ndim))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, fields
 
 from ..errors import ShapeError
 from .arithmetic import conv_out, conv_transpose_out
-from .search import Candidate, Request, candidates, nearest_reachable
-from .sizes import IntOrTuple, as_tuple, dim_names, spatial_ndim
+from .reachable import nearest_reachable
+from .search import candidates
+from .sizes import IntOrTuple, as_tuple, dim_labels, spatial_ndim
+from .window import Candidate, Request
 
 __all__ = ["ConvParams", "ranked_solutions", "solve_conv", "solve_conv_transpose"]
 
@@ -87,7 +89,8 @@ def _requests(
         for name, value in given.items()
     }
     return [
-        Request(transposed, i, o, k, s, p, d or 1, mk, ms)
+        Request(transposed=transposed, i=i, o=o, kernel=k, stride=s, padding=p, dilation=d or 1, max_kernel=mk,
+                max_stride=ms)
         for i, o, k, s, p, d, mk, ms in zip(*sizes, *per_dim.values())
     ]
 
@@ -101,38 +104,43 @@ def _describe_fixed(r: Request) -> str:
     return ", ".join(parts)
 
 
-def _unreachable(r: Request, dim: str) -> ShapeError:
-    layer = "transposed convolution" if r.transposed else "convolution"
-    below, above = nearest_reachable(r)
+def _unreachable(requests: Sequence[Request], failing: Sequence[int]) -> ShapeError:
+    """The error for the first failing dimension, with fixes that mend every failing dimension at once."""
+    r, names = requests[failing[0]], dim_labels(len(requests))
+    nearest = {d: nearest_reachable(requests[d]) for d in failing}
+    below, above = nearest[failing[0]]
     near = [f"{below} below" if below is not None else "none below",
             f"{above} above" if above is not None else "none above"]
-    asks = " or ".join(str(v) for v in (below, above) if v is not None)
+    asks = []
+    for prefer_above in (False, True):  # one target per side: each failing dimension at its nearest size
+        sizes = [req.o if d not in nearest else (nearest[d][prefer_above] or nearest[d][not prefer_above] or req.o)
+                 for d, req in enumerate(requests)]
+        shown = f"output_size={sizes[0] if len(set(sizes)) == 1 else tuple(sizes)}"
+        if all(d in nearest and any(nearest[d]) for d in failing) and shown not in asks:
+            asks.append(shown)
     freeable = [n for n, v in (("kernel_size", r.kernel), ("stride", r.stride), ("padding", r.padding),
                                ("max_kernel_size", r.max_kernel), ("max_stride", r.max_stride)) if v is not None]
-    fix = f"ask for {asks}" if asks else "change the request"
-    if freeable:
-        fix += f", or leave {'/'.join(freeable)} free (None)"
+    fixes = ([f"ask for {' or '.join(asks)}"] if asks else []) + (
+        [f"leave {'/'.join(freeable)} free (None)"] if freeable else [])
+    layer = "transposed convolution" if r.transposed else "convolution"
     return ShapeError(
-        f"no {layer} takes size {r.i} to {r.o} in dimension {dim} with {_describe_fixed(r)}. "
-        f"Nearest reachable sizes: {', '.join(near)}. Fix: {fix}."
+        f"no {layer} takes size {r.i} to {r.o} in {names[failing[0]]} with {_describe_fixed(r)}. "
+        f"Nearest reachable sizes: {', '.join(near)}. Fix: {', or '.join(fixes)}."
     )
 
 
 def _combine(per_dim: Sequence[Candidate], requests: Sequence[Request]) -> ConvParams:
-    k, s, p, op = (tuple(column) for column in zip(*per_dim))
+    k, s, p, op = (tuple(column) for column in zip(*per_dim))  # Candidate fields, one tuple per field
     transposed = requests[0].transposed
     return ConvParams(k, s, p, tuple(r.dilation for r in requests), op if transposed else (0,) * len(k), transposed)
 
 
 def _solve(requests: list[Request]) -> ConvParams:
-    names = dim_names(len(requests))
-    best = []
-    for r, dim in zip(requests, names):
-        first = next(candidates(r), None)
-        if first is None:
-            raise _unreachable(r, dim)
-        best.append(first)
-    return _combine(best, requests)
+    best = [next(candidates(r), None) for r in requests]
+    failing = [d for d, found in enumerate(best) if found is None]
+    if failing:
+        raise _unreachable(requests, failing)
+    return _combine([found for found in best if found is not None], requests)
 
 
 def solve_conv_transpose(
@@ -158,11 +166,16 @@ def solve_conv_transpose(
           ``[0, dilation·(kernel_size-1)]``.
         * Complete: if any parameters within the bounds reach the target, one is returned;
           with no bounds every target is reachable (a transposed conv may also shrink).
-        * Ranked, deterministically: the stride closest to ``output/input`` (exactly the ratio
-          when it is whole; stride 1 for an input of size 1), then a kernel divisible by the
-          stride (no checkerboard), then the smallest kernel larger than the stride, then the
-          least padding and output_padding. 12→24 gives the conventional kernel 4, stride 2,
-          padding 1; 1→4 gives kernel 4, stride 1, padding 0, as in DCGAN.
+        * Ranked, deterministically: first the conventional strides, whose lattice fits the sizes
+          (``(in-1)·stride <= out-1``: the output spans every input's position), then the tail,
+          which needs windows over the padding; within each, the stride closest to
+          ``output/input`` (exactly the ratio when it is whole; stride 1 for an input of size 1),
+          then a kernel divisible by the stride (no checkerboard), then the smallest kernel larger
+          than the stride (else the largest up to it), then the least padding and output_padding.
+          12→24 gives the conventional kernel 4, stride 2, padding 1; 1→4 gives kernel 4, stride
+          1, padding 0, as in DCGAN.
+        * Bounded cost: closed forms over the strides and kernels, never a loop over sizes, so a
+          solve takes well under a millisecond at any size (benchmarks/RESULTS.md).
 
     Shape:
         ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``
@@ -197,10 +210,14 @@ def solve_conv(
 ) -> ConvParams:
     """Solve a plain convolution that takes ``input_size`` to exactly ``output_size``.
 
-    The same rules as :func:`solve_conv_transpose`, mirrored: the stride closest to
-    ``input/output`` (stride 1 where the output has size 1), then the smallest kernel larger than
-    the stride, then the least padding. A convolution may also grow (padding larger than the
-    kernel's reach is never chosen, so growth is bounded by ``dilation·(kernel_size-1)``).
+    The same rules as :func:`solve_conv_transpose`, mirrored: conventional strides first
+    (``(out-1)·stride <= in-1``: the windows' starts span no more than the input), then the stride
+    closest to ``input/output`` (stride 1 where the output has size 1), then a convolution whose last window
+    reaches the last input row (the rows the floor drops, ``(in + 2·padding - dilation·(kernel_size-1)
+    - 1) mod stride``, all lie in the padding: 26→12 gives kernel 4, stride 2, which reads all 26
+    rows, not kernel 3, which drops one), then the smallest kernel larger than the stride, then the
+    least padding. A convolution may also grow (padding larger than the kernel's reach is never
+    chosen, so growth is bounded by ``dilation·(kernel_size-1)``); growing is in the tail.
 
     Shape:
         ``out = floor((in + 2·padding - dilation·(kernel_size-1) - 1) / stride) + 1``
@@ -236,9 +253,15 @@ def ranked_solutions(
 ) -> list[ConvParams]:
     """Every solution within the bounds, best first; the first is what the solve functions return.
 
-    With no bounds the search covers strides up to just past the scale ratio and kernels up to
-    just past the smallest that reach the target. Dimensions with identical requests get
+    With no bounds the search covers strides up to just past the scale ratio and, at each stride,
+    kernels up to one stride past the smallest that reaches the target. The conventional strides
+    come first; the tail after them (windows mostly over the padding, such as kernel 9, stride 3,
+    padding 8 for a convolution from 26 to 12, or a convolution that grows) is exact and valid for
+    torch, and is listed for completeness, e.g. for a stride you must keep. Dimensions with identical requests get
     identical (square) solutions; otherwise combinations are ordered by their summed ranks.
+    ``limit`` bounds the cost: up to ``limit`` solutions per dimension are ranked, lazily, so the
+    default answers as fast as a solve; ``limit=None`` lists every solution, whose number grows
+    with the sizes.
 
     Shape:
         as :func:`solve_conv_transpose` or :func:`solve_conv`.
@@ -258,8 +281,23 @@ def ranked_solutions(
                          max_kernel_size, max_stride)
     ranked = [list(itertools.islice(candidates(r), limit)) for r in requests]
     if all(r == requests[0] for r in requests):
-        combos: list[tuple[Candidate, ...]] = [(c,) * len(requests) for c in ranked[0]]
+        combos: Iterator[tuple[Candidate, ...]] = ((c,) * len(requests) for c in ranked[0])
     else:
-        order = sorted(itertools.product(*(range(len(r)) for r in ranked)), key=lambda ix: (sum(ix), ix))
-        combos = [tuple(ranked[d][j] for d, j in enumerate(ix)) for ix in order]
-    return [_combine(c, requests) for c in combos[:limit]]
+        combos = (tuple(ranked[d][j] for d, j in enumerate(ix)) for ix in _by_rank_sum([len(r) for r in ranked]))
+    return [_combine(c, requests) for c in itertools.islice(combos, limit)]
+
+
+def _by_rank_sum(lengths: list[int]) -> Iterator[tuple[int, ...]]:
+    """Every index tuple below ``lengths``, by increasing sum, then lexicographically; lazily."""
+    def split(total: int, dims: list[int]) -> Iterator[tuple[int, ...]]:
+        if not dims:
+            yield from [()] if total == 0 else []
+            return
+        rest = sum(n - 1 for n in dims[1:])
+        for j in range(max(0, total - rest), min(total, dims[0] - 1) + 1):
+            for tail in split(total - j, dims[1:]):
+                yield (j, *tail)
+
+    if min(lengths) > 0:
+        for total in range(sum(n - 1 for n in lengths) + 1):
+            yield from split(total, lengths)

@@ -92,10 +92,11 @@ def transpose_taps(
     d = as_tuple(dilation, "dilation", n or 1)
     largest = cast(tuple[int, ...], conv_transpose_output_range(i, k, s, p, d)[1])  # tuples in, tuples out
     if any(oi >= hi for oi, hi in zip(o, largest)):
+        last = _flat(tuple(h - 1 for h in largest))
+        inside = _flat(tuple(min(oi, h - 1) for oi, h in zip(o, largest)))
         raise ValueError(
-            f"output_index {output_index} is outside the output: indices run from 0 to "
-            f"{_flat(tuple(h - 1 for h in largest))} (the largest output, with the most output_padding) "
-            f"for input_size={input_size}. Fix: pick an index inside that range."
+            f"output_index {output_index} is outside the output: indices run from 0 to {last} (the largest "
+            f"output, with the most output_padding) for input_size={input_size}. Fix: use output_index={inside}."
         )
     per_dim = [_taps_1d(*args) for args in zip(o, i, k, s, p, d)]
     if n is None:

@@ -7,6 +7,7 @@ and its state_dict is that of the same stack written by hand.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import partial
 from typing import Any, Callable, Union
@@ -46,12 +47,18 @@ def _made(factory: Callable[..., nn.Module], name: str, *args: int) -> nn.Module
     return module
 
 
+def _in_stack_terms(message: str) -> str:
+    """The planner's fixes speak of num_layers; a stack has one layer more than it has widths in channels."""
+    return re.sub(r"num_layers=(\d+)", lambda m: f"{int(m.group(1)) - 1} widths in channels", message)
+
+
 class _Stack(nn.Sequential):
     """What both stacks share: plan, build plain layers, check the input size, show the sizes."""
 
     plan: Plan
     input_size: tuple[int, ...]
     output_size: tuple[int, ...]
+    _replan: Callable[[tuple[int, ...]], Plan]
 
     def __init__(
         self,
@@ -85,14 +92,15 @@ class _Stack(nn.Sequential):
             raise ValueError(f"{name}: norm must be 'batch', a class, a factory or None, got {norm!r}")
         make_norm = _BATCH_NORMS[dims] if isinstance(norm, str) else norm
         planner = plan_upsampling if transposed else plan_downsampling
+        self._replan = partial(planner, output_size=as_tuple(output_size, "output_size", dims),
+                               num_layers=len(widths) - 1, kernel_size=kernel_size, max_stride=max_stride,
+                               max_kernel_size=max_kernel_size)
         try:
-            plan = planner(as_tuple(input_size, "input_size", dims), as_tuple(output_size, "output_size", dims),
-                           len(widths) - 1, kernel_size=kernel_size, max_stride=max_stride,
-                           max_kernel_size=max_kernel_size)
+            plan = self._replan(as_tuple(input_size, "input_size", dims))
         except ShapeError as error:
             raise ShapeError(f"{name}(in_channels={in_channels}, channels={tuple(channels)}, "
                              f"out_channels={out_channels}) has len(channels)+1 = {len(widths) - 1} layers: "
-                             f"{error}") from None
+                             f"{_in_stack_terms(str(error))}") from None
         conv = (_CONV_TRANSPOSES if transposed else _CONVS)[dims]
         layers: list[nn.Module] = []
         for n, (step, c_in, c_out) in enumerate(zip(plan, widths, widths[1:])):
@@ -113,9 +121,18 @@ class _Stack(nn.Sequential):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         got = tuple(input.shape[-len(self.input_size):])
         if got != self.input_size:
-            raise ShapeError(f"{type(self).__name__} was planned for input size {self.input_size} (to give "
-                             f"{self.output_size}) but got {got}. Fix: build it with input_size={got}.")
+            raise self._wrong_input(got)
         return super().forward(input)  # type: ignore[no-untyped-call, no-any-return]
+
+    def _wrong_input(self, got: tuple[int, ...]) -> ShapeError:
+        fixes = [f"resize the input to {self.input_size} (e.g. nn.functional.interpolate)"]
+        try:
+            self._replan(got)
+            fixes.insert(0, f"build it with input_size={got}")
+        except ValueError:  # ShapeError included: no plan from that size
+            pass
+        return ShapeError(f"{type(self).__name__} was planned for input size {self.input_size} (to give "
+                          f"{self.output_size}) but got {got}. Fix: {', or '.join(fixes)}.")
 
     def extra_repr(self) -> str:
         return f"input_size={self.input_size}, output_size={self.output_size}"

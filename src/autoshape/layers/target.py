@@ -7,6 +7,7 @@ same kernels, same state_dict, same repr plus the declared sizes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -27,6 +28,26 @@ def _target_size(
     return as_tuple(scaled_size(input_size, scale_factor), "floor(input_size·scale_factor)", n)
 
 
+def _shown(values: tuple[int, ...]) -> int | tuple[int, ...]:
+    return values[0] if len(set(values)) == 1 else values
+
+
+class _Asked(NamedTuple):
+    """What a Target layer was asked for, kept so that its errors can check their fixes."""
+
+    transposed: bool
+    ndim: int
+    output_size: IntOrTuple | None
+    scale_factor: float | Sequence[float] | None
+    fixed: dict[str, IntOrTuple | None]  # kernel_size, stride, padding, dilation, max_kernel_size, max_stride
+
+    def solve(self, input_size: tuple[int, ...], **changes: IntOrTuple | None) -> tuple[tuple[int, ...], ConvParams]:
+        """The target size and the solved parameters for ``input_size`` (ShapeError if none reach)."""
+        output = _target_size(input_size, self.output_size, self.scale_factor, self.ndim)
+        solve = solve_conv_transpose if self.transposed else solve_conv
+        return output, solve(input_size, output, **{**self.fixed, **changes})
+
+
 def _same_transpose_params(kernel_size: IntOrTuple | None, stride: IntOrTuple | None,
                            dilation: IntOrTuple | None, n: int) -> ConvParams:
     """Keras' padding='same' for a transposed conv: output = input·stride for every input size."""
@@ -39,28 +60,33 @@ def _same_transpose_params(kernel_size: IntOrTuple | None, stride: IntOrTuple | 
     for ki, si, di in zip(k, s, d):
         excess = di * (ki - 1) + 1 - si  # need 2·padding - output_padding == excess
         p = max(0, -(-excess // 2))
-        if 2 * p - excess > max_output_padding(si, di):
+        if 2 * p - excess > max_output_padding(si, di):  # only stride 1, dilation 1 and an even kernel
             raise ShapeError(
                 f"padding='same' cannot give output = input·stride with kernel_size={ki}, stride={si}, "
                 f"dilation={di}: it needs output_padding={2 * p - excess}, but torch allows less than "
-                f"max(stride, dilation)={max(si, di)}. Fix: use an odd kernel_size with stride 1, "
-                "or a kernel_size whose extent d·(k-1)+1 is at least the stride."
+                f"max(stride, dilation)={max(si, di)}. Fix: use kernel_size={ki + 1} (odd: the padding is the "
+                "same on both sides), or stride=2."
             )
         padding.append(p)
         output_padding.append(2 * p - excess)
     return ConvParams(k, s, tuple(padding), d, tuple(output_padding), transposed=True)
 
 
-def _check_padding_mode(params: ConvParams, padding_mode: str, input_size: tuple[int, ...]) -> None:
+def _check_padding_mode(params: ConvParams, padding_mode: str, asked: _Asked, input_size: tuple[int, ...]) -> None:
     """torch pads 'reflect' by less than the size and 'circular' by at most the size."""
-    if padding_mode in ("reflect", "circular"):
-        limit_excl = 1 if padding_mode == "reflect" else 0
-        for p, i in zip(params.padding, input_size):
-            if p > i - limit_excl:
-                raise ShapeError(
-                    f"the solved padding {params.padding} is too large for padding_mode={padding_mode!r} "
-                    f"on input size {input_size}. Fix: pass a smaller padding or padding_mode='zeros'."
-                )
+    if padding_mode not in ("reflect", "circular"):
+        return
+    limit = tuple(i - (padding_mode == "reflect") for i in input_size)
+    if all(p <= top for p, top in zip(params.padding, limit)):
+        return
+    fixes = ["padding_mode='zeros'"]
+    try:
+        asked.solve(input_size, padding=limit)
+        fixes.insert(0, f"padding={_shown(limit)}")
+    except ShapeError:
+        pass
+    raise ShapeError(f"the solved padding {params.padding} is too large for padding_mode={padding_mode!r} "
+                     f"on input size {input_size}. Fix: use {' or '.join(fixes)}.")
 
 
 class _Target:
@@ -71,6 +97,7 @@ class _Target:
     input_size: tuple[int, ...] | None
     output_size: tuple[int, ...] | None
     conv_params: ConvParams
+    _asked: _Asked
 
     def __init__(
         self,
@@ -107,16 +134,16 @@ class _Target:
             if input_size is None:
                 raise TypeError(f"{type(self).__name__} needs input_size (the spatial size it will receive)")
             self.input_size = as_tuple(input_size, "input_size", n)
+            fixed = {"kernel_size": kernel_size, "stride": stride, "padding": padding, "dilation": dilation,
+                     "max_kernel_size": max_kernel_size, "max_stride": max_stride}
+            self._asked = _Asked(self._transposed, n, output_size, scale_factor, fixed)
             self.output_size = _target_size(self.input_size, output_size, scale_factor, n)
-            solve = solve_conv_transpose if self._transposed else solve_conv
             try:
-                params = solve(self.input_size, self.output_size, kernel_size=kernel_size, stride=stride,
-                               padding=padding, dilation=dilation, max_kernel_size=max_kernel_size,
-                               max_stride=max_stride)
+                params = self._asked.solve(self.input_size)[1]
             except ShapeError as error:
                 context = f"{type(self).__name__}({in_channels}, {out_channels}, input_size={self.input_size}, "
                 raise ShapeError(f"{context}output_size={self.output_size}): {error}") from None
-            _check_padding_mode(params, padding_mode, self.input_size)
+            _check_padding_mode(params, padding_mode, self._asked, self.input_size)
         self.conv_params = params
         super().__init__(in_channels, out_channels, **params.as_kwargs(), groups=groups,  # type: ignore[call-arg]
                          bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
@@ -127,10 +154,21 @@ class _Target:
 
     def _wrong_input(self, input: Tensor) -> ShapeError:
         got = tuple(input.shape[-self._ndim:])
+        fixes = [*self._rebuilt(got), f"resize the input to {self.input_size} (e.g. nn.functional.interpolate)"]
         return ShapeError(
             f"{type(self).__name__} was built for input size {self.input_size} (to give {self.output_size}) "
-            f"but got {got}. Fix: build it with input_size={got}, or use MirrorAutoencoder for per-call sizes."
+            f"but got {got}. Fix: {', or '.join(fixes)}. MirrorAutoencoder passes the sizes of every call instead."
         )
+
+    def _rebuilt(self, got: tuple[int, ...]) -> list[str]:
+        """Build it for the new size: the same request if solvable there, else the size these parameters give."""
+        try:
+            self._asked.solve(got)
+            return [f"build it with input_size={got}"]
+        except (ShapeError, ValueError):
+            gives = self.conv_params.output_size(got)
+            instead = " instead of scale_factor" if self._asked.scale_factor is not None else ""
+            return [f"build it with input_size={got} and output_size={gives}{instead}"] if min(gives) >= 1 else []
 
     def extra_repr(self) -> str:
         base: str = super().extra_repr()  # type: ignore[misc]

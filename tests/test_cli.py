@@ -330,7 +330,7 @@ def test_factory_fix_works_when_followed(capsys: pytest.CaptureFixture[str]) -> 
 
 @pytest.mark.parametrize(("target", "shape", "code", "message"), [
     ("autoshape_cli_models:NeedsArguments", "1,1,4,4", 2, "calling autoshape_cli_models:NeedsArguments() failed"),
-    ("autoshape_cli_models:not_a_model", "1,1,4,4", 2, "is a int, not an nn.Module"),
+    ("autoshape_cli_models:not_a_model", "1,1,4,4", 2, "is an int, not an nn.Module"),
     ("autoshape_cli_models:missing", "1,1,4,4", 2, "has no attribute 'missing'"),
     ("no_such_module_here:model", "1,1,4,4", 2, "cannot import 'no_such_module_here'"),
     ("autoshape_cli_models", "1,1,4,4", 2, "expected MODULE:ATTR or path/to/file.py:ATTR"),

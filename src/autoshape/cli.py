@@ -167,7 +167,9 @@ def _build(target: str, found: object) -> nn.Module:
     if isinstance(found, nn.Module):
         return found
     if not callable(found):
-        raise _UsageError(f"{target} is a {type(found).__name__}, not an nn.Module, a Module class or a factory")
+        kind = type(found).__name__
+        raise _UsageError(f"{target} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not an nn.Module, a Module class "
+                          "or a factory")
     try:
         model = found()
     except Exception as error:

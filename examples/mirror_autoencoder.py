@@ -23,9 +23,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
-from _common import Progress, Runtime, loader, make_parser, positive_int, predict, prepare, run, start, train
+from _common import Runtime, loader, make_parser, positive_int, predict, prepare, run, start
 from _data import Images, load_images, resized, to_model
-from _outputs import resume, save_checkpoint, save_grid, save_metrics
+from _fit import fit
+from _outputs import save_grid
 from torch import Tensor, nn
 
 from autoshape import MirrorAutoencoder, conv_output_size
@@ -72,32 +73,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, float]:
     runtime.log(f"decoder mirrored by autoshape:\n{model.decoder}")
     trained = prepare(model, runtime, args.compile)
     batches = loader(data.train, args.batch_size, runtime, args.seed)
-    optimizer = torch.optim.Adam(trained.parameters(), lr=args.lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * len(batches))
-
-    progress = Progress()
     config = {"dataset": args.dataset, "image_size": list(size), "latent": args.latent, "width": args.width,
               "epochs": args.epochs, "batch_size": args.batch_size, "world_size": runtime.world_size}
-    parts = {"model": model, "optimizer": optimizer, "schedule": schedule}
-    if args.resume:
-        resume(runtime, args.out, config, progress, parts)
 
-    def step(batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
+    def loss(batch: tuple[Tensor, Tensor]) -> dict[str, Tensor]:
         images = to_model(batch[0], size, data.max_value, runtime)
         with runtime.autocast():
-            loss = F.mse_loss(trained(images).float(), images)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        return {"mse": loss.detach()}
+            return {"mse": F.mse_loss(trained(images).float(), images)}
 
-    metrics = train(runtime, args, batches, step, progress,
-                    lambda: save_checkpoint(runtime, args.out, config, progress, parts))
-    if runtime.is_main:
-        metrics.update(evaluate(model, data, size, runtime, args))
-    save_metrics(runtime, args.out, metrics)
-    return metrics
+    return fit(runtime, args, model, trained, batches, config, loss,
+               lambda: evaluate(model, data, size, runtime, args))
 
 
 def evaluate(model: nn.Module, data: Images, size: tuple[int, int], runtime: Runtime,

@@ -11,23 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch import nn
 
-from autoshape import (
-    ShapeError,
-    TargetConv1d,
-    TargetConv2d,
-    TargetConv3d,
-    TargetConvTranspose1d,
-    TargetConvTranspose2d,
-    TargetConvTranspose3d,
-)
+import autoshape
+from autoshape import ShapeError, TargetConv1d, TargetConv2d, TargetConvTranspose1d, TargetConvTranspose2d
 
 TARGETS = {
-    (False, 1): (TargetConv1d, nn.Conv1d),
-    (False, 2): (TargetConv2d, nn.Conv2d),
-    (False, 3): (TargetConv3d, nn.Conv3d),
-    (True, 1): (TargetConvTranspose1d, nn.ConvTranspose1d),
-    (True, 2): (TargetConvTranspose2d, nn.ConvTranspose2d),
-    (True, 3): (TargetConvTranspose3d, nn.ConvTranspose3d),
+    (False, 1): (autoshape.TargetConv1d, nn.Conv1d),
+    (False, 2): (autoshape.TargetConv2d, nn.Conv2d),
+    (False, 3): (autoshape.TargetConv3d, nn.Conv3d),
+    (True, 1): (autoshape.TargetConvTranspose1d, nn.ConvTranspose1d),
+    (True, 2): (autoshape.TargetConvTranspose2d, nn.ConvTranspose2d),
+    (True, 3): (autoshape.TargetConvTranspose3d, nn.ConvTranspose3d),
 }
 ALL = list(TARGETS.values())
 

@@ -1,66 +1,19 @@
-"""autoshape: declare the size you want; get the exact convolution that produces it."""
+"""autoshape: declare the size you want; get the exact convolution that produces it.
 
-from .core import (
-    ConvParams,
-    Plan,
-    PlanStep,
-    conv_output_size,
-    conv_transpose_output_range,
-    conv_transpose_output_size,
-    plan_downsampling,
-    plan_upsampling,
-    pool_output_size,
-    ranked_solutions,
-    solve_conv,
-    solve_conv_transpose,
-)
-from .diagnose import Change, ExplainFailure, ExplainRow, Explanation, Fix, explain, fix, overlap_map, transpose_taps
+The public names are those of the subpackages' ``__all__`` (the integer core, the layers, the
+mirrors and the diagnosis), and :class:`ShapeError`.
+"""
+
+from . import core, diagnose, layers, mirror
+from .core import *  # noqa: F403
+from .diagnose import *  # noqa: F403
 from .errors import ShapeError
-from .layers import (
-    DownsamplingStack,
-    TargetConv1d,
-    TargetConv2d,
-    TargetConv3d,
-    TargetConvTranspose1d,
-    TargetConvTranspose2d,
-    TargetConvTranspose3d,
-    UpsamplingStack,
-)
-from .mirror import MirrorAutoencoder, MirrorDecoder, MirrorUNet
+from .layers import *  # noqa: F403
+from .mirror import *  # noqa: F403
 from .version import __version__ as __version__
 
-__all__ = [
-    "Change",
-    "ConvParams",
-    "DownsamplingStack",
-    "ExplainFailure",
-    "ExplainRow",
-    "Explanation",
-    "Fix",
-    "MirrorAutoencoder",
-    "MirrorDecoder",
-    "MirrorUNet",
-    "Plan",
-    "PlanStep",
-    "ShapeError",
-    "TargetConv1d",
-    "TargetConv2d",
-    "TargetConv3d",
-    "TargetConvTranspose1d",
-    "TargetConvTranspose2d",
-    "TargetConvTranspose3d",
-    "UpsamplingStack",
-    "conv_output_size",
-    "conv_transpose_output_range",
-    "conv_transpose_output_size",
-    "explain",
-    "fix",
-    "overlap_map",
-    "plan_downsampling",
-    "plan_upsampling",
-    "pool_output_size",
-    "ranked_solutions",
-    "solve_conv",
-    "solve_conv_transpose",
-    "transpose_taps",
-]
+__all__ = ["ShapeError"]
+__all__ += core.__all__
+__all__ += diagnose.__all__
+__all__ += layers.__all__
+__all__ += mirror.__all__

@@ -282,6 +282,18 @@ def _add_layer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dilation", type=_size, metavar="D", help="the dilation (default 1)")
 
 
+def _model_command(commands: Any, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    """A command on a model named MODULE:ATTR, with its --input-shape."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=description + "MODULE:ATTR names an nn.Module instance, class or "
+        "zero-argument factory: in a module importable from the current directory or the Python path "
+        "(package.module:attr), or in a file (path/to/file.py:attr).")
+    parser.add_argument("target", metavar="MODULE:ATTR", help="the model: package.module:attr or path/to/file.py:attr")
+    parser.add_argument("--input-shape", type=_size, required=True, metavar="SHAPE",
+                        help="full input shape with batch, e.g. 1,3,64,64")
+    return parser
+
+
 def _add_direction(parser: argparse.ArgumentParser) -> None:
     direction = parser.add_mutually_exclusive_group()
     direction.add_argument("--conv", action="store_true", help="a plain convolution (downsampling)")
@@ -318,24 +330,13 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(run=_plan)
 
-    explain_ = commands.add_parser("explain", help="every layer's shapes and size formula",
-                                   description="MODULE:ATTR names an nn.Module instance, class or zero-argument "
-                                   "factory: in a module importable from the current directory or the Python path "
-                                   "(package.module:attr), or in a file (path/to/file.py:attr).")
-    explain_.add_argument("target", metavar="MODULE:ATTR",
-                          help="the model: package.module:attr or path/to/file.py:attr")
-    explain_.add_argument("--input-shape", type=_size, required=True, metavar="SHAPE",
-                          help="full input shape with batch, e.g. 1,3,64,64")
+    explain_ = _model_command(commands, "explain", "every layer's shapes and size formula", "")
     explain_.add_argument("--json", action="store_true", help="print the rows and notes as JSON")
     explain_.set_defaults(run=_explain)
 
-    fix_ = commands.add_parser("fix", help="the fewest layer changes that make a model run (or give a shape)",
-                               description="Prints each changed layer, before → after. MODULE:ATTR as for "
-                               "explain. Exit code 0 when fixed (or nothing to fix), 1 when no fix changes at "
-                               "most 3 layers.")
-    fix_.add_argument("target", metavar="MODULE:ATTR")
-    fix_.add_argument("--input-shape", type=_size, required=True, metavar="SHAPE",
-                      help="full input shape with batch, e.g. 1,3,64,64")
+    fix_ = _model_command(commands, "fix", "the fewest layer changes that make a model run (or give a shape)",
+                          "Prints each changed layer, before → after. Exit code 0 when fixed (or nothing to fix), "
+                          "1 when no fix changes at most 3 layers. ")
     fix_.add_argument("--output-shape", type=_size, metavar="SHAPE",
                       help="full output shape wanted, e.g. 1,3,64,64 (default: the forward must only run)")
     fix_.set_defaults(run=_fix)

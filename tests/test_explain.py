@@ -346,3 +346,34 @@ def test_a_failing_forward_is_explained_not_raised() -> None:
     assert failure is not None and (failure.path, failure.call, failure.input_shapes) == ("1", "Linear", ((1, 9),))
     target = explain(nn.Sequential(TargetConv2d(1, 1, input_size=24, output_size=12)), (1, 1, 25, 25)).failure
     assert target is not None and target.path == "0" and "was built for input size" in target.message
+
+
+class ConvReluPoolConv(nn.Module):
+    """Classic code: the activation and the pooling are torch calls in ``forward``, not modules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(8, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(F.max_pool2d(F.relu(self.conv1(x)), 2))
+
+
+def test_functional_rows() -> None:
+    """Each torch call between modules is a row of its own, with real torch's shapes; ``F.max_pool2d``
+    gets ``nn.MaxPool2d``'s formula, whose value is what real torch gives."""
+    model, shape = ConvReluPoolConv(), (2, 3, 29, 31)
+    explanation = explain(model, shape)
+    with torch.no_grad():
+        x = torch.zeros(shape)
+        a = model.conv1(x)
+        r = F.relu(a)
+        p = F.max_pool2d(r, 2)
+        b = model.conv2(p)
+    expected = [("conv1", "Conv2d", x, a), ("", "F.relu", a, r), ("", "F.max_pool2d", r, p), ("conv2", "Conv2d", p, b)]
+    assert [(row.name, row.call, row.input_shape, row.output_shape) for row in explanation] == [
+        (name, call, tuple(i.shape), tuple(o.shape)) for name, call, i, o in expected]
+    pool = next(row for row in explanation if row.call == "F.max_pool2d")
+    assert pool.formula is not None and tuple(evaluate(pool.formula).values()) == tuple(p.shape[2:])
+    assert "F.relu" in str(explanation).splitlines()[2]

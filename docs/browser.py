@@ -7,6 +7,7 @@ serves ``site`` (``mkdocs build``'s output) on 127.0.0.1, opens the home page, t
 box), and prints each page's heading and every console error, failed request or request that
 left the machine. tests/test_docs.py runs the same check. It drives Chromium through the
 DevTools protocol over a pipe (``--remote-debugging-pipe``): no driver, no extra package.
+docs/images/screenshot-search-output_padding.png is one of its screenshots.
 """
 
 from __future__ import annotations

@@ -32,6 +32,11 @@ def _link(match: re.Match[str]) -> str:
     return f"[`{target}`][autoshape.{head}]" if head in autoshape.__all__ else f"`{target}`"
 
 
+def link_roles(text: str) -> str:
+    """Sphinx roles as Markdown: links to the API pages of public names, code for anything else."""
+    return ROLE.sub(_link, text)
+
+
 class AutoshapeDocstrings(griffe.Extension):
     """Public names as at run time, run-time docstrings where the source has none, roles rewritten."""
 
@@ -52,4 +57,4 @@ class AutoshapeDocstrings(griffe.Extension):
 
     def on_object(self, *, obj: griffe.Object, **kwargs: Any) -> None:
         if obj.docstring is not None:
-            obj.docstring.value = ROLE.sub(_link, obj.docstring.value)
+            obj.docstring.value = link_roles(obj.docstring.value)

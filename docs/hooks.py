@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from griffe_autoshape import link_roles  # beside this file; mkdocs puts it on sys.path while loading hooks
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
 
@@ -34,12 +35,14 @@ def public_names() -> dict[str, list[str]]:
 
 
 def _summary(name: str) -> str:
-    return (inspect.getdoc(getattr(autoshape, name)) or "").split("\n")[0]
+    """The docstring's first paragraph, on one line."""
+    paragraph = (inspect.getdoc(getattr(autoshape, name)) or "").split("\n\n")[0]
+    return link_roles(" ".join(paragraph.split()))
 
 
 def _index() -> str:
     lines = ["# API reference", "",
-             "Every public name of `autoshape` (its `__all__`), with the first line of its docstring.", ""]
+             "Every public name of `autoshape` (its `__all__`), with the summary of its docstring.", ""]
     for title, names in public_names().items():
         lines += [f"## {title}", "", "| name | what it is |", "|---|---|"]
         lines += [f"| [`{name}`]({name}.md) | {_summary(name)} |" for name in names]

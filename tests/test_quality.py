@@ -22,7 +22,7 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.skipif(importlib.util.find_spec("ruff") is None, reason="ruff is in the test extra")
 def test_ruff_clean() -> None:
-    result = _run("ruff", "check", "src", "tests", "examples", "benchmarks")
+    result = _run("ruff", "check", "src", "tests", "examples", "benchmarks", "docs")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -280,7 +280,7 @@ def test_ranked_solutions_within_bounds_match_brute_force_count() -> None:
 
 
 def documented_rank(transposed: bool, i: int, o: int, d: int, config: Config) -> tuple[object, ...]:
-    """The ranking as README states it, written out independently of the solver."""
+    """The ranking as docs/target-layers.md states it, written out independently of the solver."""
     k, s, p, op = config
     small, big = (i, o) if transposed else (o, i)
     stride_key = (s, s) if small == 1 else (abs(s * small - big), s)

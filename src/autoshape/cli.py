@@ -386,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     Shape:
         ``solve IN OUT`` prints parameters whose output size is exactly OUT, with the formula.
 
-    Example:
+    Examples:
         >>> main(["solve", "12", "24"])
         ConvTranspose 12 → 24: kernel_size=4, stride=2, padding=1
           out: (12-1)·2 - 2·1 + 1·(4-1) + 0 + 1 = 24

@@ -13,9 +13,9 @@ class ShapeError(ValueError):
     so ``except ValueError`` also catches it.
 
     Raises:
-        Nothing itself; autoshape raises it.
+        Nothing: it raises nothing itself; autoshape raises it.
 
-    Example:
+    Examples:
         >>> from autoshape import ShapeError, solve_conv_transpose
         >>> try:
         ...     solve_conv_transpose(6, 21, kernel_size=3, stride=3)

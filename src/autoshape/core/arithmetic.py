@@ -118,13 +118,15 @@ def conv_output_size(
 
     Args:
         input_size: spatial input size, an int or one int per dimension.
-        kernel_size, stride, dilation: as for ``nn.Conv2d``.
+        kernel_size: as for ``nn.Conv2d``.
+        stride: as for ``nn.Conv2d``.
+        dilation: as for ``nn.Conv2d``.
         padding: an int, a tuple, ``'valid'`` (0) or ``'same'`` (output = input; stride 1).
 
     Shape:
         ``out = floor((in + 2·padding - dilation·(kernel_size - 1) - 1) / stride) + 1``
 
-    Example:
+    Examples:
         >>> conv_output_size(24, kernel_size=3, stride=2, padding=1)
         12
         >>> conv_output_size((25, 24), kernel_size=3, stride=2, padding=1)
@@ -179,7 +181,7 @@ def conv_transpose_output_size(
     Shape:
         ``out = (in - 1)·stride - 2·padding + dilation·(kernel_size - 1) + output_padding + 1``
 
-    Example:
+    Examples:
         >>> conv_transpose_output_size(12, kernel_size=3, stride=2, padding=1)
         23
         >>> conv_transpose_output_size(12, kernel_size=3, stride=2, padding=1, output_padding=1)
@@ -231,7 +233,7 @@ def conv_transpose_output_range(
         ``lo = (in - 1)·stride - 2·padding + dilation·(kernel_size - 1) + 1``,
         ``hi = lo + max(stride, dilation) - 1``
 
-    Example:
+    Examples:
         >>> conv_transpose_output_range(6, kernel_size=3, stride=3)
         (18, 20)
         >>> conv_transpose_output_range((12, 12), kernel_size=3, stride=2, padding=1)
@@ -272,7 +274,7 @@ def pool_output_size(
         ``out = floor_or_ceil((in + 2·padding - dilation·(kernel_size - 1) - 1) / stride) + 1``;
         with ``ceil_mode`` a last window that would start in the right padding is dropped.
 
-    Example:
+    Examples:
         >>> pool_output_size(7, kernel_size=2)
         3
         >>> pool_output_size(7, kernel_size=2, ceil_mode=True)

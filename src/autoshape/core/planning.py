@@ -34,13 +34,13 @@ class PlanStep:
     Shape:
         ``output_size == params.output_size(input_size)``, the torch formula of the layer.
 
-    Example:
+    Examples:
         >>> step = plan_upsampling(12, 24, 1)[0]
         >>> step.input_size, step.output_size, step.params.kernel_size
         ((12,), (24,), (4,))
 
     Raises:
-        Nothing itself; :class:`Plan` checks its steps.
+        Nothing: a plain record; :class:`Plan` checks its steps.
     """
 
     input_size: tuple[int, ...]
@@ -61,7 +61,7 @@ class Plan(Sequence[PlanStep]):
     Shape:
         ``steps[0].input_size → steps[-1].output_size``, each step by its layer's torch formula.
 
-    Example:
+    Examples:
         >>> plan = plan_upsampling(1, 28, 3)
         >>> len(plan), plan.input_size, plan.output_size
         (3, (1,), (28,))
@@ -224,7 +224,7 @@ def plan_upsampling(
         per layer and dimension, ``out = (in-1)·stride - 2·padding + (kernel_size-1) + output_padding + 1``,
         with padding in ``[0, kernel_size-1]`` and dilation 1.
 
-    Example:
+    Examples:
         >>> plan = plan_upsampling(1, 64, 5, kernel_size=4)
         >>> [step.output_size for step in plan]
         [(4,), (8,), (16,), (32,), (64,)]
@@ -273,7 +273,7 @@ def plan_downsampling(
         per layer and dimension, ``out = floor((in + 2·padding - (kernel_size-1) - 1) / stride) + 1``,
         with padding in ``[0, kernel_size-1]`` and dilation 1.
 
-    Example:
+    Examples:
         >>> plan = plan_downsampling(64, 1, 5, kernel_size=4)
         >>> [step.output_size[0] for step in plan]
         [32, 16, 8, 4, 1]

@@ -20,14 +20,18 @@ class ConvParams:
     """Solved hyper-parameters of one convolution, one entry per spatial dimension.
 
     Args:
-        kernel_size, stride, padding, dilation, output_padding: tuples of ints.
+        kernel_size: one int per spatial dimension.
+        stride: one int per spatial dimension.
+        padding: one int per spatial dimension.
+        dilation: one int per spatial dimension.
+        output_padding: one int per spatial dimension (zeros for a plain convolution).
         transposed: True for ``nn.ConvTranspose*d``, False for ``nn.Conv*d``.
 
     Shape:
         transposed: ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``;
         plain: ``out = floor((in + 2·padding - dilation·(kernel_size-1) - 1) / stride) + 1``.
 
-    Example:
+    Examples:
         >>> params = solve_conv_transpose(12, 24)
         >>> params.as_kwargs()
         {'kernel_size': (4,), 'stride': (2,), 'padding': (1,), 'dilation': (1,), 'output_padding': (0,)}
@@ -180,7 +184,7 @@ def solve_conv_transpose(
     Shape:
         ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``
 
-    Example:
+    Examples:
         >>> solve_conv_transpose(12, 24)
         ConvParams(kernel_size=(4,), stride=(2,), padding=(1,), dilation=(1,), output_padding=(0,), transposed=True)
         >>> solve_conv_transpose((1, 7), (4, 28)).kernel_size
@@ -222,7 +226,7 @@ def solve_conv(
     Shape:
         ``out = floor((in + 2·padding - dilation·(kernel_size-1) - 1) / stride) + 1``
 
-    Example:
+    Examples:
         >>> solve_conv(24, 12)
         ConvParams(kernel_size=(3,), stride=(2,), padding=(1,), dilation=(1,), output_padding=(0,), transposed=False)
         >>> solve_conv((64, 64), (1, 1), kernel_size=4).as_kwargs()["kernel_size"]
@@ -266,7 +270,7 @@ def ranked_solutions(
     Shape:
         as :func:`solve_conv_transpose` or :func:`solve_conv`.
 
-    Example:
+    Examples:
         >>> [p.kernel_size[0] for p in ranked_solutions(12, 24, limit=3)]
         [4, 2, 3]
         >>> ranked_solutions(6, 21, kernel_size=3, stride=3)

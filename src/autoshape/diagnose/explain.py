@@ -48,7 +48,7 @@ class ExplainRow:
     Shape:
         ``output_shape[-n:]`` equals the values after ``=`` in ``formula`` (n spatial dimensions).
 
-    Example:
+    Examples:
         >>> row = explain(nn.Conv1d(1, 1, 3, stride=2), (1, 1, 9))[0]
         >>> row.output_shape, row.formula
         ((1, 1, 4), 'L: ⌊(9 + 2·0 - 1·(3-1) - 1) / 2⌋ + 1 = 4')
@@ -80,7 +80,7 @@ class Explanation(Sequence[ExplainRow]):
     Shape:
         ``len(explanation)`` is the number of rows; ``str()`` is an aligned table.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.ConvTranspose2d(8, 4, 3, stride=2), nn.ReLU())
         >>> print(explain(model, (1, 8, 1, 1)))
         layer  module           input    output   formula
@@ -192,15 +192,16 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
     than once (a few patched copies, on meta tensors).
 
     Notes flag likely mistakes, each with a fix:
-        * checkerboard risk: a transposed conv whose neighbouring outputs sum unequal numbers of
-          taps (with dilation 1: its kernel is not divisible by its stride);
-        * a transposed conv that misses a size seen earlier in the forward: short of it, while a
-          larger output_padding would reach it (23×23 where the encoder saw 24×24), or past it by
-          less than its stride (26×26 where the input was 25×25);
-        * a strided conv that never reads its input's last rows, with an exact alternative;
-        * an upsampling by a scale that restores no size seen earlier (17 doubled to 34, not 33);
-        * a forward that used another output_padding than the module's (``output_size=...``);
-        * a forward that does not follow its layer's size rule, and the real-forward fallback.
+
+    * checkerboard risk: a transposed conv whose neighbouring outputs sum unequal numbers of
+      taps (with dilation 1: its kernel is not divisible by its stride);
+    * a transposed conv that misses a size seen earlier in the forward: short of it, while a
+      larger output_padding would reach it (23×23 where the encoder saw 24×24), or past it by
+      less than its stride (26×26 where the input was 25×25);
+    * a strided conv that never reads its input's last rows, with an exact alternative;
+    * an upsampling by a scale that restores no size seen earlier (17 doubled to 34, not 33);
+    * a forward that used another output_padding than the module's (``output_size=...``);
+    * a forward that does not follow its layer's size rule, and the real-forward fallback.
 
     Args:
         model: any ``nn.Module``.
@@ -211,7 +212,7 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
         per spatial dimension, e.g. transposed conv:
         ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ConvTranspose2d(8, 3, 3, 2, 1))
         >>> explanation = explain(model, (1, 3, 24, 24))
         >>> explanation.output_shape

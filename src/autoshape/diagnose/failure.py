@@ -46,7 +46,7 @@ class ExplainFailure:
     Shape:
         ``input_shapes`` are full tensor shapes, batch included.
 
-    Example:
+    Examples:
         >>> from torch import nn
         >>> from autoshape import explain
         >>> model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 14 * 13, 10))

@@ -47,7 +47,7 @@ class Change:
     Shape:
         ``after`` takes the input ``before`` took and gives the size the fix needs.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ConvTranspose2d(8, 3, 3, 2, 1))
         >>> change = fix(model, (1, 3, 24, 24), (1, 3, 24, 24)).changes[0]
         >>> change.path, dict(change.params), change.reinitialised
@@ -85,7 +85,7 @@ class Fix:
     Shape:
         ``fix.model(x).shape == fix.output_shape`` for an input ``x`` of the shape fixed for.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(3, 64, 3, stride=2, padding=1), nn.ReLU(),
         ...                       nn.ConvTranspose2d(64, 3, kernel_size=3, stride=2, padding=1))
         >>> print(fix(model, (1, 3, 24, 24), output_shape=(1, 3, 24, 24)))
@@ -156,7 +156,7 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
     Shape:
         ``fix(model, x.shape, y_shape).model(x).shape == y_shape``.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.MaxPool2d(2), nn.Flatten(),
         ...                       nn.Linear(8 * 13 * 13, 10))
         >>> fixed = fix(model, (1, 1, 28, 28))

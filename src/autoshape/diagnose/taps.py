@@ -66,13 +66,17 @@ def transpose_taps(
 
     Args:
         output_index: the output position, an int or one int per dimension.
-        input_size, kernel_size, stride, padding, dilation: as for ``nn.ConvTranspose2d``.
+        input_size: as for ``nn.ConvTranspose2d``: an int or one int per dimension.
+        kernel_size: the same.
+        stride: the same.
+        padding: the same.
+        dilation: the same.
 
     Shape:
         tap ``(x, j)`` of output ``o`` satisfies ``x·stride + j·dilation - padding = o`` with
         ``0 <= x < input_size`` and ``0 <= j < kernel_size``.
 
-    Example:
+    Examples:
         >>> transpose_taps((0, 1), input_size=4, kernel_size=4, stride=2, padding=1)
         [((0, 1), (1, 0)), ((0, 0), (1, 2))]
         >>> transpose_taps(3, input_size=4, kernel_size=3, stride=2)
@@ -120,7 +124,7 @@ def interior_tap_counts(kernel_size: int, stride: int, dilation: int = 1) -> tup
     Shape:
         count of phase ``r`` = number of ``j < kernel_size`` with ``j·dilation ≡ r (mod stride)``.
 
-    Example:
+    Examples:
         >>> interior_tap_counts(3, 2)
         (2, 1)
         >>> interior_tap_counts(4, 2)
@@ -148,7 +152,7 @@ class OverlapMap:
     Shape:
         ``counts`` has shape ``size``.
 
-    Example:
+    Examples:
         >>> m = overlap_map(input_size=(2, 3), kernel_size=3, stride=2)
         >>> m.size
         (5, 7)
@@ -238,14 +242,18 @@ def overlap_map(
     A transposed convolution of an all-ones input with an all-ones kernel outputs exactly these counts.
 
     Args:
-        input_size, kernel_size, stride, padding, dilation, output_padding: as for
-            ``nn.ConvTranspose2d`` (an int or one int per dimension).
+        input_size: as for ``nn.ConvTranspose2d``: an int or one int per dimension.
+        kernel_size: the same.
+        stride: the same.
+        padding: the same.
+        dilation: the same.
+        output_padding: the same.
 
     Shape:
         ``size = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``;
         ``count[o] = len(transpose_taps(o, ...))``.
 
-    Example:
+    Examples:
         >>> print(overlap_map(input_size=4, kernel_size=3, stride=2, padding=1))
         1 2 1 2 1 2 1
         >>> overlap_map(input_size=(4, 4), kernel_size=4, stride=2, padding=1).size

@@ -166,7 +166,7 @@ class UpsamplingStack(_Stack):
         Input ``(N, in_channels, *input_size)``, output ``(N, out_channels, *output_size)``;
         each layer follows ``out = (in-1)·stride - 2·padding + (kernel_size-1) + output_padding + 1``.
 
-    Example:
+    Examples:
         >>> dcgan = UpsamplingStack(100, (512, 256, 128, 64), 3, input_size=1, output_size=64,
         ...                         kernel_size=4, bias=False)
         >>> dcgan(torch.zeros(2, 100, 1, 1)).shape
@@ -236,7 +236,7 @@ class DownsamplingStack(_Stack):
         Input ``(N, in_channels, *input_size)``, output ``(N, out_channels, *output_size)``;
         each layer follows ``out = floor((in + 2·padding - (kernel_size-1) - 1) / stride) + 1``.
 
-    Example:
+    Examples:
         >>> critic = DownsamplingStack(3, (64, 128, 256, 512), 1, input_size=64, output_size=1, kernel_size=4)
         >>> critic(torch.zeros(2, 3, 64, 64)).shape
         torch.Size([2, 1, 1, 1])

@@ -210,13 +210,24 @@ _SHAPE_TRANSPOSE = """
 """
 _ARGS = """
     Args:
-        in_channels, out_channels, groups, bias, padding_mode, device, dtype: as for ``nn.{base}``.
+        in_channels: as for ``nn.{base}``.
+        out_channels: as for ``nn.{base}``.
         input_size: the spatial size the layer receives (int or one per dimension).
         output_size: the spatial size it must produce. Give this or ``scale_factor``.
         scale_factor: ``output = floor(input·scale_factor)``, as in ``nn.Upsample``.
-        kernel_size, stride, padding, dilation: fix any of them; the rest are solved
-            (``dilation`` defaults to 1). The solved values are the layer's usual attributes.
-        max_kernel_size, max_stride: bounds for the free values.
+        kernel_size: fix it, or None (default) to have it solved. The solved values of
+            ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are the layer's usual attributes.
+        stride: fix it, or None to have it solved.
+        padding: fix it, or None to have it solved; the transposed layers also take ``'same'``
+            (``output = input·stride`` at every input size, with no ``input_size``).
+        dilation: fix it, or None for 1.
+        max_kernel_size: a bound for a free kernel_size.
+        max_stride: a bound for a free stride.
+        groups: as for ``nn.{base}``.
+        bias: as for ``nn.{base}``.
+        padding_mode: as for ``nn.{base}``.
+        device: as for ``nn.{base}``.
+        dtype: as for ``nn.{base}``.
 
     Raises:
         TypeError: a size is not an int or tuple of ints, or ``input_size`` is missing.
@@ -228,7 +239,7 @@ _ARGS = """
 
 def _doc(summary: str, base: str, transposed: bool, dims: str, dims_out: str, example: str) -> str:
     shape = (_SHAPE_TRANSPOSE if transposed else _SHAPE_CONV).format(dims=dims, dims_out=dims_out)
-    return f"{summary}\n{_ARGS.format(base=base)}{shape}\n    Example:\n{example}"
+    return f"{summary}\n{_ARGS.format(base=base)}{shape}\n    Examples:\n{example}"
 
 
 class TargetConv1d(_TargetConv, nn.Conv1d):

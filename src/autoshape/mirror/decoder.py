@@ -66,6 +66,10 @@ class MirrorDecoder(nn.Sequential):
         pool_mirror: ``'nearest'`` (default: interpolation, no parameters, like the pooling it
             undoes), ``'linear'`` (linear/bilinear/trilinear interpolation) or ``'conv'`` (a
             learned transposed conv, stride = the pooling's, fitted to be exact at every size).
+        output: the latent, when the encoder returns more than one tensor: an index of a tuple or
+            list, a key of a dict, an attribute name (an HF ``ModelOutput``), or a callable applied
+            to the return value. None (default): the return value, which must be a tensor. Only
+            the calls on the data path to it are mirrored.
 
     Attributes:
         input_shape: the traced encoder input shape, batch included.
@@ -83,7 +87,7 @@ class MirrorDecoder(nn.Sequential):
         step, recorded on the way down, as MirrorAutoencoder does), each mirror hits its
         recorded size, so every input size the encoder accepts comes back exactly.
 
-    Example:
+    Examples:
         >>> import torch
         >>> encoder = nn.Sequential(nn.Conv2d(128, 256, 3, stride=2, padding=1), nn.ReLU())
         >>> decoder = MirrorDecoder(encoder, (128, 24, 24))
@@ -163,7 +167,10 @@ class MirrorAutoencoder(nn.Module):
         encoder: as for :class:`MirrorDecoder`; kept as ``.encoder`` (not copied). Its forward
             must run the same modules for every input size.
         input_shape: a shape to trace the encoder with (one sample, or with the batch).
-        final_activation, tie_weights, pool_mirror: as for :class:`MirrorDecoder`.
+        final_activation: as for :class:`MirrorDecoder`.
+        tie_weights: as for :class:`MirrorDecoder`.
+        pool_mirror: as for :class:`MirrorDecoder`.
+        output: as for :class:`MirrorDecoder`.
 
     Attributes:
         encoder: the given encoder.
@@ -173,7 +180,7 @@ class MirrorAutoencoder(nn.Module):
         Input ``(N, C, *spatial)`` of any size the encoder accepts; output the same shape.
         The latent is whatever the encoder returns (``ae.encoder(x)``).
 
-    Example:
+    Examples:
         >>> import torch
         >>> encoder = nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
         ...                         nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU())

@@ -100,7 +100,7 @@ class MirrorUNet(nn.Module):
         ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``,
         with ``output_padding = target size - (out with output_padding 0)``, in ``[0, stride)``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> def block(cin, cout):
         ...     return [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]

@@ -297,7 +297,7 @@ def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bo
         ``input_shape`` is the full input shape, e.g. ``(N, C, H, W)``; every recorded shape is
         what torch's own forward produces.
 
-    Example:
+    Examples:
         >>> model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU())
         >>> record = trace(model, (1, 1, 29, 29))
         >>> [(c.path, c.name) for c in record.calls]

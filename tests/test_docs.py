@@ -73,22 +73,24 @@ def test_the_pictures_script_draws_every_picture_the_docs_show(tmp_path: Path) -
 
 
 def _console_examples() -> list[object]:
-    """(page, command, output) for every ``$ autoshape ...`` line of the docs' console blocks."""
+    """(page, folder, command, output) for every ``$ autoshape ...`` line of the console blocks of the
+    docs (run in ``docs/``) and of README (run in the repository's root)."""
     examples = []
-    for page in sorted(DOCS.glob("*.md")):
+    pages = [(page, DOCS) for page in sorted(DOCS.glob("*.md"))] + [(ROOT / "README.md", ROOT)]
+    for page, folder in pages:
         for block in re.findall(r"```console\n(.*?)```", page.read_text(), re.DOTALL):
             for command, output in re.findall(r"^\$ (.+)\n((?:(?!\$ ).*\n)*)", block, re.MULTILINE):
-                examples.append(pytest.param(page.name, command, output, id=f"{page.name}: {command}"))
+                examples.append(pytest.param(page.name, folder, command, output, id=f"{page.name}: {command}"))
     return examples
 
 
-@pytest.mark.parametrize(("page", "command", "output"), _console_examples())
+@pytest.mark.parametrize(("page", "folder", "command", "output"), _console_examples())
 def test_every_shell_example_prints_what_the_docs_show(capsys: pytest.CaptureFixture[str],
                                                        monkeypatch: pytest.MonkeyPatch,
-                                                       page: str, command: str, output: str) -> None:
+                                                       page: str, folder: Path, command: str, output: str) -> None:
     program, *argv = shlex.split(command)
     assert program == "autoshape", f"{page}: only autoshape commands are run: {command}"
-    monkeypatch.chdir(DOCS)
+    monkeypatch.chdir(folder)
     main(argv)
     printed = capsys.readouterr()
     assert printed.out + printed.err == output

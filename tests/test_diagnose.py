@@ -96,6 +96,16 @@ def test_the_unet_cat_fix_at_101x67_followed_literally_runs_and_keeps_the_skips(
     assert outputs_of(patched, (1, 3, 101, 67), skips) == outputs_of(model, (1, 3, 101, 67), skips)
 
 
+def test_the_fix_through_a_residual_unit_is_whole_and_followed_literally_runs() -> None:
+    nets = pytest.importorskip("monai.networks.nets")
+    model = nets.UNet(2, 1, 2, channels=(4, 8, 16), strides=(2, 2), num_res_units=1)
+    failure = explain(model, (1, 1, 37, 29)).failure
+    assert failure is not None and failure.fix is not None
+    assert failure.fix.endswith("pass output_padding=0 to 'model.1.submodule.2.0.conv' ConvTranspose2d (or call it "
+                                "with output_size=...) so that both are 19×15")  # no "found no fix for the whole"
+    assert real_output(followed(model, failure.fix), (1, 1, 37, 29)) == (1, 2, 38, 30)
+
+
 class _Branches(nn.Module):
     """A skip concatenated with a branch that downsamples and comes back through ``up`` and an activation."""
 

@@ -123,6 +123,49 @@ def test_a_unet_at_101x67_gets_one_output_padding_per_mismatched_skip() -> None:
     assert fix(model, (1, 3, 101, 67), (1, 2, 101, 67)).changes[0].path == "ups.1"
 
 
+class _Residual(nn.Module):
+    """``x + relu(conv(x))``: the identity path is the block's input, computed from the layer before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + torch.relu(self.conv(x))
+
+
+class _UpThenResidual(nn.Module):
+    """A skip concatenated with a branch that goes down, up (``up``: 8 → 16, not 15) and through a residual block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.up, self.block = nn.Conv2d(3, 8, 3, 2, 1), nn.ConvTranspose2d(8, 3, 2, 2), _Residual()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x, self.block(self.up(self.down(x)))], dim=1)
+
+
+def test_a_residual_sum_after_the_changed_layer_moves_with_it() -> None:
+    model = _UpThenResidual()
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        real_output(model, (1, 3, 15, 15))
+    (change,) = fix(model, (1, 3, 15, 15)).changes
+    assert change.path == "up"
+    patched = copy.deepcopy(model)
+    patched.up = change.after
+    assert real_output(patched, (1, 3, 15, 15)) == (1, 6, 15, 15)
+
+
+def test_monai_unet_with_residual_units_at_37x29_is_fixed() -> None:
+    nets = pytest.importorskip("monai.networks.nets")
+    model = nets.UNet(2, 1, 2, channels=(4, 8, 16), strides=(2, 2), num_res_units=1)
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        real_output(model, (1, 1, 37, 29))
+    fixed = fix(model, (1, 1, 37, 29))
+    assert [(c.path, dict(c.params)) for c in fixed.changes] == [("model.1.submodule.2.0.conv", {"output_padding": 0})]
+    assert real_output(fixed.model, (1, 1, 37, 29)) == fixed.output_shape == (1, 2, 38, 30)
+
+
 def test_a_classifier_with_a_wrong_in_features_gets_a_new_linear() -> None:
     model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                           nn.Linear(8 * 13 * 13, 10))

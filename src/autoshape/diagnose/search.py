@@ -9,7 +9,9 @@ keeps only the candidates that got further. At most :data:`MAX_LAYERS` layers ch
 :data:`MAX_TRACES` patched models are traced, so a search costs a few dozen traces at worst.
 
 A change may not move a size that a later layer needs: the older input of a concatenation or sum
-(the skip) and the input of a ``Linear`` keep the shapes they had in the original forward.
+(the skip) and the input of a ``Linear`` keep the shapes they had in the original forward. A skip
+may move only with the other inputs: in a residual block after the changed layer, ``x + f(x)``, both
+sides are computed from the layer's output and change together.
 """
 
 from __future__ import annotations
@@ -134,13 +136,28 @@ def _keys(record: Record) -> dict[int, Key]:
     return keys
 
 
-def _needed(record: Record) -> Iterator[Value]:
-    """The older input of every concatenation or sum, and the input of every Linear."""
+def _moved(record: Record, paths: set[str]) -> set[int]:
+    """The values (by index) computed from the output of a layer at one of ``paths``."""
+    calls = {call.index: call for call in record.calls}
+    moved: set[int] = set()
+    for value in record.values:
+        call = calls.get(value.producer) if value.producer is not None else None
+        if call is not None and (call.path in paths or any(v.index in moved for v in call.inputs)):
+            moved.add(value.index)
+    return moved
+
+
+def _needed(record: Record, moved: set[int]) -> Iterator[Value]:
+    """The older input of every concatenation or sum (the skip), unless every other input moves with it
+    (a residual block after a changed layer: its identity path follows the layer), and the input of
+    every Linear."""
     calls = {call.index: call for call in record.calls}
     calls.update({call.index: call for call in (record.failure.stack if record.failure else ())})
     for call in calls.values():
         if call.kind == "function" and call.name in MERGES and len(call.data_inputs) > 1:
-            yield min(call.data_inputs, key=lambda v: v.index)
+            held = min(call.data_inputs, key=lambda v: v.index)
+            if not all(v.index in moved for v in call.data_inputs if v is not held):
+                yield held
         elif isinstance(call.target, nn.Linear) and call.data_inputs:
             yield call.data_inputs[0]
 
@@ -150,9 +167,9 @@ def _shapes(record: Record) -> dict[Key, Shape]:
     return {keys[v.index]: v.shape for v in record.values if v.index in keys}
 
 
-def _holds(record: Record, original: dict[Key, Shape]) -> bool:
-    keys = _keys(record)
-    return all(original.get(keys.get(v.index, ("", "", -1, -1)), v.shape) == v.shape for v in _needed(record))
+def _holds(record: Record, original: dict[Key, Shape], edits: Sequence[Proposal]) -> bool:
+    keys, moved = _keys(record), _moved(record, {edit.path for edit in edits})
+    return all(original.get(keys.get(v.index, ("", "", -1, -1)), v.shape) == v.shape for v in _needed(record, moved))
 
 
 # --- problems and their candidate changes -----------------------------------------------------
@@ -236,7 +253,7 @@ class _Searcher:
             with _patched(self.model, edits) as patched, warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 record = trace(patched, self.shape)
-        return _State(edits, record, _problem(record, self.goal), _holds(record, self.original))
+        return _State(edits, record, _problem(record, self.goal), _holds(record, self.original, edits))
 
     def run(self, root: _State) -> Found | None:
         level = [root]

@@ -14,7 +14,7 @@ from torch import nn
 
 from autoshape import explain
 from tests import architectures as arch
-from tests.test_fix import outputs_of, real_output, small_unet
+from tests.test_fix import LeNetView, outputs_of, real_output, small_unet
 
 _PARAMS = r"((?:\w+=(?:\([\d, ]+\)|\d+)(?:, )?)+)"
 _PASS = re.compile(rf"pass {_PARAMS} to '([^']*)'")
@@ -189,6 +189,46 @@ def test_dropped_rows_get_an_exact_alternative_that_reads_them() -> None:
     assert "in W:" in uneven and "kernel_size=(3, 4)" in uneven
     padded = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(1, 1, 3, stride=2))
     assert explain(padded, (1, 1, 34, 34)).notes == ()  # only the padding's last row goes unread
+
+
+def test_a_view_that_changes_the_batch_is_noted_and_the_note_followed_keeps_it() -> None:
+    assert real_output(LeNetView(), (25, 1, 28, 28)) == (16, 10)  # 25 samples in, 16 rows out, no error
+    note = _note(explain(LeNetView(), (25, 1, 28, 28)).notes, "batch")
+    assert note == ("'(model)' view turned 25×16×4×4 into 16×400: it changed the batch from 25 to 16, so its rows no "
+                    "longer hold one sample each. Fix: keep the batch, x.view(x.size(0), -1) or torch.flatten(x, 1), "
+                    "which gives 25×256; then build 'fc1' Linear with in_features=256: nn.Linear(256, 120).")
+    model = followed(LeNetView(keep_batch=True), note)  # torch.flatten(x, 1), and fc1 as the note builds it
+    assert real_output(model, (25, 1, 28, 28)) == (25, 10)
+    assert not [n for n in explain(LeNetView(), (25, 1, 32, 32)).notes if "batch" in n]
+
+
+class _PerPixel(nn.Module):
+    """A per-pixel classifier: each sample split into H·W rows of C features, on purpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(x).permute(0, 2, 3, 1).reshape(-1, 8))
+
+
+class _Groups(nn.Module):
+    """Each sample's 8 channels as two rows of 4 through one conv, then one row per sample again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x.reshape(-1, 4, *x.shape[2:])).reshape(x.shape[0], -1, 4, 4)
+
+
+def test_rows_split_from_whole_samples_or_a_batch_restored_are_no_mistake() -> None:
+    assert real_output(_PerPixel(), (2, 3, 5, 5)) == (50, 4)
+    assert not [n for n in explain(_PerPixel(), (2, 3, 5, 5)).notes if "batch" in n]
+    assert real_output(_Groups(), (3, 8, 6, 6)) == (3, 8, 4, 4)
+    assert explain(_Groups(), (3, 8, 6, 6)).notes == ()
 
 
 def test_odd_sizes_upsampled_by_scale_are_told_the_size_to_restore() -> None:

@@ -15,6 +15,7 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from autoshape import Change, Fix, ShapeError, fix
 from autoshape.core.adjust import KINDS, nearest_change
@@ -258,6 +259,30 @@ def test_no_fix_is_a_shape_error_that_says_what_was_tried() -> None:
                                          r"Tried \d+ candidate fixes on meta tensors.*'ups\.0'") as info:
         fix(deep, (1, 3, 63, 63))
     assert "Fix: explain(model, input_shape)" in str(info.value)
+
+
+class LeNetView(nn.Module):
+    """LeNet as often written for 32×32: ``x.view(-1, 16 * 5 * 5)``; or, followed, keeping the batch."""
+
+    def __init__(self, features: int = 16 * 5 * 5, keep_batch: bool = False) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2 = nn.Linear(features, 120), nn.Linear(120, 10)
+        self.keep_batch = keep_batch
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1) if self.keep_batch else x.view(-1, 16 * 5 * 5)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def test_a_forward_that_changes_the_batch_is_never_called_fixed() -> None:
+    with pytest.raises(ShapeError, match=r"LeNetView runs on 25×1×28×28 but does not keep its batch.*'\(model\)' view "
+                                         r"turned 25×16×4×4 into 16×400.*x\.view\(x\.size\(0\), -1\)"):
+        fix(LeNetView(), (25, 1, 28, 28))
+    assert fix(LeNetView(features=256, keep_batch=True), (25, 1, 28, 28)).changes == ()  # the fix, followed
+    assert real_output(LeNetView(features=256, keep_batch=True), (25, 1, 28, 28)) == (25, 10)
 
 
 def test_a_layer_with_a_parametrization_is_never_rebuilt() -> None:

@@ -19,9 +19,8 @@ from ..core.text import compact, format_shape
 from ..rules import rule_for
 from ..rules.registry import arg
 from ..tracing import Call, Record, Value
-from .notes import where
 from .reach import CONVS, Proposal, proposals
-from .rows import is_row, row_that_made
+from .rows import is_row, row_that_made, where
 
 __all__ = ["MERGES", "ExplainFailure", "advice", "diagnose", "failing_calls", "merge_sides"]
 

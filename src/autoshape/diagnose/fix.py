@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from ..core.text import format_shape
 from ..errors import ShapeError
 from ..tracing import as_input_shape, trace
-from .notes import unbatched
+from .batch import changed_batch, unbatched
 from .rows import rows_of
 from .search import MAX_LAYERS, build, search
 
@@ -172,7 +172,8 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
         TypeError: ``model`` is not an ``nn.Module``, or a shape is not a shape or tensor.
         ValueError: a shape is empty or has an entry below 1, or has no batch dimension (the first
             convolution gets one sample, ``(C, *spatial)``).
-        ShapeError: no fix changes at most 3 layers; the message says what failed and what was tried.
+        ShapeError: no fix changes at most 3 layers (the message says what failed and what was tried),
+            or a ``view``/``reshape`` in the forward changes the batch (the message names it and the fix).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"fix needs an nn.Module, got {type(model).__name__}")
@@ -192,4 +193,8 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
         raise ShapeError(f"fix verified {len(found.edits)} change(s) to {type(model).__name__} on meta tensors, but "
                          f"the patched copy does not run as verified: {record.failure or record.output_shape}. "
                          f"Fix: report this; at most {MAX_LAYERS} layers are changed.")
+    mixed = changed_batch(rows_of(record), shape, record.output_shape)
+    if mixed is not None:
+        raise ShapeError(f"{type(model).__name__} runs on {format_shape(shape)}{' once fixed' if found.edits else ''}"
+                         f" but does not keep its batch, and fix changes layers, not the forward's code: {mixed}")
     return Fix(patched, tuple(changes), record.output_shape, shape)

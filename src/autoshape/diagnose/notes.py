@@ -24,18 +24,15 @@ from ..rules import rule_for
 from ..rules.conv import used_output_padding
 from ..rules.registry import arg
 from ..tracing import Call
+from .batch import changed_batch, unbatched
+from .rows import where
 from .taps import interior_tap_counts
 
-__all__ = ["notes_for", "unbatched", "where"]
+__all__ = ["notes_for"]
 
 Shape = tuple[int, ...]
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def where(call: Call) -> str:
-    """``'gen.0.0' ConvTranspose2d`` or ``'up' F.interpolate``: how a note names a row."""
-    return f"'{call.path or '(model)'}' {call.name}"
 
 
 def _named(call: Call) -> str:
@@ -219,25 +216,10 @@ def _unrestored(rows: Sequence[Call], index: int, model_input: Shape, out: Shape
     return None
 
 
-def unbatched(rows: Sequence[Call]) -> str | None:
-    """A note when the first spatial layer got one sample without a batch (``(C, H, W)`` for a 2-d
-    conv): torch reads it as unbatched, so the shape given was most likely meant with a batch."""
-    for call in rows:
-        rule = rule_for(call)
-        shape = call.input_shape
-        if rule is None or rule.ndim is None or shape is None or not isinstance(call.target, (*_CONVS, *_TRANSPOSED)):
-            continue
-        if len(shape) != rule.ndim(call) + 1:
-            return None
-        return (f"{where(call)} got {format_shape(shape)}, one sample without a batch dimension: torch reads "
-                f"it as (C, *spatial), so the first number is not a batch. Fix: give the input shape with the "
-                f"batch first, e.g. {(1, *shape)}.")
-    return None
-
-
-def notes_for(rows: Sequence[Call], model_input: Shape) -> list[str]:
-    """Every note on the explained rows, in row order."""
-    notes: list[str] = [note for note in (unbatched(rows),) if note is not None]
+def notes_for(rows: Sequence[Call], model_input: Shape, output: Shape | None) -> list[str]:
+    """Every note on the explained rows (``output``: the model's output shape, None when unknown):
+    the batch first, then in row order."""
+    notes = [note for note in (unbatched(rows), changed_batch(rows, model_input, output)) if note is not None]
     for index, call in enumerate(rows):
         rule = rule_for(call)
         n = rule.ndim(call) if rule is not None and rule.ndim is not None else 0

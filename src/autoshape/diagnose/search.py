@@ -31,8 +31,8 @@ from ..core.text import format_shape
 from ..errors import ShapeError
 from ..tracing import Call, Record, Value, trace
 from .failure import MERGES, failing_calls, merge_sides
-from .notes import where
 from .reach import Proposal, changeable, proposals
+from .rows import where
 
 __all__ = ["MAX_LAYERS", "MAX_TRACES", "Found", "build", "search"]
 

@@ -285,6 +285,41 @@ def test_a_forward_that_changes_the_batch_is_never_called_fixed() -> None:
     assert real_output(LeNetView(features=256, keep_batch=True), (25, 1, 28, 28)) == (25, 10)
 
 
+class _ReadsValues(nn.Module):
+    """A model that reads its data (``if x.abs().max() > 1``), so it cannot run on meta tensors; counts its
+    real forwards."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.real_forwards = net, 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.real_forwards += not x.is_meta
+        if x.abs().max() > 1:
+            x = x / x.abs().max()
+        return self.net(x)  # type: ignore[no-any-return]
+
+
+def test_a_model_that_reads_values_is_fixed_by_real_forwards_on_zeros_and_says_so() -> None:
+    classifier = _ReadsValues(nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.Flatten(), nn.Linear(10, 2)))
+    with pytest.warns(RuntimeWarning, match=r"_ReadsValues cannot run on meta tensors: fix runs it, and each patched "
+                                            r"copy it checks \(at most 8\), with a real forward on zeros"):
+        (change,) = fix(classifier, (1, 3, 8, 8)).changes
+    assert (change.path, dict(change.params)) == ("net.2", {"in_features": 64})
+    classifier.net[2] = change.after
+    assert real_output(classifier, (1, 3, 8, 8)) == (1, 2)
+    unet = _ReadsValues(small_unet())
+    with pytest.warns(RuntimeWarning, match="cannot run on meta tensors"):
+        fixed = fix(unet, (1, 3, 101, 67))
+    assert [c.path for c in fixed.changes] == ["net.ups.1", "net.ups.2", "net.ups.3"]
+    assert real_output(fixed.model, (1, 3, 101, 67)) == (1, 2, 101, 67)
+    assert unet.real_forwards <= 1 + 8
+    deep = _ReadsValues(small_unet())  # four skips disagree at 63: no fix
+    with pytest.warns(RuntimeWarning), pytest.raises(ShapeError, match=r"Tried \d candidate fixes by real forwards"):
+        fix(deep, (1, 3, 63, 63))
+    assert deep.real_forwards <= 1 + 8
+
+
 def test_a_layer_with_a_parametrization_is_never_rebuilt() -> None:
     model = readme_autoencoder()
     nn.utils.parametrizations.weight_norm(model[2])  # rebuilding it would drop the parametrization

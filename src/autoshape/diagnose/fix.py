@@ -1,13 +1,15 @@
 """fix: the fewest layer changes that make a model run, or give the output size asked for.
 
 The search (:mod:`.search`) reads the model's record and verifies every candidate by tracing the
-patched model on meta tensors; this module builds the patched deep copy and reports the changes.
+patched model on meta tensors (by a real forward on zeros where the model cannot run on them, as
+explain does); this module builds the patched deep copy and reports the changes.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -15,10 +17,10 @@ from torch import Tensor, nn
 
 from ..core.text import format_shape
 from ..errors import ShapeError
-from ..tracing import as_input_shape, trace
+from ..tracing import as_input_shape
 from .batch import changed_batch, unbatched
 from .rows import rows_of
-from .search import MAX_LAYERS, build, search
+from .search import MAX_LAYERS, MAX_REAL_TRACES, build, quiet_trace, search
 
 __all__ = ["Change", "Fix", "fix"]
 
@@ -148,6 +150,9 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
     Every candidate is computed in closed form from the record of one traced forward and verified
     by tracing the patched model on meta tensors; at most 3 layers change and at most 32 patched
     models are traced, so a fix costs milliseconds per trace, not a search over every combination.
+    A model that cannot run on meta tensors (it reads values, ``if x.max() > 1``) is traced as
+    :func:`explain` traces it, by a real forward on zeros (with a RuntimeWarning), and at most 8
+    patched copies are run.
 
     Args:
         model: any ``nn.Module``.
@@ -178,19 +183,23 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
     if not isinstance(model, nn.Module):
         raise TypeError(f"fix needs an nn.Module, got {type(model).__name__}")
     shape, goal = as_input_shape(input_shape), _output_shape(output_shape)
-    no_batch = unbatched(rows_of(trace(model, shape)))
+    original = quiet_trace(model, shape)
+    if not original.on_meta:
+        warnings.warn(f"{type(model).__name__} cannot run on meta tensors: fix runs it, and each patched copy it "
+                      f"checks (at most {MAX_REAL_TRACES}), with a real forward on zeros", RuntimeWarning, stacklevel=2)
+    no_batch = unbatched(rows_of(original))
     if no_batch is not None:
         raise ValueError(f"fix needs the input shape with the batch: {no_batch}")
-    found = search(model, shape, goal)
+    found = search(model, shape, goal, original)
     patched = copy.deepcopy(model)
     changes = []
     for edit in found.edits:
         layer, keeps = build(patched.get_submodule(edit.path), edit.params)
         patched = _set(patched, edit.path, layer)
         changes.append(Change(edit.path, model.get_submodule(edit.path), layer, dict(edit.params), not keeps))
-    record = trace(patched, shape) if found.edits else found.record
+    record = quiet_trace(patched, shape) if found.edits else found.record
     if record.failure is not None or (goal is not None and record.output_shape != goal):
-        raise ShapeError(f"fix verified {len(found.edits)} change(s) to {type(model).__name__} on meta tensors, but "
+        raise ShapeError(f"fix verified {len(found.edits)} change(s) to {type(model).__name__}, but "
                          f"the patched copy does not run as verified: {record.failure or record.output_shape}. "
                          f"Fix: report this; at most {MAX_LAYERS} layers are changed.")
     mixed = changed_batch(rows_of(record), shape, record.output_shape)

@@ -6,7 +6,9 @@ output of the wrong size. The problem names its candidate changes in closed form
 convolutions behind the value, see :mod:`.reach`). Candidates are tried breadth first, one more
 changed layer per round and cheapest first within a round, each verified by one trace; a round
 keeps only the candidates that got further. At most :data:`MAX_LAYERS` layers change and at most
-:data:`MAX_TRACES` patched models are traced, so a search costs a few dozen traces at worst.
+:data:`MAX_TRACES` patched models are traced, so a search costs a few dozen traces at worst. A model
+that cannot run on meta tensors (it reads values: ``if x.max() > 1``) is traced as :func:`explain`
+traces it, by a real forward on zeros, and at most :data:`MAX_REAL_TRACES` patched models are run.
 
 A change may not move a size that a later layer needs: the older input of a concatenation or sum
 (the skip) and the input of a ``Linear`` keep the shapes they had in the original forward. A skip
@@ -34,13 +36,15 @@ from .failure import MERGES, failing_calls, merge_sides
 from .reach import Proposal, changeable, proposals
 from .rows import where
 
-__all__ = ["MAX_LAYERS", "MAX_TRACES", "Found", "build", "search"]
+__all__ = ["MAX_LAYERS", "MAX_REAL_TRACES", "MAX_TRACES", "Found", "build", "quiet_trace", "search"]
 
 Shape = tuple[int, ...]
 MAX_LAYERS = 3
 """The most layers one fix changes."""
 MAX_TRACES = 32
 """The most patched models one search traces."""
+MAX_REAL_TRACES = 8
+"""The most patched models one search runs on zeros, for a model that cannot run on meta tensors."""
 _BEAM = 4
 """How many partial fixes (that got further) each round keeps to build on."""
 _INPUT_SIZE = len(KINDS)
@@ -99,13 +103,14 @@ def build(module: nn.Module, params: Mapping[str, Any],
 
 
 @contextlib.contextmanager
-def _patched(model: nn.Module, edits: Sequence[Proposal]) -> Iterator[nn.Module]:
-    """``model`` with meta-tensor layers in place of the edited ones, put back afterwards."""
+def _patched(model: nn.Module, edits: Sequence[Proposal], device: str | None) -> Iterator[nn.Module]:
+    """``model`` with new layers in place of the edited ones (on ``device``; None: each layer's own,
+    with its weights where they keep their shape), put back afterwards."""
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
     root = model
     try:
         for edit in edits:
-            layer = build(edit.call.target, edit.params, "meta")[0]
+            layer = build(edit.call.target, edit.params, device)[0]
             if not edit.path:
                 root = layer
                 continue
@@ -117,6 +122,13 @@ def _patched(model: nn.Module, edits: Sequence[Proposal]) -> Iterator[nn.Module]
     finally:
         for parent, name, original in reversed(swapped):
             setattr(parent, name, original)
+
+
+def quiet_trace(model: nn.Module, shape: Shape) -> Record:
+    """:func:`~autoshape.tracing.trace` without its warning that a real forward was used (``fix`` says it once)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return trace(model, shape)
 
 
 # --- sizes later layers need ------------------------------------------------------------------
@@ -242,6 +254,9 @@ class _Searcher:
         self.model, self.shape, self.goal = model, shape, goal
         self.original = _shapes(record)
         self.tried: list[tuple[Proposal, ...]] = []  # each traced once
+        self.device = "meta" if record.on_meta else None  # a real forward needs real layers
+        self.limit = MAX_TRACES if record.on_meta else MAX_REAL_TRACES
+        self.traced_on = "on meta tensors" if record.on_meta else "by real forwards on zeros"
 
     @property
     def traces(self) -> int:
@@ -250,9 +265,8 @@ class _Searcher:
     def state(self, edits: tuple[Proposal, ...], record: Record | None = None) -> _State:
         if record is None:
             self.tried.append(edits)
-            with _patched(self.model, edits) as patched, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                record = trace(patched, self.shape)
+            with _patched(self.model, edits, self.device) as patched:
+                record = quiet_trace(patched, self.shape)
         return _State(edits, record, _problem(record, self.goal), _holds(record, self.original, edits))
 
     def run(self, root: _State) -> Found | None:
@@ -260,7 +274,7 @@ class _Searcher:
         for _ in range(MAX_LAYERS):
             survivors: list[_State] = []
             for parent, edits in _children(level):
-                if self.traces >= MAX_TRACES:
+                if self.traces >= self.limit:
                     return None
                 state = self.state(edits)
                 if not state.holds:
@@ -284,8 +298,8 @@ class _Searcher:
                     "in_features and a conv's in_channels; pooling and upsampling layers never change. "
                     "Fix: explain(model, input_shape) shows every size and formula; change the layers by hand.")
         layers = sorted({edit.path for edits in self.tried for edit in edits})
-        limit = f" (the limit of {MAX_TRACES})" if self.traces >= MAX_TRACES else ""
-        return (f"{head}{root.problem.text}. Tried {self.traces} candidate fixes on meta tensors{limit}, changing "
+        limit = f" (the limit of {self.limit})" if self.traces >= self.limit else ""
+        return (f"{head}{root.problem.text}. Tried {self.traces} candidate fixes {self.traced_on}{limit}, changing "
                 f"{', '.join(repr(path) for path in layers)}: each failed later, moved a size that a later layer "
                 "needs (a skip, a Linear's input), or needed more layers. Fix: explain(model, input_shape) shows "
                 "every size and formula; change the layers by hand.")
@@ -296,7 +310,8 @@ def search(model: nn.Module, input_shape: Shape, output_shape: Shape | None = No
     """The cheapest verified fix (see the module's docstring); ``record``: the model's trace, if known.
 
     Raises:
-        ShapeError: no fix within :data:`MAX_LAYERS` changed layers and :data:`MAX_TRACES` traces.
+        ShapeError: no fix within :data:`MAX_LAYERS` changed layers and :data:`MAX_TRACES` traces
+            (:data:`MAX_REAL_TRACES` real forwards).
     """
     record = record if record is not None else trace(model, input_shape)
     searcher = _Searcher(model, input_shape, output_shape, record)

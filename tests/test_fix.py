@@ -6,6 +6,7 @@ a classifier with a wrong in_features), MONAI's AutoEncoder, and random chains o
 
 from __future__ import annotations
 
+import ast
 import copy
 from collections.abc import Callable
 from typing import Any
@@ -332,6 +333,12 @@ def test_argument_errors() -> None:
         fix("model", (1, 3, 8, 8))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="output_shape"):
         fix(readme_autoencoder(), (1, 3, 8, 8), (1, 3, 0, 8))
+    with pytest.raises(ValueError, match=r"output_shape \(3, 24, 24\) has 3 dimensions, but the model's output "
+                                         r"has 4 \(2×3×23×23\)\. Fix: .* output_shape=\(2, 3, 24, 24\)\.") as info:
+        fix(readme_autoencoder(), (2, 3, 24, 24), (3, 24, 24))
+    assert not isinstance(info.value, ShapeError)  # a mistake in the call, not an impossible fix
+    shape = ast.literal_eval(str(info.value).split("output_shape=")[1].rstrip("."))
+    assert real_output(fix(readme_autoencoder(), (2, 3, 24, 24), shape).model, (2, 3, 24, 24)) == shape  # followed
 
 
 # --- random chains: a target one layer away is found with one change -------------------------

@@ -359,7 +359,8 @@ def _parser() -> argparse.ArgumentParser:
 
 _FLAGS = {"kernel_size": "--kernel-size", "stride": "--stride", "padding": "--padding", "dilation": "--dilation",
           "output_padding": "--output-padding", "max_stride": "--max-stride", "num_layers": "--layers",
-          "output_index": "--at", "input_size": "IN", "output_size": "OUT"}
+          "output_index": "--at", "input_size": "IN", "output_size": "OUT", "input_shape": "--input-shape",
+          "output_shape": "--output-shape"}
 _DIRECTIONS = {"plan_downsampling": "--conv", "plan_upsampling": "--transpose"}
 
 

@@ -216,13 +216,23 @@ def _failure(record: Record) -> _Problem:
 
 
 def _problem(record: Record, goal: Shape | None) -> _Problem | None:
+    """The first problem left in a record: a failure, or an output that is not ``goal``.
+
+    Raises:
+        ValueError: ``goal`` has another number of dimensions than the output (no layer change moves it).
+    """
     if record.failure is not None:
         return _failure(record)
     out = record.output_shape
     if goal is None or out == goal:
         return None
+    if out is not None and len(out) != len(goal):
+        shape = (out[0], *goal) if len(goal) == len(out) - 1 else out
+        raise ValueError(f"output_shape {goal} has {len(goal)} dimensions, but the model's output has {len(out)} "
+                         f"({format_shape(out)}). Fix: pass the full output shape, batch first, e.g. "
+                         f"output_shape={shape}.")
     text = f"it gives {format_shape(out) if out else 'no single tensor'}, not {format_shape(goal)}"
-    if out is None or len(out) != len(goal) or len(out) < 3 or out[:2] != goal[:2]:
+    if out is None or len(out) < 3 or out[:2] != goal[:2]:
         return _Problem(len(record.calls), text + " (fix changes spatial sizes only)", ())
     assert isinstance(record.output, Value)
     return _Problem(len(record.calls), text, tuple(proposals(record, record.output, goal[2:])))
@@ -312,6 +322,7 @@ def search(model: nn.Module, input_shape: Shape, output_shape: Shape | None = No
     Raises:
         ShapeError: no fix within :data:`MAX_LAYERS` changed layers and :data:`MAX_TRACES` traces
             (:data:`MAX_REAL_TRACES` real forwards).
+        ValueError: ``output_shape`` has another number of dimensions than the model's output.
     """
     record = record if record is not None else trace(model, input_shape)
     searcher = _Searcher(model, input_shape, output_shape, record)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ast
 import copy
+import itertools
 import re
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from autoshape import explain
 from tests import architectures as arch
@@ -189,6 +191,43 @@ def test_dropped_rows_get_an_exact_alternative_that_reads_them() -> None:
     assert "in W:" in uneven and "kernel_size=(3, 4)" in uneven
     padded = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(1, 1, 3, stride=2))
     assert explain(padded, (1, 1, 34, 34)).notes == ()  # only the padding's last row goes unread
+
+
+def _reads_last_row(conv: nn.Conv1d, size: int) -> bool:
+    """Real torch: does any window of ``conv`` (weights 1, no bias) reach the last of ``size`` rows?"""
+    x = torch.zeros(1, 1, size)
+    x[..., -1] = 1
+    with torch.no_grad():
+        return bool(F.conv1d(x, torch.ones(1, 1, *conv.kernel_size), None, conv.stride, conv.padding,
+                             conv.dilation).sum() > 0)
+
+
+def test_a_kernel_smaller_than_its_stride_skips_rows_by_design_and_gets_no_note() -> None:
+    shortcut = nn.Conv2d(8, 16, 1, stride=2)  # every ResNet projection shortcut
+    assert not _reads_last_row(nn.Conv1d(1, 1, 1, stride=2), 8)  # by design: every other row
+    assert real_output(shortcut, (1, 8, 8, 8)) == (1, 16, 4, 4)
+    assert explain(shortcut, (1, 8, 8, 8)).notes == ()
+    assert explain(nn.Conv2d(1, 1, 2, stride=3), (1, 1, 10, 10)).notes == ()
+
+
+def test_patches_that_do_not_tile_the_input_are_told_the_nearest_sizes_they_tile() -> None:
+    patchify = nn.Conv2d(3, 8, 16, stride=16)  # a ViT's patch embedding
+    note = _note(explain(patchify, (1, 3, 36, 44)).notes, "never reads")
+    assert note == ("'(model)' Conv2d never reads the last rows of its input in H (4), W (12): its kernel_size "
+                    "equals its stride (16, patches that do not overlap), and the patches do not tile the input. "
+                    "Fix: give it an input of H 32 or 48, W 32 or 48 (multiples of 16: crop or pad to one).")
+    for size in (32, 48):  # followed: every row read, no note
+        assert real_output(patchify, (1, 3, size, size)) == (1, 8, size // 16, size // 16)
+        assert _reads_last_row(nn.Conv1d(1, 1, 16, stride=16), size)
+        assert explain(patchify, (1, 3, size, size)).notes == ()
+    for k, p, size in itertools.product((2, 3, 5), (0, 1, 2), range(6, 20)):
+        conv = nn.Conv1d(1, 1, k, stride=k, padding=min(p, k - 1))
+        if size + 2 * conv.padding[0] < k or _reads_last_row(conv, size):
+            continue
+        note = _note(explain(conv, (1, 1, size)).notes, "never reads")
+        named = [int(n) for n in note.split("input of L ")[1].split(" (")[0].split(" or ")]
+        read = [n for n in range(1, 3 * size) if n + 2 * conv.padding[0] >= k and _reads_last_row(conv, n)]
+        assert named == [max(n for n in read if n < size), min(n for n in read if n > size)]
 
 
 def test_a_view_that_changes_the_batch_is_noted_and_the_note_followed_keeps_it() -> None:

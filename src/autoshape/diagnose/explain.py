@@ -198,7 +198,9 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
     * a transposed conv that misses a size seen earlier in the forward: short of it, while a
       larger output_padding would reach it (23×23 where the encoder saw 24×24), or past it by
       less than its stride (26×26 where the input was 25×25);
-    * a strided conv that never reads its input's last rows, with an exact alternative;
+    * a strided conv that never reads its input's last rows, with an exact alternative (for patches,
+      kernel_size = stride, the nearest input sizes they tile; a kernel smaller than its stride
+      skips rows by design);
     * an upsampling by a scale that restores no size seen earlier (17 doubled to 34, not 33);
     * a ``view`` or ``reshape`` that changes the batch (``x.view(-1, 400)`` written for another
       input size turns 25 samples into 16 rows), and an input shape without a batch;

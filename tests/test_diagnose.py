@@ -83,6 +83,21 @@ def test_the_conv_in_channels_fix_followed_literally_runs() -> None:
     assert real_output(followed(model, failure.fix), (1, 3, 8, 8)) == (1, 16, 6, 6)
 
 
+def test_an_input_smaller_than_the_kernel_gets_the_padding_or_the_input_that_runs() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 5))
+    with pytest.raises(RuntimeError, match="Kernel size can't be greater than actual input size"):
+        real_output(model, (1, 3, 3, 3))
+    failure = explain(model, (1, 3, 3, 3)).failure
+    assert failure is not None and failure.fix == (
+        "it gives no output for 3×3: pass padding=1 to '0' Conv2d, or give it an input of at least 5×5")
+    assert real_output(followed(model, failure.fix), (1, 3, 3, 3)) == (1, 4, 1, 1)
+    assert real_output(model, (1, 3, 5, 5)) == (1, 4, 1, 1)  # the other way, followed
+    cropped = nn.Sequential(nn.Conv2d(3, 3, 1), nn.ConvTranspose2d(3, 4, 1, padding=2))
+    failure = explain(cropped, (1, 3, 3, 3)).failure
+    assert failure is not None and failure.fix == "it gives no output for 3×3: pass padding=0 to '1' ConvTranspose2d"
+    assert real_output(followed(cropped, failure.fix), (1, 3, 3, 3)) == (1, 4, 3, 3)
+
+
 def test_the_unet_cat_fix_at_101x67_followed_literally_runs_and_keeps_the_skips() -> None:
     model = small_unet()
     failure = explain(model, (1, 3, 101, 67)).failure

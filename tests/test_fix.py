@@ -187,6 +187,12 @@ def test_a_conv_with_wrong_in_channels() -> None:
     assert fixed.model[2].groups == 2 and real_output(fixed.model, (1, 3, 9, 9)) == (1, 8, 7, 7)
 
 
+def test_a_conv_on_an_input_smaller_than_its_kernel_gets_the_least_padding() -> None:
+    fixed = fix(nn.Sequential(nn.Conv2d(3, 4, (5, 3)), nn.ReLU(), nn.Conv2d(4, 4, 3)), (1, 3, 3, 3))
+    assert [(c.path, dict(c.params)) for c in fixed.changes] == [("0", {"padding": (1, 0)}), ("2", {"padding": 1})]
+    assert real_output(fixed.model, (1, 3, 3, 3)) == (1, 4, 1, 1)
+
+
 def test_monai_autoencoder_at_101x67_is_patched_in_place_in_a_copy() -> None:
     nets = pytest.importorskip("monai.networks.nets")
     blocks = pytest.importorskip("monai.networks.blocks")

@@ -185,8 +185,9 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
 
     A forward that fails does not raise: the explanation holds the rows up to the failure and
     ``failure`` says where it failed, on which shapes, with torch's message and, where autoshape can
-    compute one, the fix (a ``Linear``'s ``in_features``, a conv's ``in_channels``, the layer and
-    parameter that make the newer of two concatenated or summed branches agree with the skip). When
+    compute one, the fix (a ``Linear``'s ``in_features``, a conv's ``in_channels``, the padding or
+    input size with which a conv gives an output at all, the layer and parameter that make the newer
+    of two concatenated or summed branches agree with the skip). When
     :func:`autoshape.fix` finds changes that make the whole forward run (a U-Net at 101×67 has a
     mismatched skip at several levels), the fix names them all; only then does explain trace more
     than once (a few patched copies, on meta tensors).

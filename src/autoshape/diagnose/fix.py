@@ -131,7 +131,8 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
     given, gives ``output_shape``; return a patched deep copy and the changes.
 
     Without ``output_shape`` the fix makes a failing forward run: a ``Linear``'s ``in_features``, a
-    conv's ``in_channels``, and the convolution behind the newer side of a concatenation or sum
+    conv's ``in_channels``, the least padding (or kernel) with which a conv on an input smaller than
+    its kernel gives an output, and the convolution behind the newer side of a concatenation or sum
     whose sizes disagree. Sizes that later layers need keep the shapes they had: the older input of
     every concatenation or sum (the skip; in a residual block after a changed layer, ``x + f(x)``,
     both sides move together) and the input of every ``Linear``. With ``output_shape``,

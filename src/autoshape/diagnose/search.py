@@ -33,7 +33,7 @@ from ..core.text import format_shape
 from ..errors import ShapeError
 from ..tracing import Call, Record, Value, trace
 from .failure import MERGES, failing_calls, merge_sides
-from .reach import Proposal, changeable, proposals
+from .reach import Proposal, changeable, emptied, proposals
 from .rows import where
 
 __all__ = ["MAX_LAYERS", "MAX_REAL_TRACES", "MAX_TRACES", "Found", "build", "quiet_trace", "search"]
@@ -205,7 +205,7 @@ def _failure(record: Record) -> _Problem:
     position = innermost.index if innermost is not None else 0
     shapes = ", ".join(format_shape(v.shape) for v in (row.data_inputs if row else ())) or "no tensor"
     text = f"the forward fails at {where(row) if row else 'the start'} on {shapes}: {failure.error}"
-    found = _input_size(row) if row is not None else None
+    found = (_input_size(row) or emptied(row)) if row is not None else None
     if found is not None:
         return _Problem(position, text, (found,))
     sides = merge_sides(innermost) if innermost is not None else None

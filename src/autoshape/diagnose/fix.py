@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..core.text import format_shape
+from ..core.text import clause, format_shape
 from ..errors import ShapeError
 from ..tracing import as_input_shape
 from .batch import changed_batch, unbatched
@@ -202,7 +202,7 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
     record = quiet_trace(patched, shape) if found.edits else found.record
     if record.failure is not None or (goal is not None and record.output_shape != goal):
         raise ShapeError(f"fix verified {len(found.edits)} change(s) to {type(model).__name__}, but "
-                         f"the patched copy does not run as verified: {record.failure or record.output_shape}. "
+                         f"the patched copy does not run as verified: {clause(record.failure or record.output_shape)}. "
                          f"Fix: report this; at most {MAX_LAYERS} layers are changed.")
     mixed = changed_batch(rows_of(record), shape, record.output_shape)
     if mixed is not None:

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from ..core.adjust import KINDS
-from ..core.text import format_shape
+from ..core.text import clause, format_shape
 from ..errors import ShapeError
 from ..tracing import Call, Record, Value, trace
 from .failure import MERGES, failing_calls, merge_sides
@@ -204,7 +204,7 @@ def _failure(record: Record) -> _Problem:
     row, innermost = failing_calls(record)
     position = innermost.index if innermost is not None else 0
     shapes = ", ".join(format_shape(v.shape) for v in (row.data_inputs if row else ())) or "no tensor"
-    text = f"the forward fails at {where(row) if row else 'the start'} on {shapes}: {failure.error}"
+    text = f"the forward fails at {where(row) if row else 'the start'} on {shapes}: {clause(failure.error)}"
     found = (_input_size(row) or emptied(row)) if row is not None else None
     if found is not None:
         return _Problem(position, text, (found,))

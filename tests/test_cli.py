@@ -373,6 +373,9 @@ def test_fix_makes_a_crash_run_and_says_when_nothing_is_needed(capsys: pytest.Ca
      "autoshape fix: no fix for Sequential on 1×1×24×24 with at most 3 changed layers"),
     (["autoshape_cli_models:model", "--input-shape", "1,1,24,24", "--output-shape", "1,1,0,24"], 2,
      "--output-shape must be >= 1"),
+    (["autoshape_cli_models:model", "--input-shape", "2,1,24,24", "--output-shape", "1,24,24"], 2,
+     "error: --output-shape 1,24,24 has 3 dimensions, but the model's output has 4 (2×1×23×23). Fix: pass the full "
+     "output shape, batch first, e.g. --output-shape 2,1,24,24."),
     (["autoshape_cli_models:missing", "--input-shape", "1,1,24,24"], 2, "has no attribute 'missing'"),
     (["autoshape_cli_models:model"], 2, "--input-shape"),
 ])

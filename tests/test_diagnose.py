@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import ast
 import copy
+import itertools
 import re
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from autoshape import explain
 from tests import architectures as arch
-from tests.test_fix import outputs_of, real_output, small_unet
+from tests.test_fix import LeNetView, outputs_of, real_output, small_unet
 
 _PARAMS = r"((?:\w+=(?:\([\d, ]+\)|\d+)(?:, )?)+)"
 _PASS = re.compile(rf"pass {_PARAMS} to '([^']*)'")
@@ -81,6 +83,21 @@ def test_the_conv_in_channels_fix_followed_literally_runs() -> None:
     assert real_output(followed(model, failure.fix), (1, 3, 8, 8)) == (1, 16, 6, 6)
 
 
+def test_an_input_smaller_than_the_kernel_gets_the_padding_or_the_input_that_runs() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 5))
+    with pytest.raises(RuntimeError, match="Kernel size can't be greater than actual input size"):
+        real_output(model, (1, 3, 3, 3))
+    failure = explain(model, (1, 3, 3, 3)).failure
+    assert failure is not None and failure.fix == (
+        "it gives no output for 3×3: pass padding=1 to '0' Conv2d, or give it an input of at least 5×5")
+    assert real_output(followed(model, failure.fix), (1, 3, 3, 3)) == (1, 4, 1, 1)
+    assert real_output(model, (1, 3, 5, 5)) == (1, 4, 1, 1)  # the other way, followed
+    cropped = nn.Sequential(nn.Conv2d(3, 3, 1), nn.ConvTranspose2d(3, 4, 1, padding=2))
+    failure = explain(cropped, (1, 3, 3, 3)).failure
+    assert failure is not None and failure.fix == "it gives no output for 3×3: pass padding=0 to '1' ConvTranspose2d"
+    assert real_output(followed(cropped, failure.fix), (1, 3, 3, 3)) == (1, 4, 3, 3)
+
+
 def test_the_unet_cat_fix_at_101x67_followed_literally_runs_and_keeps_the_skips() -> None:
     model = small_unet()
     failure = explain(model, (1, 3, 101, 67)).failure
@@ -94,6 +111,16 @@ def test_the_unet_cat_fix_at_101x67_followed_literally_runs_and_keeps_the_skips(
     patched = followed(model, failure.fix)
     assert real_output(patched, (1, 3, 101, 67)) == (1, 2, 101, 67)
     assert outputs_of(patched, (1, 3, 101, 67), skips) == outputs_of(model, (1, 3, 101, 67), skips)
+
+
+def test_the_fix_through_a_residual_unit_is_whole_and_followed_literally_runs() -> None:
+    nets = pytest.importorskip("monai.networks.nets")
+    model = nets.UNet(2, 1, 2, channels=(4, 8, 16), strides=(2, 2), num_res_units=1)
+    failure = explain(model, (1, 1, 37, 29)).failure
+    assert failure is not None and failure.fix is not None
+    assert failure.fix.endswith("pass output_padding=0 to 'model.1.submodule.2.0.conv' ConvTranspose2d (or call it "
+                                "with output_size=...) so that both are 19×15")  # no "found no fix for the whole"
+    assert real_output(followed(model, failure.fix), (1, 1, 37, 29)) == (1, 2, 38, 30)
 
 
 class _Branches(nn.Module):
@@ -179,6 +206,83 @@ def test_dropped_rows_get_an_exact_alternative_that_reads_them() -> None:
     assert "in W:" in uneven and "kernel_size=(3, 4)" in uneven
     padded = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(1, 1, 3, stride=2))
     assert explain(padded, (1, 1, 34, 34)).notes == ()  # only the padding's last row goes unread
+
+
+def _reads_last_row(conv: nn.Conv1d, size: int) -> bool:
+    """Real torch: does any window of ``conv`` (weights 1, no bias) reach the last of ``size`` rows?"""
+    x = torch.zeros(1, 1, size)
+    x[..., -1] = 1
+    with torch.no_grad():
+        return bool(F.conv1d(x, torch.ones(1, 1, *conv.kernel_size), None, conv.stride, conv.padding,
+                             conv.dilation).sum() > 0)
+
+
+def test_a_kernel_smaller_than_its_stride_skips_rows_by_design_and_gets_no_note() -> None:
+    shortcut = nn.Conv2d(8, 16, 1, stride=2)  # every ResNet projection shortcut
+    assert not _reads_last_row(nn.Conv1d(1, 1, 1, stride=2), 8)  # by design: every other row
+    assert real_output(shortcut, (1, 8, 8, 8)) == (1, 16, 4, 4)
+    assert explain(shortcut, (1, 8, 8, 8)).notes == ()
+    assert explain(nn.Conv2d(1, 1, 2, stride=3), (1, 1, 10, 10)).notes == ()
+
+
+def test_patches_that_do_not_tile_the_input_are_told_the_nearest_sizes_they_tile() -> None:
+    patchify = nn.Conv2d(3, 8, 16, stride=16)  # a ViT's patch embedding
+    note = _note(explain(patchify, (1, 3, 36, 44)).notes, "never reads")
+    assert note == ("'(model)' Conv2d never reads the last rows of its input in H (4), W (12): its kernel_size "
+                    "equals its stride (16, patches that do not overlap), and the patches do not tile the input. "
+                    "Fix: give it an input of H 32 or 48, W 32 or 48 (multiples of 16: crop or pad to one).")
+    for size in (32, 48):  # followed: every row read, no note
+        assert real_output(patchify, (1, 3, size, size)) == (1, 8, size // 16, size // 16)
+        assert _reads_last_row(nn.Conv1d(1, 1, 16, stride=16), size)
+        assert explain(patchify, (1, 3, size, size)).notes == ()
+    for k, p, size in itertools.product((2, 3, 5), (0, 1, 2), range(6, 20)):
+        conv = nn.Conv1d(1, 1, k, stride=k, padding=min(p, k - 1))
+        if size + 2 * conv.padding[0] < k or _reads_last_row(conv, size):
+            continue
+        note = _note(explain(conv, (1, 1, size)).notes, "never reads")
+        named = [int(n) for n in note.split("input of L ")[1].split(" (")[0].split(" or ")]
+        read = [n for n in range(1, 3 * size) if n + 2 * conv.padding[0] >= k and _reads_last_row(conv, n)]
+        assert named == [max(n for n in read if n < size), min(n for n in read if n > size)]
+
+
+def test_a_view_that_changes_the_batch_is_noted_and_the_note_followed_keeps_it() -> None:
+    assert real_output(LeNetView(), (25, 1, 28, 28)) == (16, 10)  # 25 samples in, 16 rows out, no error
+    note = _note(explain(LeNetView(), (25, 1, 28, 28)).notes, "batch")
+    assert note == ("'(model)' view turned 25×16×4×4 into 16×400: it changed the batch from 25 to 16, so its rows no "
+                    "longer hold one sample each. Fix: keep the batch, x.view(x.size(0), -1) or torch.flatten(x, 1), "
+                    "which gives 25×256; then build 'fc1' Linear with in_features=256: nn.Linear(256, 120).")
+    model = followed(LeNetView(keep_batch=True), note)  # torch.flatten(x, 1), and fc1 as the note builds it
+    assert real_output(model, (25, 1, 28, 28)) == (25, 10)
+    assert not [n for n in explain(LeNetView(), (25, 1, 32, 32)).notes if "batch" in n]
+
+
+class _PerPixel(nn.Module):
+    """A per-pixel classifier: each sample split into H·W rows of C features, on purpose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(x).permute(0, 2, 3, 1).reshape(-1, 8))
+
+
+class _Groups(nn.Module):
+    """Each sample's 8 channels as two rows of 4 through one conv, then one row per sample again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x.reshape(-1, 4, *x.shape[2:])).reshape(x.shape[0], -1, 4, 4)
+
+
+def test_rows_split_from_whole_samples_or_a_batch_restored_are_no_mistake() -> None:
+    assert real_output(_PerPixel(), (2, 3, 5, 5)) == (50, 4)
+    assert not [n for n in explain(_PerPixel(), (2, 3, 5, 5)).notes if "batch" in n]
+    assert real_output(_Groups(), (3, 8, 6, 6)) == (3, 8, 4, 4)
+    assert explain(_Groups(), (3, 8, 6, 6)).notes == ()
 
 
 def test_odd_sizes_upsampled_by_scale_are_told_the_size_to_restore() -> None:

@@ -6,6 +6,7 @@ a classifier with a wrong in_features), MONAI's AutoEncoder, and random chains o
 
 from __future__ import annotations
 
+import ast
 import copy
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from autoshape import Change, Fix, ShapeError, fix
 from autoshape.core.adjust import KINDS, nearest_change
@@ -123,6 +125,49 @@ def test_a_unet_at_101x67_gets_one_output_padding_per_mismatched_skip() -> None:
     assert fix(model, (1, 3, 101, 67), (1, 2, 101, 67)).changes[0].path == "ups.1"
 
 
+class _Residual(nn.Module):
+    """``x + relu(conv(x))``: the identity path is the block's input, computed from the layer before it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + torch.relu(self.conv(x))
+
+
+class _UpThenResidual(nn.Module):
+    """A skip concatenated with a branch that goes down, up (``up``: 8 → 16, not 15) and through a residual block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down, self.up, self.block = nn.Conv2d(3, 8, 3, 2, 1), nn.ConvTranspose2d(8, 3, 2, 2), _Residual()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x, self.block(self.up(self.down(x)))], dim=1)
+
+
+def test_a_residual_sum_after_the_changed_layer_moves_with_it() -> None:
+    model = _UpThenResidual()
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        real_output(model, (1, 3, 15, 15))
+    (change,) = fix(model, (1, 3, 15, 15)).changes
+    assert change.path == "up"
+    patched = copy.deepcopy(model)
+    patched.up = change.after
+    assert real_output(patched, (1, 3, 15, 15)) == (1, 6, 15, 15)
+
+
+def test_monai_unet_with_residual_units_at_37x29_is_fixed() -> None:
+    nets = pytest.importorskip("monai.networks.nets")
+    model = nets.UNet(2, 1, 2, channels=(4, 8, 16), strides=(2, 2), num_res_units=1)
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        real_output(model, (1, 1, 37, 29))
+    fixed = fix(model, (1, 1, 37, 29))
+    assert [(c.path, dict(c.params)) for c in fixed.changes] == [("model.1.submodule.2.0.conv", {"output_padding": 0})]
+    assert real_output(fixed.model, (1, 1, 37, 29)) == fixed.output_shape == (1, 2, 38, 30)
+
+
 def test_a_classifier_with_a_wrong_in_features_gets_a_new_linear() -> None:
     model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                           nn.Linear(8 * 13 * 13, 10))
@@ -140,6 +185,12 @@ def test_a_conv_with_wrong_in_channels() -> None:
     fixed = fix(model, (1, 3, 9, 9))
     assert [dict(c.params) for c in fixed.changes] == [{"in_channels": 32}]
     assert fixed.model[2].groups == 2 and real_output(fixed.model, (1, 3, 9, 9)) == (1, 8, 7, 7)
+
+
+def test_a_conv_on_an_input_smaller_than_its_kernel_gets_the_least_padding() -> None:
+    fixed = fix(nn.Sequential(nn.Conv2d(3, 4, (5, 3)), nn.ReLU(), nn.Conv2d(4, 4, 3)), (1, 3, 3, 3))
+    assert [(c.path, dict(c.params)) for c in fixed.changes] == [("0", {"padding": (1, 0)}), ("2", {"padding": 1})]
+    assert real_output(fixed.model, (1, 3, 3, 3)) == (1, 4, 1, 1)
 
 
 def test_monai_autoencoder_at_101x67_is_patched_in_place_in_a_copy() -> None:
@@ -215,6 +266,66 @@ def test_no_fix_is_a_shape_error_that_says_what_was_tried() -> None:
                                          r"Tried \d+ candidate fixes on meta tensors.*'ups\.0'") as info:
         fix(deep, (1, 3, 63, 63))
     assert "Fix: explain(model, input_shape)" in str(info.value)
+    assert "in the list. Tried" in str(info.value)  # torch's message ends the clause: no ".."
+
+
+class LeNetView(nn.Module):
+    """LeNet as often written for 32×32: ``x.view(-1, 16 * 5 * 5)``; or, followed, keeping the batch."""
+
+    def __init__(self, features: int = 16 * 5 * 5, keep_batch: bool = False) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5)
+        self.fc1, self.fc2 = nn.Linear(features, 120), nn.Linear(120, 10)
+        self.keep_batch = keep_batch
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1) if self.keep_batch else x.view(-1, 16 * 5 * 5)
+        return self.fc2(F.relu(self.fc1(x)))
+
+
+def test_a_forward_that_changes_the_batch_is_never_called_fixed() -> None:
+    with pytest.raises(ShapeError, match=r"LeNetView runs on 25×1×28×28 but does not keep its batch.*'\(model\)' view "
+                                         r"turned 25×16×4×4 into 16×400.*x\.view\(x\.size\(0\), -1\)"):
+        fix(LeNetView(), (25, 1, 28, 28))
+    assert fix(LeNetView(features=256, keep_batch=True), (25, 1, 28, 28)).changes == ()  # the fix, followed
+    assert real_output(LeNetView(features=256, keep_batch=True), (25, 1, 28, 28)) == (25, 10)
+
+
+class _ReadsValues(nn.Module):
+    """A model that reads its data (``if x.abs().max() > 1``), so it cannot run on meta tensors; counts its
+    real forwards."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net, self.real_forwards = net, 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.real_forwards += not x.is_meta
+        if x.abs().max() > 1:
+            x = x / x.abs().max()
+        return self.net(x)  # type: ignore[no-any-return]
+
+
+def test_a_model_that_reads_values_is_fixed_by_real_forwards_on_zeros_and_says_so() -> None:
+    classifier = _ReadsValues(nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.Flatten(), nn.Linear(10, 2)))
+    with pytest.warns(RuntimeWarning, match=r"_ReadsValues cannot run on meta tensors: fix runs it, and each patched "
+                                            r"copy it checks \(at most 8\), with a real forward on zeros"):
+        (change,) = fix(classifier, (1, 3, 8, 8)).changes
+    assert (change.path, dict(change.params)) == ("net.2", {"in_features": 64})
+    classifier.net[2] = change.after
+    assert real_output(classifier, (1, 3, 8, 8)) == (1, 2)
+    unet = _ReadsValues(small_unet())
+    with pytest.warns(RuntimeWarning, match="cannot run on meta tensors"):
+        fixed = fix(unet, (1, 3, 101, 67))
+    assert [c.path for c in fixed.changes] == ["net.ups.1", "net.ups.2", "net.ups.3"]
+    assert real_output(fixed.model, (1, 3, 101, 67)) == (1, 2, 101, 67)
+    assert unet.real_forwards <= 1 + 8
+    deep = _ReadsValues(small_unet())  # four skips disagree at 63: no fix
+    with pytest.warns(RuntimeWarning), pytest.raises(ShapeError, match=r"Tried \d candidate fixes by real forwards"):
+        fix(deep, (1, 3, 63, 63))
+    assert deep.real_forwards <= 1 + 8
 
 
 def test_a_layer_with_a_parametrization_is_never_rebuilt() -> None:
@@ -229,6 +340,12 @@ def test_argument_errors() -> None:
         fix("model", (1, 3, 8, 8))  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="output_shape"):
         fix(readme_autoencoder(), (1, 3, 8, 8), (1, 3, 0, 8))
+    with pytest.raises(ValueError, match=r"output_shape \(3, 24, 24\) has 3 dimensions, but the model's output "
+                                         r"has 4 \(2×3×23×23\)\. Fix: .* output_shape=\(2, 3, 24, 24\)\.") as info:
+        fix(readme_autoencoder(), (2, 3, 24, 24), (3, 24, 24))
+    assert not isinstance(info.value, ShapeError)  # a mistake in the call, not an impossible fix
+    shape = ast.literal_eval(str(info.value).split("output_shape=")[1].rstrip("."))
+    assert real_output(fix(readme_autoencoder(), (2, 3, 24, 24), shape).model, (2, 3, 24, 24)) == shape  # followed
 
 
 # --- random chains: a target one layer away is found with one change -------------------------

@@ -27,7 +27,7 @@ from .core.formulas import format_terms, params_terms
 from .core.planning import plan_downsampling, plan_upsampling
 from .core.sizes import IntOrTuple, as_tuple, dim_names, spatial_ndim
 from .core.solver import ConvParams, ranked_solutions, solve_conv, solve_conv_transpose
-from .core.text import aligned_table, format_shape
+from .core.text import aligned_table, clause, format_shape
 from .diagnose.explain import explain
 from .diagnose.fix import fix
 from .diagnose.taps import overlap_map, transpose_taps
@@ -136,7 +136,7 @@ def _import(module_name: str, attribute: str) -> Any:
         return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         path = module_name.replace(".", "/") + ".py"
-        raise _UsageError(f"cannot import {module_name!r}: {error}. Fix: run from the directory that holds it, "
+        raise _UsageError(f"cannot import {module_name!r}: {clause(error)}. Fix: run from the directory that holds it, "
                           f"or give its path, e.g. path/to/{path}:{attribute}.") from None
     except Exception as error:
         raise _UsageError(f"importing {module_name!r} failed: {type(error).__name__}: {error}") from None
@@ -173,7 +173,7 @@ def _build(target: str, found: object) -> nn.Module:
     try:
         model = found()
     except Exception as error:
-        raise _UsageError(f"calling {target}() failed: {type(error).__name__}: {error}. Fix: point to an "
+        raise _UsageError(f"calling {target}() failed: {type(error).__name__}: {clause(error)}. Fix: point to an "
                          "instance, or to a factory that takes no arguments.") from None
     if not isinstance(model, nn.Module):
         raise _UsageError(f"{target}() returned a {type(model).__name__}, not an nn.Module")
@@ -359,7 +359,8 @@ def _parser() -> argparse.ArgumentParser:
 
 _FLAGS = {"kernel_size": "--kernel-size", "stride": "--stride", "padding": "--padding", "dilation": "--dilation",
           "output_padding": "--output-padding", "max_stride": "--max-stride", "num_layers": "--layers",
-          "output_index": "--at", "input_size": "IN", "output_size": "OUT"}
+          "output_index": "--at", "input_size": "IN", "output_size": "OUT", "input_shape": "--input-shape",
+          "output_shape": "--output-shape"}
 _DIRECTIONS = {"plan_downsampling": "--conv", "plan_upsampling": "--transpose"}
 
 

@@ -19,11 +19,14 @@ __all__ = [
     "conv_transpose_output_range",
     "conv_transpose_output_size",
     "max_output_padding",
+    "nearest_read_sizes",
     "output_padding_for",
     "pool_out",
     "pool_output_size",
     "same_padding",
     "scaled_size",
+    "smallest_conv_input",
+    "unread_rows",
 ]
 
 Padding = Union[IntOrTuple, str]
@@ -48,6 +51,29 @@ def output_padding_for(target: int, i: int, k: int, s: int, p: int, d: int) -> i
     """The output_padding with which a transposed conv takes ``i`` to ``target``; None where torch cannot."""
     op = target - conv_transpose_out(i, k, s, p, d, 0)
     return op if 0 <= op <= max_output_padding(s, d) else None
+
+
+def smallest_conv_input(k: int, p: int, d: int) -> int:
+    """The smallest input size for which a conv gives an output (of size 1): ``d(k-1) + 1 - 2p``, at least 1."""
+    return max(1, d * (k - 1) + 1 - 2 * p)
+
+
+def unread_rows(i: int, o: int, k: int, s: int, p: int, d: int) -> int:
+    """How many of the input's last rows no window of a conv reaches (its last window's last tap
+    is at ``(o-1)·stride - padding + dilation·(kernel_size-1)``)."""
+    return max(0, i - 1 - ((o - 1) * s - p + d * (k - 1)))
+
+
+def nearest_read_sizes(i: int, k: int, s: int, p: int, d: int, spare: int = 0) -> tuple[int | None, int]:
+    """The input sizes nearest ``i``, below and above, whose last rows a conv reads (all but the last
+    ``spare``, which a padding layer added); None below where no smaller size gives an output.
+    Which sizes are read repeats every ``stride`` sizes, so each lies within a stride of ``i``."""
+    def read(n: int) -> bool:
+        out = conv_out(n, k, s, p, d)
+        return out >= 1 and unread_rows(n, out, k, s, p, d) <= spare
+
+    below = next((n for n in range(i - 1, max(0, i - s - 1), -1) if read(n)), None)
+    return below, next(n for n in range(i + 1, i + s + 1) if read(n))
 
 
 def pool_out(i: int, k: int, s: int, p: int, d: int, ceil_mode: bool) -> int:

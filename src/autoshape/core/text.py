@@ -1,10 +1,11 @@
-"""The two text formats every report shares: a shape as ``1×3×24×24`` and an aligned table."""
+"""The text formats every report shares: a shape as ``1×3×24×24``, an aligned table, and a quoted
+message as a clause of a sentence."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["aligned_table", "compact", "format_shape"]
+__all__ = ["aligned_table", "clause", "compact", "format_shape"]
 
 
 def format_shape(shape: int | Sequence[int] | None) -> str:
@@ -27,3 +28,9 @@ def aligned_table(lines: Sequence[Sequence[str]]) -> str:
     return "\n".join(
         "  ".join([*(cell.ljust(w) for cell, w in zip(line, widths)), line[-1]]).rstrip() for line in lines
     )
+
+
+def clause(message: object) -> str:
+    """A quoted message (torch's, a model's) without its closing period, for a sentence that goes on
+    after it with ``. Fix: ...``: torch ends some messages with a period and others without."""
+    return str(message).rstrip().removesuffix(".")

@@ -20,8 +20,8 @@ from ..errors import ShapeError
 from ..rules import rule_for, spatial_sizes, terms_of
 from ..tracing import Call, Record, as_input_shape, trace
 from .failure import ExplainFailure, diagnose
-from .notes import notes_for, where
-from .rows import rows_of
+from .notes import notes_for
+from .rows import rows_of, where
 from .search import search
 
 __all__ = ["ExplainRow", "Explanation", "explain"]
@@ -185,8 +185,9 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
 
     A forward that fails does not raise: the explanation holds the rows up to the failure and
     ``failure`` says where it failed, on which shapes, with torch's message and, where autoshape can
-    compute one, the fix (a ``Linear``'s ``in_features``, a conv's ``in_channels``, the layer and
-    parameter that make the newer of two concatenated or summed branches agree with the skip). When
+    compute one, the fix (a ``Linear``'s ``in_features``, a conv's ``in_channels``, the padding or
+    input size with which a conv gives an output at all, the layer and parameter that make the newer
+    of two concatenated or summed branches agree with the skip). When
     :func:`autoshape.fix` finds changes that make the whole forward run (a U-Net at 101×67 has a
     mismatched skip at several levels), the fix names them all; only then does explain trace more
     than once (a few patched copies, on meta tensors).
@@ -198,8 +199,12 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
     * a transposed conv that misses a size seen earlier in the forward: short of it, while a
       larger output_padding would reach it (23×23 where the encoder saw 24×24), or past it by
       less than its stride (26×26 where the input was 25×25);
-    * a strided conv that never reads its input's last rows, with an exact alternative;
+    * a strided conv that never reads its input's last rows, with an exact alternative (for patches,
+      kernel_size = stride, the nearest input sizes they tile; a kernel smaller than its stride
+      skips rows by design);
     * an upsampling by a scale that restores no size seen earlier (17 doubled to 34, not 33);
+    * a ``view`` or ``reshape`` that changes the batch (``x.view(-1, 400)`` written for another
+      input size turns 25 samples into 16 rows), and an input shape without a batch;
     * a forward that used another output_padding than the module's (``output_size=...``);
     * a forward that does not follow its layer's size rule, and the real-forward fallback.
 
@@ -235,7 +240,7 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
         formula, mismatch = _formula(call)
         rows.append(_row(call, formula))
         notes += [mismatch] if mismatch else []
-    notes += notes_for(calls, as_input_shape(input_shape))
+    notes += notes_for(calls, as_input_shape(input_shape), record.output_shape)
     if not record.on_meta:
         notes.append(f"{type(model).__name__} cannot run on meta tensors: these shapes come from a real forward.")
     failure = None if record.failure is None else _failure(model, as_input_shape(input_shape), record)

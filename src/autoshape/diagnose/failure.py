@@ -2,7 +2,8 @@
 
 Fixes are computed from the record, never from torch's message text: a ``Linear`` whose
 ``in_features`` is not its input's last size, a convolution whose ``in_channels`` is not its
-input's channels, and a concatenation or sum of branches whose sizes disagree, with the layer
+input's channels or that gives no output (its input smaller than its kernel reaches), and a
+concatenation or sum of branches whose sizes disagree, with the layer
 and parameter that make the newer branch agree with the older one (the skip). Where ``fix``'s
 search found changes that make the whole forward run, the fix names them all.
 """
@@ -15,18 +16,19 @@ from typing import Any
 
 from torch import nn
 
+from ..core.arithmetic import smallest_conv_input
 from ..core.text import compact, format_shape
 from ..rules import rule_for
 from ..rules.registry import arg
 from ..tracing import Call, Record, Value
-from .notes import where
-from .reach import CONVS, Proposal, proposals
-from .rows import is_row, row_that_made
+from .reach import CONVS, Proposal, emptied, proposals
+from .rows import is_row, row_that_made, where
 
 __all__ = ["MERGES", "ExplainFailure", "advice", "diagnose", "failing_calls", "merge_sides"]
 
 Shape = tuple[int, ...]
 _CONCATENATIONS = frozenset({"torch.cat", "torch.concat", "torch.concatenate"})
+_TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 MERGES = _CONCATENATIONS | {"torch.stack", "add", "add_", "__iadd__", "torch.add", "sub", "mul", "torch.mul"}
 """Torch calls that combine tensors whose sizes must agree (except along a concatenated dimension)."""
 
@@ -115,6 +117,23 @@ def _conv_fix(call: Call) -> str | None:
             f"{format_shape(shape)}: {type(conv).__name__}({shape[1]}, {conv.out_channels}, ...)")
 
 
+def _empty_fix(call: Call, edits: Sequence[Proposal]) -> str | None:
+    """A convolution that gives no output (an input smaller than its kernel reaches, or a transposed
+    conv's padding cropping it all): the least change that makes it give one (``fix``'s first change,
+    where it searched), or, for a plain conv, the least input that does."""
+    change = edits[0] if edits else emptied(call)
+    conv: Any = call.target
+    if change is None or call.input_shape is None:
+        return None
+    sizes = call.input_shape[2:]
+    text = f"it gives no output for {format_shape(sizes)}: {advice(change)}"
+    if isinstance(conv, _TRANSPOSED):
+        return text
+    least = [max(i, smallest_conv_input(k, p, d)) for i, k, p, d in zip(sizes, conv.kernel_size, conv.padding,
+                                                                         conv.dilation)]
+    return f"{text}, or give it an input of at least {format_shape(least)}"
+
+
 def advice(edit: Proposal, alternative: bool = True) -> str:
     """``pass output_padding=1 to '2' ConvTranspose2d``, or ``build ... with ...`` for new weights;
     ``alternative``: name ``output_size=...`` where only output_padding changes."""
@@ -196,7 +215,7 @@ def diagnose(record: Record, edits: Sequence[Proposal] | None = None) -> Explain
     if call is not None and isinstance(call.target, nn.Linear):
         fix = _linear_fix(record, call)
     elif call is not None and isinstance(call.target, CONVS):
-        fix = _conv_fix(call)
+        fix = _conv_fix(call) or _empty_fix(call, edits or ())
     if fix is None and innermost is not None and innermost.kind == "function" and innermost.name in MERGES:
         fix, changes = _merge_fix(record, innermost, edits or ()) or (None, False)
     rest = "; ".join(advice(edit, alternative=False) for edit in (edits or ())[1:])

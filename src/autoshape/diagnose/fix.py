@@ -1,24 +1,26 @@
 """fix: the fewest layer changes that make a model run, or give the output size asked for.
 
 The search (:mod:`.search`) reads the model's record and verifies every candidate by tracing the
-patched model on meta tensors; this module builds the patched deep copy and reports the changes.
+patched model on meta tensors (by a real forward on zeros where the model cannot run on them, as
+explain does); this module builds the patched deep copy and reports the changes.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..core.text import format_shape
+from ..core.text import clause, format_shape
 from ..errors import ShapeError
-from ..tracing import as_input_shape, trace
-from .notes import unbatched
+from ..tracing import as_input_shape
+from .batch import changed_batch, unbatched
 from .rows import rows_of
-from .search import MAX_LAYERS, build, search
+from .search import MAX_LAYERS, MAX_REAL_TRACES, build, quiet_trace, search
 
 __all__ = ["Change", "Fix", "fix"]
 
@@ -129,9 +131,11 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
     given, gives ``output_shape``; return a patched deep copy and the changes.
 
     Without ``output_shape`` the fix makes a failing forward run: a ``Linear``'s ``in_features``, a
-    conv's ``in_channels``, and the convolution behind the newer side of a concatenation or sum
+    conv's ``in_channels``, the least padding (or kernel) with which a conv on an input smaller than
+    its kernel gives an output, and the convolution behind the newer side of a concatenation or sum
     whose sizes disagree. Sizes that later layers need keep the shapes they had: the older input of
-    every concatenation or sum (the skip) and the input of every ``Linear``. With ``output_shape``,
+    every concatenation or sum (the skip; in a residual block after a changed layer, ``x + f(x)``,
+    both sides move together) and the input of every ``Linear``. With ``output_shape``,
     the patched model also gives exactly that shape (spatial sizes only: channels never change).
 
     What may change, in order of preference: the fewest layers; then the least change, trying
@@ -147,6 +151,9 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
     Every candidate is computed in closed form from the record of one traced forward and verified
     by tracing the patched model on meta tensors; at most 3 layers change and at most 32 patched
     models are traced, so a fix costs milliseconds per trace, not a search over every combination.
+    A model that cannot run on meta tensors (it reads values, ``if x.max() > 1``) is traced as
+    :func:`explain` traces it, by a real forward on zeros (with a RuntimeWarning), and at most 8
+    patched copies are run.
 
     Args:
         model: any ``nn.Module``.
@@ -169,26 +176,36 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module``, or a shape is not a shape or tensor.
-        ValueError: a shape is empty or has an entry below 1, or has no batch dimension (the first
-            convolution gets one sample, ``(C, *spatial)``).
-        ShapeError: no fix changes at most 3 layers; the message says what failed and what was tried.
+        ValueError: a shape is empty or has an entry below 1, the input shape has no batch dimension
+            (the first convolution gets one sample, ``(C, *spatial)``), or ``output_shape`` has another
+            number of dimensions than the model's output.
+        ShapeError: no fix changes at most 3 layers (the message says what failed and what was tried),
+            or a ``view``/``reshape`` in the forward changes the batch (the message names it and the fix).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"fix needs an nn.Module, got {type(model).__name__}")
     shape, goal = as_input_shape(input_shape), _output_shape(output_shape)
-    no_batch = unbatched(rows_of(trace(model, shape)))
+    original = quiet_trace(model, shape)
+    if not original.on_meta:
+        warnings.warn(f"{type(model).__name__} cannot run on meta tensors: fix runs it, and each patched copy it "
+                      f"checks (at most {MAX_REAL_TRACES}), with a real forward on zeros", RuntimeWarning, stacklevel=2)
+    no_batch = unbatched(rows_of(original))
     if no_batch is not None:
         raise ValueError(f"fix needs the input shape with the batch: {no_batch}")
-    found = search(model, shape, goal)
+    found = search(model, shape, goal, original)
     patched = copy.deepcopy(model)
     changes = []
     for edit in found.edits:
         layer, keeps = build(patched.get_submodule(edit.path), edit.params)
         patched = _set(patched, edit.path, layer)
         changes.append(Change(edit.path, model.get_submodule(edit.path), layer, dict(edit.params), not keeps))
-    record = trace(patched, shape) if found.edits else found.record
+    record = quiet_trace(patched, shape) if found.edits else found.record
     if record.failure is not None or (goal is not None and record.output_shape != goal):
-        raise ShapeError(f"fix verified {len(found.edits)} change(s) to {type(model).__name__} on meta tensors, but "
-                         f"the patched copy does not run as verified: {record.failure or record.output_shape}. "
+        raise ShapeError(f"fix verified {len(found.edits)} change(s) to {type(model).__name__}, but "
+                         f"the patched copy does not run as verified: {clause(record.failure or record.output_shape)}. "
                          f"Fix: report this; at most {MAX_LAYERS} layers are changed.")
+    mixed = changed_batch(rows_of(record), shape, record.output_shape)
+    if mixed is not None:
+        raise ShapeError(f"{type(model).__name__} runs on {format_shape(shape)}{' once fixed' if found.edits else ''}"
+                         f" but does not keep its batch, and fix changes layers, not the forward's code: {mixed}")
     return Fix(patched, tuple(changes), record.output_shape, shape)

@@ -4,7 +4,8 @@
 * a transposed conv that misses a size seen earlier, short of it (an unused output_padding) or
   past it by less than its stride (an overshoot): the parameters that restore it;
 * a forward that used another output_padding than its module's (``output_size=...``);
-* a strided conv that never reads its input's last rows: an exact alternative that reads them all;
+* a strided conv that never reads its input's last rows: an exact alternative that reads them all,
+  or, for non-overlapping patches (kernel_size = stride), the nearest input sizes they tile;
 * an upsampling by a scale that restores no size seen earlier (an odd size halved, then doubled).
 """
 
@@ -12,11 +13,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from torch import nn
 
-from ..core.arithmetic import max_output_padding, output_padding_for
+from ..core.arithmetic import max_output_padding, nearest_read_sizes, output_padding_for, unread_rows
 from ..core.sizes import dim_names
 from ..core.solver import ranked_solutions
 from ..core.text import compact, format_shape
@@ -24,18 +25,15 @@ from ..rules import rule_for
 from ..rules.conv import used_output_padding
 from ..rules.registry import arg
 from ..tracing import Call
+from .batch import changed_batch, unbatched
+from .rows import where
 from .taps import interior_tap_counts
 
-__all__ = ["notes_for", "unbatched", "where"]
+__all__ = ["notes_for"]
 
 Shape = tuple[int, ...]
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def where(call: Call) -> str:
-    """``'gen.0.0' ConvTranspose2d`` or ``'up' F.interpolate``: how a note names a row."""
-    return f"'{call.path or '(model)'}' {call.name}"
 
 
 def _named(call: Call) -> str:
@@ -141,12 +139,6 @@ def _missed_size(rows: Sequence[Call], index: int, model_input: Shape, sizes: Sh
     return None
 
 
-def unread_rows(i: int, o: int, k: int, s: int, p: int, d: int) -> int:
-    """How many of the input's last rows no window of a conv reaches (its last window's last tap
-    is at ``(o-1)·stride - padding + dilation·(kernel_size-1)``)."""
-    return max(0, i - 1 - ((o - 1) * s - p + d * (k - 1)))
-
-
 def _padded_after(rows: Sequence[Call], call: Call, n: int) -> Shape:
     """Per dimension, how many of the input's last rows a padding layer right before ``call`` added."""
     value = call.data_inputs[0] if call.data_inputs else None
@@ -159,35 +151,89 @@ def _padded_after(rows: Sequence[Call], call: Call, n: int) -> Shape:
     return ((0,) * n + after)[-n:]
 
 
-def _dropped_rows(call: Call, sizes: Shape, out: Shape, padded: Shape) -> str | None:
-    """A strided conv whose windows never reach the input's last rows of data (rows a padding layer
-    added may go unread), and an exact one that reads them all."""
+class _Dim(NamedTuple):
+    """One spatial dimension of a conv call; ``spare``: how many of the input's last rows a padding
+    layer added (they may go unread)."""
+
+    name: str
+    size: int
+    out: int
+    kernel: int
+    stride: int
+    padding: int
+    dilation: int
+    spare: int
+
+    @property
+    def unread(self) -> int:
+        """Rows of data that no window of the conv reaches."""
+        return max(0, unread_rows(self.size, self.out, self.kernel, self.stride, self.padding, self.dilation)
+                   - self.spare)
+
+    @property
+    def patches(self) -> bool:
+        """Windows that neither overlap nor skip rows: kernel_size = stride, no dilation (a patchify)."""
+        return self.kernel == self.stride and self.dilation == 1
+
+
+def _conv_dims(call: Call, sizes: Shape, out: Shape, padded: Shape) -> list[_Dim]:
+    """The dimensions of a conv call; none for string padding (``'same'`` reads every row)."""
     m: Any = call.target
     if isinstance(m.padding, str):
-        return None
-    dims = list(zip(dim_names(len(sizes)), sizes, out, m.kernel_size, m.stride, m.padding, m.dilation, padded))
+        return []
+    return [_Dim(*dim) for dim in zip(dim_names(len(sizes)), sizes, out, m.kernel_size, m.stride, m.padding,
+                                      m.dilation, padded)]
 
-    def dropped(i: int, o: int, k: int, s: int, p: int, d: int, after: int) -> int:
-        return max(0, unread_rows(i, o, k, s, p, d) - after)
 
-    left = {dropped(*dim[1:]) for dim in dims} - {0}
-    if not left:
+def _last_rows(dropped: Sequence[_Dim]) -> str:
+    """``the last row of its input in H, W``, or ``the last rows of its input in H (4), W (12)``."""
+    counts = [dim.unread for dim in dropped]
+    if len(set(counts)) > 1:
+        return "the last rows of its input in " + ", ".join(f"{dim.name} ({n})" for dim, n in zip(dropped, counts))
+    rows = "row" if counts[0] == 1 else f"{counts[0]} rows"
+    return f"the last {rows} of its input in {', '.join(dim.name for dim in dropped)}"
+
+
+def _dropped_rows(call: Call, dims: Sequence[_Dim]) -> str | None:
+    """A strided conv whose overlapping windows never reach the input's last rows of data, and an
+    exact one that reads them all. A kernel smaller than its stride skips rows by design; one equal
+    to it makes patches (:func:`_patch_rows`)."""
+    dropped = [dim for dim in dims if dim.kernel >= dim.stride and not dim.patches and dim.unread]
+    if not dropped:
         return None
-    kernels, paddings = list(m.kernel_size), list(m.padding)  # the dimensions that read every row keep theirs
-    for n, (_, i, o, k, s, p, d, after) in enumerate(dims):
-        if not dropped(i, o, k, s, p, d, after):
+    kernels, paddings = [dim.kernel for dim in dims], [dim.padding for dim in dims]  # the others keep theirs
+    for n, dim in enumerate(dims):
+        if dim not in dropped:
             continue
-        found = [c for c in ranked_solutions(i, o, transposed=False, stride=s, dilation=d, limit=None)
-                 if not dropped(i, o, c.kernel_size[0], s, c.padding[0], d, after)]
+        found = [c for c in ranked_solutions(dim.size, dim.out, transposed=False, stride=dim.stride,
+                                             dilation=dim.dilation, limit=None)
+                 if c.kernel_size[0] > dim.stride
+                 and not dim._replace(kernel=c.kernel_size[0], padding=c.padding[0]).unread]
         if not found:
             return None
-        best = min(found, key=lambda c: (abs(c.kernel_size[0] - k), c.padding[0]))
+        best = min(found, key=lambda c: (abs(c.kernel_size[0] - dim.kernel), c.padding[0]))
         kernels[n], paddings[n] = best.kernel_size[0], best.padding[0]
-    names = ", ".join(dim[0] for dim in dims if dropped(*dim[1:]))
-    rows = "row" if left == {1} else f"{max(left)} rows"
-    return (f"{where(call)} never reads the last {rows} of its input in {names}: its last window stops short "
-            f"of them. Fix: kernel_size={compact(kernels)}, padding={compact(paddings)} gives the same "
-            f"{format_shape(out)} and reads every row.")
+    return (f"{where(call)} never reads {_last_rows(dropped)}: its last window stops short of them. Fix: "
+            f"kernel_size={compact(kernels)}, padding={compact(paddings)} gives the same "
+            f"{format_shape(tuple(dim.out for dim in dims))} and reads every row.")
+
+
+def _patch_rows(call: Call, dims: Sequence[_Dim]) -> str | None:
+    """A conv whose kernel equals its stride (non-overlapping patches, a ViT's patch embedding) on an
+    input its patches do not tile: the nearest input sizes they tile."""
+    dropped = [dim for dim in dims if dim.patches and dim.unread]
+    if not dropped:
+        return None
+    sizes = []
+    for dim in dropped:
+        below, above = nearest_read_sizes(dim.size, dim.kernel, dim.stride, dim.padding, dim.dilation, dim.spare)
+        sizes.append(f"{dim.name} {above}" if below is None else f"{dim.name} {below} or {above}")
+    patch = compact([dim.kernel for dim in dropped])
+    tiled = (f"multiples of {patch}" if all(dim.padding == dim.spare == 0 for dim in dropped)
+             else "sizes its patches tile")
+    return (f"{where(call)} never reads {_last_rows(dropped)}: its kernel_size equals its stride ({patch}, "
+            f"patches that do not overlap), and the patches do not tile the input. Fix: give it an input of "
+            f"{', '.join(sizes)} ({tiled}: crop or pad to one).")
 
 
 def _upsample_scale(call: Call) -> float | None:
@@ -219,25 +265,10 @@ def _unrestored(rows: Sequence[Call], index: int, model_input: Shape, out: Shape
     return None
 
 
-def unbatched(rows: Sequence[Call]) -> str | None:
-    """A note when the first spatial layer got one sample without a batch (``(C, H, W)`` for a 2-d
-    conv): torch reads it as unbatched, so the shape given was most likely meant with a batch."""
-    for call in rows:
-        rule = rule_for(call)
-        shape = call.input_shape
-        if rule is None or rule.ndim is None or shape is None or not isinstance(call.target, (*_CONVS, *_TRANSPOSED)):
-            continue
-        if len(shape) != rule.ndim(call) + 1:
-            return None
-        return (f"{where(call)} got {format_shape(shape)}, one sample without a batch dimension: torch reads "
-                f"it as (C, *spatial), so the first number is not a batch. Fix: give the input shape with the "
-                f"batch first, e.g. {(1, *shape)}.")
-    return None
-
-
-def notes_for(rows: Sequence[Call], model_input: Shape) -> list[str]:
-    """Every note on the explained rows, in row order."""
-    notes: list[str] = [note for note in (unbatched(rows),) if note is not None]
+def notes_for(rows: Sequence[Call], model_input: Shape, output: Shape | None) -> list[str]:
+    """Every note on the explained rows (``output``: the model's output shape, None when unknown):
+    the batch first, then in row order."""
+    notes = [note for note in (unbatched(rows), changed_batch(rows, model_input, output)) if note is not None]
     for index, call in enumerate(rows):
         rule = rule_for(call)
         n = rule.ndim(call) if rule is not None and rule.ndim is not None else 0
@@ -249,7 +280,8 @@ def notes_for(rows: Sequence[Call], model_input: Shape) -> list[str]:
             found = (_checkerboard(call), _forward_output_padding(call, sizes, out),
                      _missed_size(rows, index, model_input, sizes, out))
         elif isinstance(call.target, _CONVS):
-            found = (_dropped_rows(call, sizes, out, _padded_after(rows[:index], call, n)),)
+            dims = _conv_dims(call, sizes, out, _padded_after(rows[:index], call, n))
+            found = (_dropped_rows(call, dims), _patch_rows(call, dims))
         elif rule.name == "interpolation":
             found = (_unrestored(rows, index, model_input, out),)
         notes += [note for note in found if note is not None]

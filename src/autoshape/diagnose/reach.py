@@ -21,7 +21,7 @@ from ..rules import rule_for
 from ..tracing import Call, Record, Value
 from .rows import row_that_made
 
-__all__ = ["CONVS", "Proposal", "changeable", "proposals"]
+__all__ = ["CONVS", "Proposal", "changeable", "emptied", "proposals"]
 
 Shape = tuple[int, ...]
 SizeOf = Callable[[Shape], "Shape | None"]
@@ -178,3 +178,13 @@ def proposals(record: Record, value: Value, wanted: Wanted, stop: int = -1) -> l
             found += [proposal] if proposal is not None else []
         ranges = _preimage(size_of, shape[2:], ranges)
     return sorted(found, key=lambda p: p.cost)
+
+
+def emptied(call: Call) -> Proposal | None:
+    """For a plain convolution whose output would be empty (its input is smaller than its kernel
+    reaches): the least change of its parameters that gives every dimension an output; None otherwise."""
+    module: Any = call.target
+    shape = call.input_shape
+    if not changeable(module) or shape is None or len(shape) != len(module.kernel_size) + 2:
+        return None
+    return _conv_proposal(call, [(1, _ANY)] * len(module.kernel_size))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..tracing import Call, Record, Value
 
-__all__ = ["is_row", "row_that_made", "rows_of"]
+__all__ = ["is_row", "row_that_made", "rows_of", "where"]
 
 
 def is_row(record: Record, call: Call) -> bool:
@@ -30,3 +30,8 @@ def row_that_made(record: Record, value: Value) -> Call | None:
             return call
         index = call.parent
     return None
+
+
+def where(call: Call) -> str:
+    """``'gen.0.0' ConvTranspose2d`` or ``'up' F.interpolate``: how a note names a row."""
+    return f"'{call.path or '(model)'}' {call.name}"

@@ -6,10 +6,14 @@ output of the wrong size. The problem names its candidate changes in closed form
 convolutions behind the value, see :mod:`.reach`). Candidates are tried breadth first, one more
 changed layer per round and cheapest first within a round, each verified by one trace; a round
 keeps only the candidates that got further. At most :data:`MAX_LAYERS` layers change and at most
-:data:`MAX_TRACES` patched models are traced, so a search costs a few dozen traces at worst.
+:data:`MAX_TRACES` patched models are traced, so a search costs a few dozen traces at worst. A model
+that cannot run on meta tensors (it reads values: ``if x.max() > 1``) is traced as :func:`explain`
+traces it, by a real forward on zeros, and at most :data:`MAX_REAL_TRACES` patched models are run.
 
 A change may not move a size that a later layer needs: the older input of a concatenation or sum
-(the skip) and the input of a ``Linear`` keep the shapes they had in the original forward.
+(the skip) and the input of a ``Linear`` keep the shapes they had in the original forward. A skip
+may move only with the other inputs: in a residual block after the changed layer, ``x + f(x)``, both
+sides are computed from the layer's output and change together.
 """
 
 from __future__ import annotations
@@ -25,20 +29,22 @@ import torch
 from torch import nn
 
 from ..core.adjust import KINDS
-from ..core.text import format_shape
+from ..core.text import clause, format_shape
 from ..errors import ShapeError
 from ..tracing import Call, Record, Value, trace
 from .failure import MERGES, failing_calls, merge_sides
-from .notes import where
-from .reach import Proposal, changeable, proposals
+from .reach import Proposal, changeable, emptied, proposals
+from .rows import where
 
-__all__ = ["MAX_LAYERS", "MAX_TRACES", "Found", "build", "search"]
+__all__ = ["MAX_LAYERS", "MAX_REAL_TRACES", "MAX_TRACES", "Found", "build", "quiet_trace", "search"]
 
 Shape = tuple[int, ...]
 MAX_LAYERS = 3
 """The most layers one fix changes."""
 MAX_TRACES = 32
 """The most patched models one search traces."""
+MAX_REAL_TRACES = 8
+"""The most patched models one search runs on zeros, for a model that cannot run on meta tensors."""
 _BEAM = 4
 """How many partial fixes (that got further) each round keeps to build on."""
 _INPUT_SIZE = len(KINDS)
@@ -97,13 +103,14 @@ def build(module: nn.Module, params: Mapping[str, Any],
 
 
 @contextlib.contextmanager
-def _patched(model: nn.Module, edits: Sequence[Proposal]) -> Iterator[nn.Module]:
-    """``model`` with meta-tensor layers in place of the edited ones, put back afterwards."""
+def _patched(model: nn.Module, edits: Sequence[Proposal], device: str | None) -> Iterator[nn.Module]:
+    """``model`` with new layers in place of the edited ones (on ``device``; None: each layer's own,
+    with its weights where they keep their shape), put back afterwards."""
     swapped: list[tuple[nn.Module, str, nn.Module]] = []
     root = model
     try:
         for edit in edits:
-            layer = build(edit.call.target, edit.params, "meta")[0]
+            layer = build(edit.call.target, edit.params, device)[0]
             if not edit.path:
                 root = layer
                 continue
@@ -115,6 +122,13 @@ def _patched(model: nn.Module, edits: Sequence[Proposal]) -> Iterator[nn.Module]
     finally:
         for parent, name, original in reversed(swapped):
             setattr(parent, name, original)
+
+
+def quiet_trace(model: nn.Module, shape: Shape) -> Record:
+    """:func:`~autoshape.tracing.trace` without its warning that a real forward was used (``fix`` says it once)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return trace(model, shape)
 
 
 # --- sizes later layers need ------------------------------------------------------------------
@@ -134,13 +148,28 @@ def _keys(record: Record) -> dict[int, Key]:
     return keys
 
 
-def _needed(record: Record) -> Iterator[Value]:
-    """The older input of every concatenation or sum, and the input of every Linear."""
+def _moved(record: Record, paths: set[str]) -> set[int]:
+    """The values (by index) computed from the output of a layer at one of ``paths``."""
+    calls = {call.index: call for call in record.calls}
+    moved: set[int] = set()
+    for value in record.values:
+        call = calls.get(value.producer) if value.producer is not None else None
+        if call is not None and (call.path in paths or any(v.index in moved for v in call.inputs)):
+            moved.add(value.index)
+    return moved
+
+
+def _needed(record: Record, moved: set[int]) -> Iterator[Value]:
+    """The older input of every concatenation or sum (the skip), unless every other input moves with it
+    (a residual block after a changed layer: its identity path follows the layer), and the input of
+    every Linear."""
     calls = {call.index: call for call in record.calls}
     calls.update({call.index: call for call in (record.failure.stack if record.failure else ())})
     for call in calls.values():
         if call.kind == "function" and call.name in MERGES and len(call.data_inputs) > 1:
-            yield min(call.data_inputs, key=lambda v: v.index)
+            held = min(call.data_inputs, key=lambda v: v.index)
+            if not all(v.index in moved for v in call.data_inputs if v is not held):
+                yield held
         elif isinstance(call.target, nn.Linear) and call.data_inputs:
             yield call.data_inputs[0]
 
@@ -150,9 +179,9 @@ def _shapes(record: Record) -> dict[Key, Shape]:
     return {keys[v.index]: v.shape for v in record.values if v.index in keys}
 
 
-def _holds(record: Record, original: dict[Key, Shape]) -> bool:
-    keys = _keys(record)
-    return all(original.get(keys.get(v.index, ("", "", -1, -1)), v.shape) == v.shape for v in _needed(record))
+def _holds(record: Record, original: dict[Key, Shape], edits: Sequence[Proposal]) -> bool:
+    keys, moved = _keys(record), _moved(record, {edit.path for edit in edits})
+    return all(original.get(keys.get(v.index, ("", "", -1, -1)), v.shape) == v.shape for v in _needed(record, moved))
 
 
 # --- problems and their candidate changes -----------------------------------------------------
@@ -175,8 +204,8 @@ def _failure(record: Record) -> _Problem:
     row, innermost = failing_calls(record)
     position = innermost.index if innermost is not None else 0
     shapes = ", ".join(format_shape(v.shape) for v in (row.data_inputs if row else ())) or "no tensor"
-    text = f"the forward fails at {where(row) if row else 'the start'} on {shapes}: {failure.error}"
-    found = _input_size(row) if row is not None else None
+    text = f"the forward fails at {where(row) if row else 'the start'} on {shapes}: {clause(failure.error)}"
+    found = (_input_size(row) or emptied(row)) if row is not None else None
     if found is not None:
         return _Problem(position, text, (found,))
     sides = merge_sides(innermost) if innermost is not None else None
@@ -187,13 +216,23 @@ def _failure(record: Record) -> _Problem:
 
 
 def _problem(record: Record, goal: Shape | None) -> _Problem | None:
+    """The first problem left in a record: a failure, or an output that is not ``goal``.
+
+    Raises:
+        ValueError: ``goal`` has another number of dimensions than the output (no layer change moves it).
+    """
     if record.failure is not None:
         return _failure(record)
     out = record.output_shape
     if goal is None or out == goal:
         return None
+    if out is not None and len(out) != len(goal):
+        shape = (out[0], *goal) if len(goal) == len(out) - 1 else out
+        raise ValueError(f"output_shape {goal} has {len(goal)} dimensions, but the model's output has {len(out)} "
+                         f"({format_shape(out)}). Fix: pass the full output shape, batch first, e.g. "
+                         f"output_shape={shape}.")
     text = f"it gives {format_shape(out) if out else 'no single tensor'}, not {format_shape(goal)}"
-    if out is None or len(out) != len(goal) or len(out) < 3 or out[:2] != goal[:2]:
+    if out is None or len(out) < 3 or out[:2] != goal[:2]:
         return _Problem(len(record.calls), text + " (fix changes spatial sizes only)", ())
     assert isinstance(record.output, Value)
     return _Problem(len(record.calls), text, tuple(proposals(record, record.output, goal[2:])))
@@ -225,6 +264,9 @@ class _Searcher:
         self.model, self.shape, self.goal = model, shape, goal
         self.original = _shapes(record)
         self.tried: list[tuple[Proposal, ...]] = []  # each traced once
+        self.device = "meta" if record.on_meta else None  # a real forward needs real layers
+        self.limit = MAX_TRACES if record.on_meta else MAX_REAL_TRACES
+        self.traced_on = "on meta tensors" if record.on_meta else "by real forwards on zeros"
 
     @property
     def traces(self) -> int:
@@ -233,17 +275,16 @@ class _Searcher:
     def state(self, edits: tuple[Proposal, ...], record: Record | None = None) -> _State:
         if record is None:
             self.tried.append(edits)
-            with _patched(self.model, edits) as patched, warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                record = trace(patched, self.shape)
-        return _State(edits, record, _problem(record, self.goal), _holds(record, self.original))
+            with _patched(self.model, edits, self.device) as patched:
+                record = quiet_trace(patched, self.shape)
+        return _State(edits, record, _problem(record, self.goal), _holds(record, self.original, edits))
 
     def run(self, root: _State) -> Found | None:
         level = [root]
         for _ in range(MAX_LAYERS):
             survivors: list[_State] = []
             for parent, edits in _children(level):
-                if self.traces >= MAX_TRACES:
+                if self.traces >= self.limit:
                     return None
                 state = self.state(edits)
                 if not state.holds:
@@ -267,8 +308,8 @@ class _Searcher:
                     "in_features and a conv's in_channels; pooling and upsampling layers never change. "
                     "Fix: explain(model, input_shape) shows every size and formula; change the layers by hand.")
         layers = sorted({edit.path for edits in self.tried for edit in edits})
-        limit = f" (the limit of {MAX_TRACES})" if self.traces >= MAX_TRACES else ""
-        return (f"{head}{root.problem.text}. Tried {self.traces} candidate fixes on meta tensors{limit}, changing "
+        limit = f" (the limit of {self.limit})" if self.traces >= self.limit else ""
+        return (f"{head}{root.problem.text}. Tried {self.traces} candidate fixes {self.traced_on}{limit}, changing "
                 f"{', '.join(repr(path) for path in layers)}: each failed later, moved a size that a later layer "
                 "needs (a skip, a Linear's input), or needed more layers. Fix: explain(model, input_shape) shows "
                 "every size and formula; change the layers by hand.")
@@ -279,7 +320,9 @@ def search(model: nn.Module, input_shape: Shape, output_shape: Shape | None = No
     """The cheapest verified fix (see the module's docstring); ``record``: the model's trace, if known.
 
     Raises:
-        ShapeError: no fix within :data:`MAX_LAYERS` changed layers and :data:`MAX_TRACES` traces.
+        ShapeError: no fix within :data:`MAX_LAYERS` changed layers and :data:`MAX_TRACES` traces
+            (:data:`MAX_REAL_TRACES` real forwards).
+        ValueError: ``output_shape`` has another number of dimensions than the model's output.
     """
     record = record if record is not None else trace(model, input_shape)
     searcher = _Searcher(model, input_shape, output_shape, record)

@@ -1,0 +1,80 @@
+"""Notes on the batch dimension: an input shape given without one, and a reshape that changes it.
+
+* a first convolution that got one sample, ``(C, H, W)``: the shape was most likely meant with a batch;
+* a ``view``/``reshape`` whose rows no longer hold one sample each (``x.view(-1, 400)`` written for
+  another input size turns a batch of 25 into 16 rows): the forward runs and silently mixes samples.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from torch import nn
+
+from ..core.text import format_shape
+from ..rules import rule_for
+from ..tracing import Call
+from .rows import where
+
+__all__ = ["changed_batch", "unbatched"]
+
+Shape = tuple[int, ...]
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_RESHAPES = {"view": "view", "reshape": "reshape", "torch.reshape": "reshape"}
+"""The calls that take a shape with ``-1`` in it, and the Tensor method a fix writes for each."""
+
+
+def unbatched(rows: Sequence[Call]) -> str | None:
+    """A note when the first spatial layer got one sample without a batch (``(C, H, W)`` for a 2-d
+    conv): torch reads it as unbatched, so the shape given was most likely meant with a batch."""
+    for call in rows:
+        rule = rule_for(call)
+        shape = call.input_shape
+        if rule is None or rule.ndim is None or shape is None or not isinstance(call.target, _CONVS):
+            continue
+        if len(shape) != rule.ndim(call) + 1:
+            return None
+        return (f"{where(call)} got {format_shape(shape)}, one sample without a batch dimension: torch reads "
+                f"it as (C, *spatial), so the first number is not a batch. Fix: give the input shape with the "
+                f"batch first, e.g. {(1, *shape)}.")
+    return None
+
+
+def _splits_samples(before: Shape, after: Shape) -> bool:
+    """Each sample of ``before`` becomes whole rows of ``after`` that keep its last dimensions
+    (``(N, H, W, C)`` to ``(N·H·W, C)``: a per-pixel batch, not a mistake)."""
+    per_row = math.prod(after[1:])
+    kept = after[1:] == before[len(before) - len(after) + 1:] if len(after) <= len(before) else False
+    return math.prod(before[1:]) % per_row == 0 and kept
+
+
+def _linear_after(rows: Sequence[Call], index: int, width: int) -> Call | None:
+    """The first Linear after ``rows[index]`` that reads rows of ``width`` features."""
+    return next((row for row in rows[index + 1:] if isinstance(row.target, nn.Linear) and row.input_shape
+                 and row.input_shape[-1] == width), None)
+
+
+def changed_batch(rows: Sequence[Call], model_input: Shape, output: Shape | None) -> str | None:
+    """A note when a ``view``/``reshape`` of a tensor with the model's batch first gives another number
+    of rows, not by splitting each sample into whole rows, and the model's output (``output``, None
+    when unknown) does not get the batch back: the fix that keeps the batch, and the Linear it then needs."""
+    batch = model_input[0]
+    if output is not None and output[:1] == (batch,):
+        return None
+    for index, call in enumerate(rows):
+        before, after = call.input_shape, call.output_shape
+        if call.name not in _RESHAPES or not before or not after or before[0] != batch or after[0] == batch:
+            continue
+        if _splits_samples(before, after):
+            continue
+        features = math.prod(before[1:])
+        linear, then = _linear_after(rows, index, after[-1]), ""
+        if linear is not None and linear.target.in_features != features:
+            then = (f"; then build {where(linear)} with in_features={features}: "
+                    f"nn.Linear({features}, {linear.target.out_features})")
+        return (f"{where(call)} turned {format_shape(before)} into {format_shape(after)}: it changed the batch from "
+                f"{batch} to {after[0]}, so its rows no longer hold one sample each. Fix: keep the batch, "
+                f"x.{_RESHAPES[call.name]}(x.size(0), -1) or torch.flatten(x, 1), which gives "
+                f"{format_shape((batch, features))}{then}.")
+    return None

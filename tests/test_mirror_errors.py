@@ -6,6 +6,7 @@ checks that the build succeeds (exact on real torch) or fails with a different, 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,6 +151,10 @@ CASES = [
     Case("a-latent-of-another-size", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(1, 8, 13, 13)),
          ShapeError, r"built for latents of shape \(8, 12, 12\).*Fix: .*use MirrorAutoencoder",
          lambda: MirrorAutoencoder(_LATENT, (3, 24, 24))(torch.zeros(1, 3, 25, 25))),
+    Case("an-int-on-a-dict", _decoder(Pair(), (2, 4, 4), output=0), TypeError,
+         r"output=0 indexes a list, a tuple or an HF ModelOutput, but the model returned a dict with keys 'first', "
+         r"'second'\. Fix: pick it with a key or attribute name, or a callable, e.g\. output='first'",
+         _decoder(Pair(), (2, 4, 4), output="first")),
     Case("tie-a-spectral-norm-conv", _decoder(nn.Sequential(spectral_norm(nn.Conv2d(3, 8, 4, 2, 1))), (3, 16, 16),
                                              tie_weights=True), ShapeError,
          r"'0' \(ParametrizedConv2d\): its weight is computed .*Fix: pass tie_weights=False",
@@ -185,3 +190,16 @@ def test_the_error_names_the_place_and_its_fix_works(case: Case) -> None:
         shape = model.decoder.input_shape
         with torch.no_grad():
             assert model.eval()(torch.randn(2, *shape[1:])).shape == (2, *shape[1:])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers is in the test extra")
+def test_an_hf_model_output_is_picked_by_the_int_index_its_message_offers() -> None:
+    from transformers import ResNetConfig, ResNetModel
+    backbone = ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1])).eval()
+    with pytest.raises(TypeError, match=r"Fix: pick one tensor with output= \(an int index, a key or attribute name, "
+                                        r"or a callable\), e.g\. output='last_hidden_state'"):
+        MirrorAutoencoder(backbone, (3, 32, 32))
+    model = MirrorAutoencoder(backbone, (3, 32, 32), output=0).eval()  # an int index, as offered: out[0]
+    with torch.no_grad():
+        assert model.decoder.latent_shape == backbone(torch.zeros(1, 3, 32, 32))[0].shape == (1, 64, 1, 1)
+        assert model(torch.randn(2, 3, 35, 33)).shape == (2, 3, 35, 33)

@@ -167,6 +167,9 @@ def test_of_two_maps_of_one_size_the_later_is_kept() -> None:
     """HF ResNet returns its embedding output and its first stage, both at 1/4: the stage is the skip."""
     unet = MirrorUNet(_hf("ResNet"), (3, 64, 64), out_channels=2, output="hidden_states")
     assert unet.features == (1, 2, 3, 4)
+    by_index = MirrorUNet(_hf("ResNet"), (3, 64, 64), out_channels=2, output=2)  # a ModelOutput's fields, in order
+    assert by_index.features == (1, 2, 3, 4)
+    assert by_index(torch.randn(1, 3, 67, 61)).shape == (1, 2, 67, 61)
 
 
 class Upsampled(nn.Module):

@@ -519,11 +519,13 @@ def test_an_encoder_that_cannot_run_on_meta_is_traced_with_a_real_forward(given:
 def test_a_static_decoder_refuses_a_latent_it_was_not_built_for() -> None:
     encoder = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1))
     decoder = MirrorDecoder(encoder, (3, 24, 24))
-    with pytest.raises(ShapeError, match=r"built for latents of shape \(8, 12, 12\).*MirrorAutoencoder"):
+    with pytest.raises(ShapeError, match=r"built for latents of shape \(N, 8, 12, 12\).*MirrorAutoencoder"):
         decoder(torch.zeros(1, 8, 13, 13))
     x = torch.zeros(1, 3, 25, 25)
     sizes = [x.shape]
     assert decoder(encoder(x), sizes).shape == x.shape  # with the recorded sizes it is exact
+    with pytest.raises(ShapeError, match=r"5 channels instead of 8"):  # sizes do not excuse other channels
+        decoder(torch.zeros(1, 5, 13, 13), sizes)
 
 
 # --- compile, build cost ---------------------------------------------------------------------------------------

@@ -116,6 +116,11 @@ def _autoencoder(encoder: nn.Module, shape: tuple[int, ...], **kwargs: Any) -> C
     return lambda: MirrorAutoencoder(encoder, shape, **kwargs)
 
 
+def _shaped(out: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    assert out.shape == shape
+    return out
+
+
 _LENET = arch.lenet5()
 _LATENT = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1))
 
@@ -149,8 +154,20 @@ CASES = [
          r"refuses input_shape \(5, 9, 9\).*Fix: pass the shape of one sample the encoder accepts",
          _decoder(nn.Conv2d(3, 8, 3), (3, 9, 9))),
     Case("a-latent-of-another-size", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(1, 8, 13, 13)),
-         ShapeError, r"built for latents of shape \(8, 12, 12\).*Fix: .*use MirrorAutoencoder",
-         lambda: MirrorAutoencoder(_LATENT, (3, 24, 24))(torch.zeros(1, 3, 25, 25))),
+         ShapeError, r"built for latents of shape \(N, 8, 12, 12\).*spatial size \(13, 13\) instead of \(12, 12\)\. "
+         r"Fix: use MirrorAutoencoder",
+         lambda: _shaped(MirrorAutoencoder(_LATENT, (3, 24, 24))(torch.zeros(1, 3, 25, 25)), (1, 3, 25, 25))),
+    Case("a-latent-of-another-size-rebuilt", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(1, 8, 13, 13)),
+         ShapeError, r"or build the decoder for the size of the inputs these latents come from, "
+         r"MirrorDecoder\(encoder, \(3, \*size\)\)",
+         lambda: _shaped(MirrorDecoder(_LATENT, (3, *(26, 26)))(torch.zeros(1, 8, 13, 13)), (1, 3, 26, 26))),
+    Case("a-latent-with-other-channels", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(1, 5, 12, 12)),
+         ShapeError, r"latents of shape \(N, 8, 12, 12\).*5 channels instead of 8\. Fix: decode what the encoder "
+         r"returns, decoder\(encoder\(x\)\) for x of shape \(N, 3, 24, 24\)",
+         lambda: _shaped(MirrorDecoder(_LATENT, (3, 24, 24))(_LATENT(torch.zeros(2, 3, 24, 24))), (2, 3, 24, 24))),
+    Case("a-latent-without-its-batch", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(8, 12, 12)),
+         ShapeError, r"3 dimensions instead of 4\. Fix: pass a batch, e.g\. z\.unsqueeze\(0\)",
+         lambda: _shaped(MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(8, 12, 12).unsqueeze(0)), (1, 3, 24, 24))),
     Case("an-int-on-a-dict", _decoder(Pair(), (2, 4, 4), output=0), TypeError,
          r"output=0 indexes a list, a tuple or an HF ModelOutput, but the model returned a dict with keys 'first', "
          r"'second'\. Fix: pick it with a key or attribute name, or a callable, e.g\. output='first'",

@@ -83,8 +83,25 @@ def test_a_dict_of_maps_and_custom_decoder_widths() -> None:
     assert unet.features == ("a", "b", "c")
     assert [stage.blocks[3].out_channels for stage in unet.decoder.stages] == [24, 12, 6]
     assert_exact(unet, 3, SIZES)
-    with pytest.raises(ValueError, match=r"decoder_channels needs 3 widths.*full resolution included"):
-        MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2, decoder_channels=(8, 8))
+
+
+def test_one_int_is_the_width_of_every_decoder_stage() -> None:
+    unet = MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2, decoder_channels=4)
+    assert [stage.blocks[3].out_channels for stage in unet.decoder.stages] == [4, 4, 4]
+    assert_exact(unet, 3, SIZES)
+
+
+@pytest.mark.parametrize(("given", "error"), [((8, 8), ValueError), ("4,4", TypeError), (4.0, TypeError),
+                                              ((8, None, 8), TypeError), (0, ValueError), ((8, 0, 8), ValueError)])
+def test_bad_decoder_channels_say_what_is_expected_and_the_fix_works(given: object, error: type) -> None:
+    told = (r"decoder_channels must be an int \(the width of every stage\) or a sequence of ints, one per stage \(3 "
+            r"here, coarsest first, full resolution included\), each at least 1; got .*\. Fix: e\.g\. "
+            r"decoder_channels=16 or decoder_channels=\(16, 8, 8\)\.")
+    with pytest.raises(error, match=told):
+        MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2, decoder_channels=given)  # type: ignore[arg-type]
+    for fix in (16, (16, 8, 8)):  # both, followed literally
+        unet = MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2, decoder_channels=fix)
+        assert unet(torch.randn(1, 3, 67, 61)).shape == (1, 2, 67, 61)
 
 
 def test_a_three_dimensional_pyramid() -> None:

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core.inversion import fit_transpose
+from ..core.sizes import as_int
 from ..core.text import format_shape
 from ..errors import ShapeError
 from ..layers.resize import UpsampleTo
@@ -31,7 +32,7 @@ from ..rules import PoolMirror
 from ..tracing import Record, Value
 from .sizes import Composer, per_dimension
 
-__all__ = ["Feature", "PyramidDecoder", "build_pyramid", "pyramid_features"]
+__all__ = ["Feature", "PyramidDecoder", "build_pyramid", "pyramid_features", "stage_widths"]
 
 _CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 _CONV_TRANSPOSE: dict[int, type[nn.Module]] = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -172,24 +173,45 @@ def _keeps_input_size(composer: Composer, record: Record, finest: Value) -> bool
                                      for offset in (0, 1, 2, 3))
 
 
+def stage_widths(given: object, defaults: Sequence[int], full: bool) -> list[int]:
+    """``decoder_channels`` as one width per stage, coarsest first: ``defaults`` for None, an int's
+    value for every stage, or a sequence of one int per stage.
+
+    Raises:
+        TypeError: ``given`` is neither an int nor a sequence of ints.
+        ValueError: a width below 1, or a sequence of another length than ``defaults``.
+    """
+    if given is None:
+        return list(defaults)
+    many = given if isinstance(given, Sequence) and not isinstance(given, (str, bytes)) else None
+    stages = f"one per stage ({len(defaults)} here, coarsest first{', full resolution included' if full else ''})"
+    told = (f"decoder_channels must be an int (the width of every stage) or a sequence of ints, {stages}, each at "
+            f"least 1; got {given!r}. Fix: e.g. decoder_channels={defaults[0]} or decoder_channels={tuple(defaults)}.")
+    try:
+        widths = [as_int(width, "decoder_channels") for width in (many if many is not None else [given])]
+    except TypeError:
+        raise TypeError(told) from None
+    except ValueError:
+        raise ValueError(told) from None
+    if many is not None and len(widths) != len(defaults):
+        raise ValueError(told)
+    return widths if many is not None else widths * len(defaults)
+
+
 def build_pyramid(record: Record, features: Sequence[Feature], *, out_channels: int, skip: str,
-                  decoder_channels: Sequence[int] | None, upsample: PoolMirror, factory: dict[str, Any],
+                  decoder_channels: int | Sequence[int] | None, upsample: PoolMirror, factory: dict[str, Any],
                   final_activation: nn.Module | None) -> PyramidDecoder:
     """The decoder for ``features`` (finest first) of the traced backbone.
 
     Raises:
-        ValueError: ``decoder_channels`` has another length than the number of stages.
+        TypeError, ValueError: a bad ``decoder_channels`` (see :func:`stage_widths`).
     """
     n = len(record.input.shape) - 2
     composer = Composer(record)
     full = not _keeps_input_size(composer, record, features[0].value)
     targets = [f.value for f in features[:-1]][::-1] + ([record.input] if full else [])
-    widths = [f.shape[1] for f in features[:-1]][::-1] + ([features[0].shape[1]] if full else [])
-    if decoder_channels is not None:
-        if len(decoder_channels) != len(widths):
-            which = "one per decoder stage from the coarsest skip up" + (", full resolution included" if full else "")
-            raise ValueError(f"decoder_channels needs {len(widths)} widths, {which}; got {tuple(decoder_channels)}")
-        widths = list(decoder_channels)
+    widths = stage_widths(decoder_channels, [f.shape[1] for f in features[:-1]][::-1] +
+                          ([features[0].shape[1]] if full else []), full)
     stages: list[_Stage] = []
     channels, below = features[-1].shape[1], features[-1].value
     for target, width in zip(targets, widths):

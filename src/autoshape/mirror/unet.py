@@ -80,9 +80,10 @@ class MirrorUNet(nn.Module):
             change). Adaptive pooling is always interpolated.
         output: what to read from the encoder's return value (see :class:`MirrorDecoder`): one
             tensor for a mirrored U-Net, or a list, tuple or dict of feature maps for a pyramid.
-        decoder_channels: the widths of the pyramid decoder's stages, coarsest first, the
-            full-resolution stage included. Default: each stage as wide as the skip it fuses, the
-            full-resolution stage as the finest map. Only for a pyramid.
+        decoder_channels: the widths of the pyramid decoder's stages: an int, the width of every
+            stage, or a sequence of ints, one per stage, coarsest first, the full-resolution stage
+            included. Default: each stage as wide as the skip it fuses, the full-resolution stage
+            as the finest map. Only for a pyramid.
 
     Attributes:
         encoder: the given encoder.
@@ -113,9 +114,11 @@ class MirrorUNet(nn.Module):
 
     Raises:
         TypeError: ``encoder`` or ``final_activation`` is not a module; ``out_channels`` is not an
-            int; the encoder returns no tensor ``output`` picks.
-        ValueError: a bad ``input_shape``, ``skip``, ``pool_mirror``, ``output`` or
-            ``decoder_channels``; ``out_channels`` below 1.
+            int; ``decoder_channels`` is neither an int nor a sequence of ints; the encoder returns
+            no tensor ``output`` picks.
+        ValueError: a bad ``input_shape``, ``skip``, ``pool_mirror`` or ``output``;
+            ``decoder_channels`` not one width per stage, or given for an encoder that returns one
+            tensor; ``out_channels`` or a width below 1.
         ShapeError: the encoder is not fully convolutional, a part cannot be mirrored exactly, or a
             feature map is not ``(N, C, *spatial)`` (the message names it and what to do).
         RuntimeError: the encoder's own forward fails on ``input_shape``.
@@ -131,7 +134,7 @@ class MirrorUNet(nn.Module):
         final_activation: nn.Module | None = None,
         pool_mirror: PoolMirror = "conv",
         output: Selector = None,
-        decoder_channels: Sequence[int] | None = None,
+        decoder_channels: int | Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         out_channels = as_int(out_channels, "out_channels")
@@ -155,11 +158,10 @@ class MirrorUNet(nn.Module):
                 "output_hidden_states=True), or one map with output='last_hidden_state' for a mirrored U-Net."
             )
         if found is not None:
-            widths = None if decoder_channels is None else [as_int(c, "decoder_channels") for c in decoder_channels]
             features = pyramid_features(record, found)
             self.features = tuple(f.key for f in features)
             self.decoder = build_pyramid(record, features, out_channels=out_channels, skip=skip,
-                                         decoder_channels=widths, upsample=options.pool_mirror,
+                                         decoder_channels=decoder_channels, upsample=options.pool_mirror,
                                          factory=options.factory, final_activation=final_activation)
             return
         if decoder_channels is not None:

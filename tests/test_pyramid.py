@@ -77,6 +77,24 @@ def test_stages_upsample_by_a_transposed_conv_fitted_to_the_backbone() -> None:
     assert isinstance(unet.decoder.head, nn.Conv2d) and unet.decoder.head.out_channels == 2
 
 
+class FunctionalPyramid(nn.Module):
+    """Activations as torch calls in the backbone's own forward (``F.relu``), not modules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.down = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 16, 3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        a = torch.nn.functional.relu(self.stem(x))
+        return [a, torch.nn.functional.relu(self.down(a))]
+
+
+def test_functional_activations_between_the_maps_keep_the_fitted_transposed_convs() -> None:
+    unet = MirrorUNet(FunctionalPyramid(), (3, 64, 64), out_channels=2)
+    assert [type(stage.up.conv) for stage in unet.decoder.stages] == [nn.ConvTranspose2d] * 2
+    assert_exact(unet, 3, SIZES)
+
+
 def test_a_dict_of_maps_and_custom_decoder_widths() -> None:
     unet = MirrorUNet(Pyramid(as_dict=True), (3, 64, 64), out_channels=2, decoder_channels=(24, 12, 6),
                       final_activation=nn.Sigmoid())

@@ -164,6 +164,44 @@ def test_decoder_channels_are_for_pyramids_only() -> None:
         MirrorUNet(nn.Sequential(nn.Conv2d(1, 4, 3, 2, 1)), (1, 16, 16), out_channels=1, decoder_channels=(4,))
 
 
+class SizeBranch(nn.Module):
+    """A backbone whose forward depends on the input's size: above 40 pixels it returns other maps."""
+
+    def __init__(self, large: str) -> None:
+        super().__init__()
+        self.stem, self.down = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 16, 3, 2, 1)
+        self.same = nn.Conv2d(3, 8, 3, padding=1)
+        self.large = large
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        relu, big = torch.nn.functional.relu, x.shape[-1] > 40
+        if self.large == "one-map":
+            return [relu(self.same(torch.nn.functional.avg_pool2d(x, 2) if big else x))]
+        if big and self.large == "pooled":
+            x = torch.nn.functional.avg_pool2d(x, 2)
+        a = relu(self.stem(x))
+        b = relu(self.down(a))
+        return {"pooled": [a, b], "fewer": [a] if big else [a, b], "swapped": [b, a] if big else [a, b]}[self.large]
+
+
+@pytest.mark.parametrize(("large", "what"), [
+    ("pooled", r"the up step from map 0 \(1×8×12×12\) reaches 23×23 to 24×24, not the input's 48×48"),
+    ("one-map", r"map 0 is 1×8×24×24, not at the input's size 48×48, where the decoder returns it"),
+    ("fewer", r"it returned no map 1 \(a list of 1\)"),
+    ("swapped", r"map 0 is 1×16×12×12, where the decoder takes 1×8 maps with 2 spatial dimensions"),
+])
+def test_maps_that_do_not_fit_the_decoder_at_call_time_are_named_with_a_fix(large: str, what: str) -> None:
+    backbone = SizeBranch(large)
+    unet = MirrorUNet(backbone, (3, 32, 32), out_channels=2)
+    assert unet(torch.randn(1, 3, 33, 31)).shape == (1, 2, 33, 31)
+    with pytest.raises(ShapeError, match=r"MirrorUNet's decoder was built for the maps the backbone returned for an "
+                                         rf"input of 1×3×32×32 \(.*\), but for an input of 1×3×48×48 {what}: .*Fix: "
+                                         r"build the U-Net at this size, MirrorUNet\(encoder, \(3, 48, 48\), \.\.\.\)"):
+        unet(torch.randn(1, 3, 48, 48))
+    fixed = MirrorUNet(backbone, (3, 48, 48), out_channels=2)  # the fix, followed
+    assert fixed(torch.randn(1, 3, 48, 48)).shape == (1, 2, 48, 48)
+
+
 needs_monai = pytest.mark.skipif(importlib.util.find_spec("monai") is None, reason="monai is in the test extra")
 needs_hf = pytest.mark.skipif(importlib.util.find_spec("transformers") is None,
                               reason="transformers is in the test extra")

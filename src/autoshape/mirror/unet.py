@@ -14,7 +14,8 @@ from ..tracing import Selector, pick, select_all
 from .assemble import assemble, channels_of
 from .chain import Chain, Step, chain_of, picked, replays, trace_encoder, wrong_rank
 from .faithful import check_replay
-from .pyramid import PyramidDecoder, build_pyramid, pyramid_features
+from .pyramid import build_pyramid, pyramid_features
+from .pyramid_decoder import PyramidDecoder
 
 __all__ = ["MirrorUNet"]
 
@@ -120,7 +121,9 @@ class MirrorUNet(nn.Module):
             ``decoder_channels`` not one width per stage, or given for an encoder that returns one
             tensor; ``out_channels`` or a width below 1.
         ShapeError: the encoder is not fully convolutional, a part cannot be mirrored exactly, or a
-            feature map is not ``(N, C, *spatial)`` (the message names it and what to do).
+            feature map is not ``(N, C, *spatial)`` (the message names it and what to do); in
+            ``forward``, the backbone returns maps that do not fit the pyramid decoder built (a map
+            missing, with other channels, or of a size no up step reaches or not the input's).
         RuntimeError: the encoder's own forward fails on ``input_shape``.
     """
 
@@ -185,8 +188,7 @@ class MirrorUNet(nn.Module):
         if x.dim() != len(self._traced):
             raise wrong_rank(self, x, self._traced)
         if isinstance(self.decoder, PyramidDecoder):
-            picked = pick(self.encoder(x), self._output)
-            out: Tensor = self.decoder([picked[key] for key in self.features], x.shape[2:])
+            out: Tensor = self.decoder(pick(self.encoder(x), self._output), x.shape)
             return out
         sizes, skips = [], {}
         for index, (step, keep) in enumerate(zip(self._steps, self._keeps)):

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from autoshape import MirrorAutoencoder, MirrorDecoder, MirrorUNet, ShapeError
@@ -99,6 +100,19 @@ class HiddenStates(nn.Module):
         return {"last_hidden_state": b, "pooler_output": b.mean((2, 3), keepdim=True), "hidden_states": (a, b)}
 
 
+class SizeBranch(nn.Module):
+    """Pools large inputs first: the steps it runs depend on the input's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] > 40:
+            x = F.avg_pool2d(x, 2)
+        return F.relu(self.conv(x))
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -181,6 +195,15 @@ CASES = [
     Case("a-strided-slice", _decoder(EveryOther(), (1, 16, 16)), ShapeError,
          r"__getitem__ in '<model>' \(EveryOther\).*only slices without a step.*Fix: shrink sizes with a strided",
          _autoencoder(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.MaxPool2d(2)), (1, 16, 16))),
+    Case("a-branch-on-the-input-size", _autoencoder(SizeBranch(), (3, 32, 32)), ShapeError,
+         r"replays SizeBranch's steps as they ran at 1×3×32×32 in eval mode, but at 1×3×65×65 it runs F\.avg_pool2d "
+         r"in '<model>' \(SizeBranch\) where it ran 'conv' \(Conv2d\).*Fix: make the forward run the same steps at "
+         r"every input size .*or use MirrorDecoder for one input size",
+         lambda: _shaped(MirrorDecoder(SizeBranch(), (3, 32, 32))(SizeBranch()(torch.zeros(1, 3, 32, 32))),
+                         (1, 3, 32, 32))),
+    Case("a-branch-on-the-input-size-in-a-unet", lambda: MirrorUNet(SizeBranch(), (3, 32, 32), out_channels=2),
+         ShapeError, r"MirrorUNet replays SizeBranch's steps .* it runs F\.avg_pool2d",
+         _decoder(SizeBranch(), (3, 32, 32))),
     Case("an-hf-output-without-output=", lambda: MirrorUNet(HiddenStates(), (3, 16, 16), out_channels=2),
          ValueError, r"returns a model output with 'last_hidden_state', 'pooler_output'.*Fix: .*output='hidden_states'",
          lambda: MirrorUNet(HiddenStates(), (3, 16, 16), out_channels=2, output="hidden_states")),

@@ -519,11 +519,13 @@ def test_an_encoder_that_cannot_run_on_meta_is_traced_with_a_real_forward(given:
 def test_a_static_decoder_refuses_a_latent_it_was_not_built_for() -> None:
     encoder = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1))
     decoder = MirrorDecoder(encoder, (3, 24, 24))
-    with pytest.raises(ShapeError, match=r"built for latents of shape \(8, 12, 12\).*MirrorAutoencoder"):
+    with pytest.raises(ShapeError, match=r"built for latents of shape \(N, 8, 12, 12\).*MirrorAutoencoder"):
         decoder(torch.zeros(1, 8, 13, 13))
     x = torch.zeros(1, 3, 25, 25)
     sizes = [x.shape]
     assert decoder(encoder(x), sizes).shape == x.shape  # with the recorded sizes it is exact
+    with pytest.raises(ShapeError, match=r"5 channels instead of 8"):  # sizes do not excuse other channels
+        decoder(torch.zeros(1, 5, 13, 13), sizes)
 
 
 # --- compile, build cost ---------------------------------------------------------------------------------------
@@ -702,13 +704,31 @@ class TrainingNoise(nn.Module):
 
 
 def test_a_size_computed_from_the_input_is_refused_not_replayed_frozen() -> None:
-    with pytest.raises(ShapeError, match=r"at 1×3×33×33 F\.avg_pool2d in '<model>' \(GlobalPool\) is called with "
-                                         r"\(·, \(17, 17\)\) instead of \(·, \(16, 16\)\).*Fix: .*AdaptiveAvgPool2d"):
+    with pytest.raises(ShapeError, match=r"at 1×3×65×65 F\.avg_pool2d in '<model>' \(GlobalPool\) is called with "
+                                         r"\(·, \(33, 33\)\) instead of \(·, \(16, 16\)\).*Fix: .*AdaptiveAvgPool2d"):
         MirrorAutoencoder(GlobalPool(adaptive=False), (3, 32, 32))
     model = MirrorAutoencoder(GlobalPool(adaptive=True), (3, 32, 32)).eval()  # the fix, followed
     with torch.no_grad():
         assert model(torch.randn(2, 3, 45, 37)).shape == (2, 3, 45, 37)
     assert MirrorDecoder(GlobalPool(adaptive=False), (3, 32, 32))(torch.randn(2, 8, 1, 1)).shape == (2, 3, 32, 32)
+
+
+class ParityPad(nn.Module):
+    """Pads odd sizes to even ones before a stride-2 conv, as some HF models do: a padding read from the size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2)))
+
+
+@pytest.mark.parametrize("size", [32, 33])
+def test_a_padding_read_from_the_sizes_parity_is_refused_from_either_parity(size: int) -> None:
+    far = 2 * size + 1 - size % 2  # the other parity
+    with pytest.raises(ShapeError, match=rf"at 1×3×{far}×{far} F\.pad in '<model>' \(ParityPad\) is called with"):
+        MirrorAutoencoder(ParityPad(), (3, size, size))
 
 
 def test_a_forward_that_differs_in_training_is_refused() -> None:

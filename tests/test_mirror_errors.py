@@ -6,6 +6,7 @@ checks that the build succeeds (exact on real torch) or fails with a different, 
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.nn.utils.parametrizations import spectral_norm
 
 from autoshape import MirrorAutoencoder, MirrorDecoder, MirrorUNet, ShapeError
@@ -98,6 +100,19 @@ class HiddenStates(nn.Module):
         return {"last_hidden_state": b, "pooler_output": b.mean((2, 3), keepdim=True), "hidden_states": (a, b)}
 
 
+class SizeBranch(nn.Module):
+    """Pools large inputs first: the steps it runs depend on the input's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] > 40:
+            x = F.avg_pool2d(x, 2)
+        return F.relu(self.conv(x))
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -113,6 +128,11 @@ def _decoder(encoder: nn.Module, shape: tuple[int, ...], **kwargs: Any) -> Calla
 
 def _autoencoder(encoder: nn.Module, shape: tuple[int, ...], **kwargs: Any) -> Callable[[], Any]:
     return lambda: MirrorAutoencoder(encoder, shape, **kwargs)
+
+
+def _shaped(out: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    assert out.shape == shape
+    return out
 
 
 _LENET = arch.lenet5()
@@ -148,8 +168,24 @@ CASES = [
          r"refuses input_shape \(5, 9, 9\).*Fix: pass the shape of one sample the encoder accepts",
          _decoder(nn.Conv2d(3, 8, 3), (3, 9, 9))),
     Case("a-latent-of-another-size", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(1, 8, 13, 13)),
-         ShapeError, r"built for latents of shape \(8, 12, 12\).*Fix: .*use MirrorAutoencoder",
-         lambda: MirrorAutoencoder(_LATENT, (3, 24, 24))(torch.zeros(1, 3, 25, 25))),
+         ShapeError, r"built for latents of shape \(N, 8, 12, 12\).*spatial size \(13, 13\) instead of \(12, 12\)\. "
+         r"Fix: use MirrorAutoencoder",
+         lambda: _shaped(MirrorAutoencoder(_LATENT, (3, 24, 24))(torch.zeros(1, 3, 25, 25)), (1, 3, 25, 25))),
+    Case("a-latent-of-another-size-rebuilt", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(1, 8, 13, 13)),
+         ShapeError, r"or build the decoder for the size of the inputs these latents come from, "
+         r"MirrorDecoder\(encoder, \(3, \*size\)\)",
+         lambda: _shaped(MirrorDecoder(_LATENT, (3, *(26, 26)))(torch.zeros(1, 8, 13, 13)), (1, 3, 26, 26))),
+    Case("a-latent-with-other-channels", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(1, 5, 12, 12)),
+         ShapeError, r"latents of shape \(N, 8, 12, 12\).*5 channels instead of 8\. Fix: decode what the encoder "
+         r"returns, decoder\(encoder\(x\)\) for x of shape \(N, 3, 24, 24\)",
+         lambda: _shaped(MirrorDecoder(_LATENT, (3, 24, 24))(_LATENT(torch.zeros(2, 3, 24, 24))), (2, 3, 24, 24))),
+    Case("a-latent-without-its-batch", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(8, 12, 12)),
+         ShapeError, r"3 dimensions instead of 4\. Fix: pass a batch, e.g\. z\.unsqueeze\(0\)",
+         lambda: _shaped(MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(8, 12, 12).unsqueeze(0)), (1, 3, 24, 24))),
+    Case("an-int-on-a-dict", _decoder(Pair(), (2, 4, 4), output=0), TypeError,
+         r"output=0 indexes a list, a tuple or an HF ModelOutput, but the model returned a dict with keys 'first', "
+         r"'second'\. Fix: pick it with a key or attribute name, or a callable, e.g\. output='first'",
+         _decoder(Pair(), (2, 4, 4), output="first")),
     Case("tie-a-spectral-norm-conv", _decoder(nn.Sequential(spectral_norm(nn.Conv2d(3, 8, 4, 2, 1))), (3, 16, 16),
                                              tie_weights=True), ShapeError,
          r"'0' \(ParametrizedConv2d\): its weight is computed .*Fix: pass tie_weights=False",
@@ -159,6 +195,15 @@ CASES = [
     Case("a-strided-slice", _decoder(EveryOther(), (1, 16, 16)), ShapeError,
          r"__getitem__ in '<model>' \(EveryOther\).*only slices without a step.*Fix: shrink sizes with a strided",
          _autoencoder(nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.MaxPool2d(2)), (1, 16, 16))),
+    Case("a-branch-on-the-input-size", _autoencoder(SizeBranch(), (3, 32, 32)), ShapeError,
+         r"replays SizeBranch's steps as they ran at 1×3×32×32 in eval mode, but at 1×3×65×65 it runs F\.avg_pool2d "
+         r"in '<model>' \(SizeBranch\) where it ran 'conv' \(Conv2d\).*Fix: make the forward run the same steps at "
+         r"every input size .*or use MirrorDecoder for one input size",
+         lambda: _shaped(MirrorDecoder(SizeBranch(), (3, 32, 32))(SizeBranch()(torch.zeros(1, 3, 32, 32))),
+                         (1, 3, 32, 32))),
+    Case("a-branch-on-the-input-size-in-a-unet", lambda: MirrorUNet(SizeBranch(), (3, 32, 32), out_channels=2),
+         ShapeError, r"MirrorUNet replays SizeBranch's steps .* it runs F\.avg_pool2d",
+         _decoder(SizeBranch(), (3, 32, 32))),
     Case("an-hf-output-without-output=", lambda: MirrorUNet(HiddenStates(), (3, 16, 16), out_channels=2),
          ValueError, r"returns a model output with 'last_hidden_state', 'pooler_output'.*Fix: .*output='hidden_states'",
          lambda: MirrorUNet(HiddenStates(), (3, 16, 16), out_channels=2, output="hidden_states")),
@@ -185,3 +230,16 @@ def test_the_error_names_the_place_and_its_fix_works(case: Case) -> None:
         shape = model.decoder.input_shape
         with torch.no_grad():
             assert model.eval()(torch.randn(2, *shape[1:])).shape == (2, *shape[1:])
+
+
+@pytest.mark.skipif(importlib.util.find_spec("transformers") is None, reason="transformers is in the test extra")
+def test_an_hf_model_output_is_picked_by_the_int_index_its_message_offers() -> None:
+    from transformers import ResNetConfig, ResNetModel
+    backbone = ResNetModel(ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 32, 64], depths=[1, 1, 1, 1])).eval()
+    with pytest.raises(TypeError, match=r"Fix: pick one tensor with output= \(an int index, a key or attribute name, "
+                                        r"or a callable\), e.g\. output='last_hidden_state'"):
+        MirrorAutoencoder(backbone, (3, 32, 32))
+    model = MirrorAutoencoder(backbone, (3, 32, 32), output=0).eval()  # an int index, as offered: out[0]
+    with torch.no_grad():
+        assert model.decoder.latent_shape == backbone(torch.zeros(1, 3, 32, 32))[0].shape == (1, 64, 1, 1)
+        assert model(torch.randn(2, 3, 35, 33)).shape == (2, 3, 35, 33)

@@ -77,14 +77,49 @@ def test_stages_upsample_by_a_transposed_conv_fitted_to_the_backbone() -> None:
     assert isinstance(unet.decoder.head, nn.Conv2d) and unet.decoder.head.out_channels == 2
 
 
+class FunctionalPyramid(nn.Module):
+    """Activations as torch calls in the backbone's own forward (``F.relu``), not modules."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.down = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 16, 3, 2, 1)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        a = torch.nn.functional.relu(self.stem(x))
+        return [a, torch.nn.functional.relu(self.down(a))]
+
+
+def test_functional_activations_between_the_maps_keep_the_fitted_transposed_convs() -> None:
+    unet = MirrorUNet(FunctionalPyramid(), (3, 64, 64), out_channels=2)
+    assert [type(stage.up.conv) for stage in unet.decoder.stages] == [nn.ConvTranspose2d] * 2
+    assert_exact(unet, 3, SIZES)
+
+
 def test_a_dict_of_maps_and_custom_decoder_widths() -> None:
     unet = MirrorUNet(Pyramid(as_dict=True), (3, 64, 64), out_channels=2, decoder_channels=(24, 12, 6),
                       final_activation=nn.Sigmoid())
     assert unet.features == ("a", "b", "c")
     assert [stage.blocks[3].out_channels for stage in unet.decoder.stages] == [24, 12, 6]
     assert_exact(unet, 3, SIZES)
-    with pytest.raises(ValueError, match=r"decoder_channels needs 3 widths.*full resolution included"):
-        MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2, decoder_channels=(8, 8))
+
+
+def test_one_int_is_the_width_of_every_decoder_stage() -> None:
+    unet = MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2, decoder_channels=4)
+    assert [stage.blocks[3].out_channels for stage in unet.decoder.stages] == [4, 4, 4]
+    assert_exact(unet, 3, SIZES)
+
+
+@pytest.mark.parametrize(("given", "error"), [((8, 8), ValueError), ("4,4", TypeError), (4.0, TypeError),
+                                              ((8, None, 8), TypeError), (0, ValueError), ((8, 0, 8), ValueError)])
+def test_bad_decoder_channels_say_what_is_expected_and_the_fix_works(given: object, error: type) -> None:
+    told = (r"decoder_channels must be an int \(the width of every stage\) or a sequence of ints, one per stage \(3 "
+            r"here, coarsest first, full resolution included\), each at least 1; got .*\. Fix: e\.g\. "
+            r"decoder_channels=16 or decoder_channels=\(16, 8, 8\)\.")
+    with pytest.raises(error, match=told):
+        MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2, decoder_channels=given)  # type: ignore[arg-type]
+    for fix in (16, (16, 8, 8)):  # both, followed literally
+        unet = MirrorUNet(Pyramid(), (3, 64, 64), out_channels=2, decoder_channels=fix)
+        assert unet(torch.randn(1, 3, 67, 61)).shape == (1, 2, 67, 61)
 
 
 def test_a_three_dimensional_pyramid() -> None:
@@ -129,6 +164,44 @@ def test_decoder_channels_are_for_pyramids_only() -> None:
         MirrorUNet(nn.Sequential(nn.Conv2d(1, 4, 3, 2, 1)), (1, 16, 16), out_channels=1, decoder_channels=(4,))
 
 
+class SizeBranch(nn.Module):
+    """A backbone whose forward depends on the input's size: above 40 pixels it returns other maps."""
+
+    def __init__(self, large: str) -> None:
+        super().__init__()
+        self.stem, self.down = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 16, 3, 2, 1)
+        self.same = nn.Conv2d(3, 8, 3, padding=1)
+        self.large = large
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        relu, big = torch.nn.functional.relu, x.shape[-1] > 40
+        if self.large == "one-map":
+            return [relu(self.same(torch.nn.functional.avg_pool2d(x, 2) if big else x))]
+        if big and self.large == "pooled":
+            x = torch.nn.functional.avg_pool2d(x, 2)
+        a = relu(self.stem(x))
+        b = relu(self.down(a))
+        return {"pooled": [a, b], "fewer": [a] if big else [a, b], "swapped": [b, a] if big else [a, b]}[self.large]
+
+
+@pytest.mark.parametrize(("large", "what"), [
+    ("pooled", r"the up step from map 0 \(1×8×12×12\) reaches 23×23 to 24×24, not the input's 48×48"),
+    ("one-map", r"map 0 is 1×8×24×24, not at the input's size 48×48, where the decoder returns it"),
+    ("fewer", r"it returned no map 1 \(a list of 1\)"),
+    ("swapped", r"map 0 is 1×16×12×12, where the decoder takes 1×8 maps with 2 spatial dimensions"),
+])
+def test_maps_that_do_not_fit_the_decoder_at_call_time_are_named_with_a_fix(large: str, what: str) -> None:
+    backbone = SizeBranch(large)
+    unet = MirrorUNet(backbone, (3, 32, 32), out_channels=2)
+    assert unet(torch.randn(1, 3, 33, 31)).shape == (1, 2, 33, 31)
+    with pytest.raises(ShapeError, match=r"MirrorUNet's decoder was built for the maps the backbone returned for an "
+                                         rf"input of 1×3×32×32 \(.*\), but for an input of 1×3×48×48 {what}: .*Fix: "
+                                         r"build the U-Net at this size, MirrorUNet\(encoder, \(3, 48, 48\), \.\.\.\)"):
+        unet(torch.randn(1, 3, 48, 48))
+    fixed = MirrorUNet(backbone, (3, 48, 48), out_channels=2)  # the fix, followed
+    assert fixed(torch.randn(1, 3, 48, 48)).shape == (1, 2, 48, 48)
+
+
 needs_monai = pytest.mark.skipif(importlib.util.find_spec("monai") is None, reason="monai is in the test extra")
 needs_hf = pytest.mark.skipif(importlib.util.find_spec("transformers") is None,
                               reason="transformers is in the test extra")
@@ -167,6 +240,9 @@ def test_of_two_maps_of_one_size_the_later_is_kept() -> None:
     """HF ResNet returns its embedding output and its first stage, both at 1/4: the stage is the skip."""
     unet = MirrorUNet(_hf("ResNet"), (3, 64, 64), out_channels=2, output="hidden_states")
     assert unet.features == (1, 2, 3, 4)
+    by_index = MirrorUNet(_hf("ResNet"), (3, 64, 64), out_channels=2, output=2)  # a ModelOutput's fields, in order
+    assert by_index.features == (1, 2, 3, 4)
+    assert by_index(torch.randn(1, 3, 67, 61)).shape == (1, 2, 67, 61)
 
 
 class Upsampled(nn.Module):

@@ -66,10 +66,11 @@ class MirrorDecoder(nn.Sequential):
         pool_mirror: ``'nearest'`` (default: interpolation, no parameters, like the pooling it
             undoes), ``'linear'`` (linear/bilinear/trilinear interpolation) or ``'conv'`` (a
             learned transposed conv, stride = the pooling's, fitted to be exact at every size).
-        output: the latent, when the encoder returns more than one tensor: an index of a tuple or
-            list, a key of a dict, an attribute name (an HF ``ModelOutput``), or a callable applied
-            to the return value. None (default): the return value, which must be a tensor. Only
-            the calls on the data path to it are mirrored.
+        output: the latent, when the encoder returns more than one tensor: an index of a tuple, a
+            list or an HF ``ModelOutput`` (its fields that are not None, in order, as ``out[0]``), a
+            key of a dict, an attribute name (``ModelOutput``), or a callable applied to the return
+            value. None (default): the return value, which must be a tensor. Only the calls on the
+            data path to it are mirrored.
 
     Attributes:
         input_shape: the traced encoder input shape, batch included.
@@ -104,8 +105,8 @@ class MirrorDecoder(nn.Sequential):
         TypeError: ``encoder`` or ``final_activation`` is not a module, or ``tie_weights`` is not a bool.
         ValueError: a bad ``input_shape`` or ``pool_mirror``.
         ShapeError: a part of the encoder cannot be mirrored exactly (the message names its dotted
-            path and type and what to do), or ``forward`` without ``sizes`` gets another latent
-            shape than ``latent_shape``.
+            path and type and what to do), or ``forward`` gets a latent of another rank or channel
+            count than ``latent_shape`` (or, without ``sizes``, of another spatial size).
         RuntimeError: the encoder's own forward fails on ``input_shape``.
     """
 
@@ -139,20 +140,31 @@ class MirrorDecoder(nn.Sequential):
 
     def forward(self, input: Tensor, sizes: Sequence[Sequence[int]] | None = None) -> Tensor:
         """Decode ``input``; with ``sizes`` (every encoder step's input shape) hit those sizes."""
-        if sizes is None:
-            self._check_latent(input)
+        self._check_latent(input, sized=sizes is not None)
         for layer, step in zip(self, self.restores):
             input = layer(input) if step is None or sizes is None else layer(input, sizes[step])
         return input
 
-    def _check_latent(self, input: Tensor) -> None:
-        if tuple(input.shape[1:]) != self.latent_shape[1:]:
-            raise ShapeError(
-                f"MirrorDecoder was built for latents of shape {self.latent_shape[1:]} (from encoder inputs "
-                f"{self.input_shape[1:]}) but got {tuple(input.shape[1:])}. Fix: pass the sizes recorded on the "
-                "way down as decoder(z, sizes), use MirrorAutoencoder (it records them per call), or build the "
-                "decoder for the new input shape."
-            )
+    def _check_latent(self, input: Tensor, sized: bool) -> None:
+        """The latent's rank and channels; its spatial size too where no ``sizes`` say where to go."""
+        got, built, traced = tuple(input.shape), self.latent_shape, self.input_shape
+        if got[1:] == built[1:] or (sized and len(got) == len(built) and got[1] == built[1]):
+            return
+        expected = f"(N, {', '.join(map(str, built[1:]))})"
+        sample = f"(N, {', '.join(map(str, traced[1:]))})"
+        if len(got) != len(built) or got[1] != built[1]:
+            what = (f"{len(got)} dimensions instead of {len(built)}" if len(got) != len(built) else
+                    f"{got[1]} {'channels' if len(built) > 2 else 'features'} instead of {built[1]}")
+            fix = ("pass a batch, e.g. z.unsqueeze(0) for one latent" if len(got) == len(built) - 1 else
+                   f"decode what the encoder returns, decoder(encoder(x)) for x of shape {sample}")
+        else:
+            what = f"spatial size {got[2:]} instead of {built[2:]}"
+            fix = ("use MirrorAutoencoder (it records every size per call), or build the decoder for the size of "
+                   f"the inputs these latents come from, MirrorDecoder(encoder, ({traced[1]}, *size))")
+        raise ShapeError(
+            f"MirrorDecoder was built for latents of shape {expected} (the encoder's output for inputs {sample}) "
+            f"but got {got}: {what}. Fix: {fix}."
+        )
 
 
 class MirrorAutoencoder(nn.Module):

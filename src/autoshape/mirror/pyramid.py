@@ -11,7 +11,8 @@ when the finest map is smaller, and the head gives ``out_channels``.
 Upsampling is a transposed conv whose kernel, stride and padding are fitted to the backbone's own
 size rule between the two maps (composed from the record), so that its ``output_padding`` range
 is exactly the sizes that map to each coarser size and ``output_size`` hits the skip at every
-input size; or interpolation to the skip's size. Nothing is padded or cropped.
+input size; or interpolation to the skip's size. Nothing is padded or cropped. The modules that run
+per call, and check the maps at call time, are in :mod:`autoshape.mirror.pyramid_decoder`.
 """
 
 from __future__ import annotations
@@ -20,21 +21,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import Tensor, nn
+from torch import nn
 
 from ..core.inversion import fit_transpose
+from ..core.sizes import as_int
 from ..core.text import format_shape
 from ..errors import ShapeError
-from ..layers.resize import UpsampleTo
 from ..rules import PoolMirror
 from ..tracing import Record, Value
+from .pyramid_decoder import FittedUp, InterpolatedUp, PyramidDecoder, Stage, Transposed
 from .sizes import Composer, per_dimension
 
-__all__ = ["Feature", "PyramidDecoder", "build_pyramid", "pyramid_features"]
+__all__ = ["Feature", "build_pyramid", "pyramid_features", "stage_widths"]
 
 _CONV: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
-_CONV_TRANSPOSE: dict[int, type[nn.Module]] = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
+_CONV_TRANSPOSE: dict[int, type[Transposed]] = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
 _NORM: dict[int, type[nn.Module]] = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
 _LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
@@ -80,66 +81,6 @@ def _volume(size: tuple[int, ...]) -> int:
     return count
 
 
-class _Up(nn.Module):
-    """A fitted transposed conv that hits the size it is given per call (``output_size``)."""
-
-    def __init__(self, conv: nn.Module) -> None:
-        super().__init__()
-        self.conv = conv
-
-    def forward(self, input: Tensor, size: Sequence[int]) -> Tensor:
-        out: Tensor = self.conv(input, output_size=list(size))
-        return out
-
-
-class _Interpolate(nn.Module):
-    """Interpolation to the size it is given per call, then a 1×1 conv where the channels change."""
-
-    def __init__(self, n: int, mode: str, in_channels: int, out_channels: int) -> None:
-        super().__init__()
-        self.resize = UpsampleTo(mode=mode, align_corners=None if mode == "nearest" else False)
-        self.project = _CONV[n](in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
-
-    def forward(self, input: Tensor, size: Sequence[int]) -> Tensor:
-        out: Tensor = self.project(self.resize(input, (*input.shape[:2], *size)))
-        return out
-
-
-class _Stage(nn.Module):
-    """Upsample to the skip's size, fuse the skip, and two conv-norm-activation blocks."""
-
-    def __init__(self, up: nn.Module, blocks: nn.Sequential, skip: str | None) -> None:
-        super().__init__()
-        self.up = up
-        self.blocks = blocks
-        self.skip = skip
-
-    def forward(self, input: Tensor, skip: Tensor | None, size: Sequence[int]) -> Tensor:
-        x = self.up(input, size)
-        if skip is not None:
-            x = torch.cat([x, skip], dim=1) if self.skip == "concat" else x + skip
-        out: Tensor = self.blocks(x)
-        return out
-
-
-class PyramidDecoder(nn.Module):
-    """The decoder: stages from the coarsest feature map up, the full-resolution stage, the head."""
-
-    def __init__(self, stages: Sequence[_Stage], head: nn.Module) -> None:
-        super().__init__()
-        self.stages = nn.ModuleList(stages)
-        self.head = head
-
-    def forward(self, features: Sequence[Tensor], image_size: Sequence[int]) -> Tensor:
-        x = features[-1]
-        skips = list(features[:-1])[::-1]
-        for index, stage in enumerate(self.stages):
-            skip = skips[index] if index < len(skips) else None
-            x = stage(x, skip, skip.shape[2:] if skip is not None else image_size)
-        out: Tensor = self.head(x)
-        return out
-
-
 def _blocks(n: int, in_channels: int, out_channels: int, factory: dict[str, Any]) -> nn.Sequential:
     conv, norm = _CONV[n], _NORM[n]
     return nn.Sequential(conv(in_channels, out_channels, 3, padding=1, bias=False, **factory),
@@ -149,7 +90,7 @@ def _blocks(n: int, in_channels: int, out_channels: int, factory: dict[str, Any]
 
 
 def _up(composer: Composer, record: Record, fine: Value, coarse: Value, in_channels: int, out_channels: int,
-        upsample: PoolMirror, factory: dict[str, Any]) -> nn.Module:
+        upsample: PoolMirror, factory: dict[str, Any]) -> FittedUp | InterpolatedUp:
     """A transposed conv fitted to the backbone's sizes from ``fine`` to ``coarse``; interpolation
     when asked for, or when that relation is not a convolution's."""
     n = len(fine.shape) - 2
@@ -159,9 +100,10 @@ def _up(composer: Composer, record: Record, fine: Value, coarse: Value, in_chann
                                                                       fine.shape[2:])]
     if sizes is None or sizes(fine.shape[2:]) != coarse.shape[2:] or None in fits:
         mode = _LINEAR_MODES[n] if upsample == "linear" else "nearest"
-        return _Interpolate(n, mode, in_channels, out_channels)
+        return InterpolatedUp(mode, _CONV[n](in_channels, out_channels, 1) if in_channels != out_channels else
+                              nn.Identity())
     k, s, p, op = (tuple(column) for column in zip(*(fit for fit in fits if fit is not None)))
-    return _Up(_CONV_TRANSPOSE[n](in_channels, out_channels, k, s, p, op, **factory))
+    return FittedUp(_CONV_TRANSPOSE[n](in_channels, out_channels, k, s, p, op, **factory))
 
 
 def _keeps_input_size(composer: Composer, record: Record, finest: Value) -> bool:
@@ -172,25 +114,46 @@ def _keeps_input_size(composer: Composer, record: Record, finest: Value) -> bool
                                      for offset in (0, 1, 2, 3))
 
 
+def stage_widths(given: object, defaults: Sequence[int], full: bool) -> list[int]:
+    """``decoder_channels`` as one width per stage, coarsest first: ``defaults`` for None, an int's
+    value for every stage, or a sequence of one int per stage.
+
+    Raises:
+        TypeError: ``given`` is neither an int nor a sequence of ints.
+        ValueError: a width below 1, or a sequence of another length than ``defaults``.
+    """
+    if given is None:
+        return list(defaults)
+    many = given if isinstance(given, Sequence) and not isinstance(given, (str, bytes)) else None
+    stages = f"one per stage ({len(defaults)} here, coarsest first{', full resolution included' if full else ''})"
+    told = (f"decoder_channels must be an int (the width of every stage) or a sequence of ints, {stages}, each at "
+            f"least 1; got {given!r}. Fix: e.g. decoder_channels={defaults[0]} or decoder_channels={tuple(defaults)}.")
+    try:
+        widths = [as_int(width, "decoder_channels") for width in (many if many is not None else [given])]
+    except TypeError:
+        raise TypeError(told) from None
+    except ValueError:
+        raise ValueError(told) from None
+    if many is not None and len(widths) != len(defaults):
+        raise ValueError(told)
+    return widths if many is not None else widths * len(defaults)
+
+
 def build_pyramid(record: Record, features: Sequence[Feature], *, out_channels: int, skip: str,
-                  decoder_channels: Sequence[int] | None, upsample: PoolMirror, factory: dict[str, Any],
+                  decoder_channels: int | Sequence[int] | None, upsample: PoolMirror, factory: dict[str, Any],
                   final_activation: nn.Module | None) -> PyramidDecoder:
     """The decoder for ``features`` (finest first) of the traced backbone.
 
     Raises:
-        ValueError: ``decoder_channels`` has another length than the number of stages.
+        TypeError, ValueError: a bad ``decoder_channels`` (see :func:`stage_widths`).
     """
     n = len(record.input.shape) - 2
     composer = Composer(record)
     full = not _keeps_input_size(composer, record, features[0].value)
     targets = [f.value for f in features[:-1]][::-1] + ([record.input] if full else [])
-    widths = [f.shape[1] for f in features[:-1]][::-1] + ([features[0].shape[1]] if full else [])
-    if decoder_channels is not None:
-        if len(decoder_channels) != len(widths):
-            which = "one per decoder stage from the coarsest skip up" + (", full resolution included" if full else "")
-            raise ValueError(f"decoder_channels needs {len(widths)} widths, {which}; got {tuple(decoder_channels)}")
-        widths = list(decoder_channels)
-    stages: list[_Stage] = []
+    widths = stage_widths(decoder_channels, [f.shape[1] for f in features[:-1]][::-1] +
+                          ([features[0].shape[1]] if full else []), full)
+    stages: list[Stage] = []
     channels, below = features[-1].shape[1], features[-1].value
     for target, width in zip(targets, widths):
         fused = target is not record.input
@@ -198,9 +161,9 @@ def build_pyramid(record: Record, features: Sequence[Feature], *, out_channels: 
         up_channels = skip_channels if fused and skip == "add" else width
         up = _up(composer, record, target, below, channels, up_channels, upsample, factory)
         into = up_channels + (skip_channels if fused and skip == "concat" else 0)
-        stages.append(_Stage(up, _blocks(n, into, width, factory), skip if fused else None))
+        stages.append(Stage(up, _blocks(n, into, width, factory), skip if fused else None))
         channels, below = width, target
     head: nn.Module = _CONV[n](channels, out_channels, 1, **factory)
     if final_activation is not None:
         head = nn.Sequential(head, final_activation)
-    return PyramidDecoder(stages, head)
+    return PyramidDecoder(stages, head, [f.key for f in features], [f.shape for f in features], record.input.shape)

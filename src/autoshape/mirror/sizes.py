@@ -93,7 +93,8 @@ class Composer:
         if inner is not None:
             return inner
         keeps_sizes = len(vin.shape) == len(vout.shape) and vin.shape[2:] == vout.shape[2:]
-        return _same if keeps_sizes and rule_for(call) is None else None
+        rule = rule_for(call)
+        return _same if keeps_sizes and (rule is None or rule.keeps_shape) else None
 
 
 def _same(sizes: Sizes) -> Sizes | None:

@@ -14,7 +14,8 @@ from ..tracing import Selector, pick, select_all
 from .assemble import assemble, channels_of
 from .chain import Chain, Step, chain_of, picked, replays, trace_encoder, wrong_rank
 from .faithful import check_replay
-from .pyramid import PyramidDecoder, build_pyramid, pyramid_features
+from .pyramid import build_pyramid, pyramid_features
+from .pyramid_decoder import PyramidDecoder
 
 __all__ = ["MirrorUNet"]
 
@@ -80,9 +81,10 @@ class MirrorUNet(nn.Module):
             change). Adaptive pooling is always interpolated.
         output: what to read from the encoder's return value (see :class:`MirrorDecoder`): one
             tensor for a mirrored U-Net, or a list, tuple or dict of feature maps for a pyramid.
-        decoder_channels: the widths of the pyramid decoder's stages, coarsest first, the
-            full-resolution stage included. Default: each stage as wide as the skip it fuses, the
-            full-resolution stage as the finest map. Only for a pyramid.
+        decoder_channels: the widths of the pyramid decoder's stages: an int, the width of every
+            stage, or a sequence of ints, one per stage, coarsest first, the full-resolution stage
+            included. Default: each stage as wide as the skip it fuses, the full-resolution stage
+            as the finest map. Only for a pyramid.
 
     Attributes:
         encoder: the given encoder.
@@ -113,11 +115,15 @@ class MirrorUNet(nn.Module):
 
     Raises:
         TypeError: ``encoder`` or ``final_activation`` is not a module; ``out_channels`` is not an
-            int; the encoder returns no tensor ``output`` picks.
-        ValueError: a bad ``input_shape``, ``skip``, ``pool_mirror``, ``output`` or
-            ``decoder_channels``; ``out_channels`` below 1.
+            int; ``decoder_channels`` is neither an int nor a sequence of ints; the encoder returns
+            no tensor ``output`` picks.
+        ValueError: a bad ``input_shape``, ``skip``, ``pool_mirror`` or ``output``;
+            ``decoder_channels`` not one width per stage, or given for an encoder that returns one
+            tensor; ``out_channels`` or a width below 1.
         ShapeError: the encoder is not fully convolutional, a part cannot be mirrored exactly, or a
-            feature map is not ``(N, C, *spatial)`` (the message names it and what to do).
+            feature map is not ``(N, C, *spatial)`` (the message names it and what to do); in
+            ``forward``, the backbone returns maps that do not fit the pyramid decoder built (a map
+            missing, with other channels, or of a size no up step reaches or not the input's).
         RuntimeError: the encoder's own forward fails on ``input_shape``.
     """
 
@@ -131,7 +137,7 @@ class MirrorUNet(nn.Module):
         final_activation: nn.Module | None = None,
         pool_mirror: PoolMirror = "conv",
         output: Selector = None,
-        decoder_channels: Sequence[int] | None = None,
+        decoder_channels: int | Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         out_channels = as_int(out_channels, "out_channels")
@@ -155,11 +161,10 @@ class MirrorUNet(nn.Module):
                 "output_hidden_states=True), or one map with output='last_hidden_state' for a mirrored U-Net."
             )
         if found is not None:
-            widths = None if decoder_channels is None else [as_int(c, "decoder_channels") for c in decoder_channels]
             features = pyramid_features(record, found)
             self.features = tuple(f.key for f in features)
             self.decoder = build_pyramid(record, features, out_channels=out_channels, skip=skip,
-                                         decoder_channels=widths, upsample=options.pool_mirror,
+                                         decoder_channels=decoder_channels, upsample=options.pool_mirror,
                                          factory=options.factory, final_activation=final_activation)
             return
         if decoder_channels is not None:
@@ -183,8 +188,7 @@ class MirrorUNet(nn.Module):
         if x.dim() != len(self._traced):
             raise wrong_rank(self, x, self._traced)
         if isinstance(self.decoder, PyramidDecoder):
-            picked = pick(self.encoder(x), self._output)
-            out: Tensor = self.decoder([picked[key] for key in self.features], x.shape[2:])
+            out: Tensor = self.decoder(pick(self.encoder(x), self._output), x.shape)
             return out
         sizes, skips = [], {}
         for index, (step, keep) in enumerate(zip(self._steps, self._keeps)):

@@ -198,8 +198,9 @@ Selector = int | str | Callable[[Any], Any] | None
 
 def select(record: Record, output: Selector) -> Value:
     """The value of the model output that ``output`` picks: the whole output when it is a tensor
-    (``None``), an index of a list or tuple, a key of a dict, an attribute (HF ``ModelOutput``),
-    or a callable applied to the return value.
+    (``None``), an index of a list, a tuple or an HF ``ModelOutput`` (its fields that are not None, in
+    order, as ``out[0]`` reads them), a key of a dict, an attribute (``ModelOutput``), or a callable
+    applied to the return value.
 
     Raises:
         TypeError: the pick is not a tensor the model returned, or ``output`` is of another type.
@@ -235,7 +236,7 @@ def pick(returned: Any, output: Selector) -> Any:
     """What ``output`` picks from a return value (itself for None): see :func:`select`.
 
     Raises:
-        TypeError: ``output`` is of another type, or an int for a return value that is not a sequence.
+        TypeError: ``output`` is of another type, or an int for a return value it cannot index.
         KeyError, IndexError, AttributeError: ``output`` names nothing in the return value.
     """
     if output is None:
@@ -244,12 +245,15 @@ def pick(returned: Any, output: Selector) -> Any:
         return output(returned)
     if isinstance(output, bool) or not isinstance(output, (int, str)):
         raise TypeError(f"output must be an int, a str, a callable or None, got {output!r}")
-    if isinstance(output, int):
-        if not isinstance(returned, (list, tuple)):
-            raise TypeError(f"output={output} indexes a list or tuple, but the model returned {describe(returned)}")
-        return returned[output]
     if isinstance(returned, Mapping) and output in returned:
         return returned[output]
+    if isinstance(output, int):
+        fields = _fields(returned)
+        if fields is None:
+            raise TypeError(f"output={output} indexes a list, a tuple or an HF ModelOutput, but the model returned "
+                            f"{describe(returned)}. Fix: pick it with {_ways_to_pick(returned)}, e.g. "
+                            f"{suggest(returned)}.")
+        return fields[output]
     if hasattr(returned, output):
         return getattr(returned, output)
     raise KeyError(f"output={output!r} is neither a key nor an attribute of what the model returned: "
@@ -266,10 +270,26 @@ def _not_a_tensor(returned: Any, output: Selector, picked: Any) -> str:
         return (f"{what} None: the model returned no {output!r} this time (a model returns some outputs only when "
                 f"asked: for an HF model, set output_hidden_states=True in its config for 'hidden_states'). Fix: "
                 f"ask the model for it, or pick another output, e.g. {suggest(returned)}.")
-    fix = ("pick one tensor with output= (an int index, a key or attribute name, or a callable), e.g. "
+    fix = (f"pick one tensor with output= ({_ways_to_pick(returned)}), e.g. "
            f"{suggest(returned)}" if output is None else f"pick a tensor that the model's forward returns, e.g. "
            f"{suggest(returned)}")
     return f"{what} {describe(picked)}, not one tensor. Fix: {fix}."
+
+
+def _fields(returned: Any) -> Any:
+    """What an int ``output=`` indexes: a list or tuple itself, an HF ``ModelOutput``'s fields that are not
+    None, in order (``to_tuple()``, as ``out[0]`` reads them); None for anything else."""
+    if isinstance(returned, (list, tuple)):
+        return returned
+    to_tuple = getattr(returned, "to_tuple", None)
+    return to_tuple() if isinstance(returned, Mapping) and callable(to_tuple) else None
+
+
+def _ways_to_pick(returned: Any) -> str:
+    """The kinds of ``output=`` that can pick from ``returned``: an int index only where it indexes."""
+    ways = ["an int index"] if _fields(returned) is not None else []
+    ways += ["a key or attribute name"] if not isinstance(returned, (list, tuple)) else []
+    return ", ".join(ways) + (", or a callable" if ways else "a callable")
 
 
 def describe(returned: Any) -> str:

@@ -204,10 +204,11 @@ def window(route: Route, layer: int, slack: int = 0) -> tuple[int, int]:
 
     A layer moves a size against the plan's direction by at most ``cap-1`` (a transposed one shrinks
     by at most that, a plain one grows by at most that), so a size beyond these bounds could not
-    come back; a soft route never turns back at all, so it stays between its two ends.
+    come back; a soft route never turns back at all, so it stays between its start and the target
+    (or within ``slack`` past it).
     """
     if route.soft:
-        return min(route.start, route.target), max(route.start, route.target)
+        return (route.start, route.target + slack) if route.transposed else (max(1, route.target - slack), route.start)
     back, left = route.cap - 1, route.layers - layer
     if route.transposed:
         return max(1, route.start - layer * back), route.target + slack + left * back

@@ -185,16 +185,17 @@ def follow_kernel_fixes(message: str, transposed: bool, start: tuple[int, ...], 
 @settings(max_examples=100)
 @given(transposed=st.booleans(), small=st.tuples(st.integers(1, 12), st.integers(1, 12)),
        growth=st.tuples(st.integers(0, 40), st.integers(0, 40)), layers=st.integers(1, 4),
-       bound=st.sampled_from(["kernel_size", "max_kernel_size"]), kernel=st.integers(1, 4),
+       bound=st.sampled_from(["kernel_size", "max_kernel_size", None]), kernel=st.integers(1, 4),
        max_stride=st.integers(1, 3))
 def test_every_fix_of_a_2d_refusal_plans_every_dimension_when_followed(
-    transposed: bool, small: tuple[int, int], growth: tuple[int, int], layers: int, bound: str, kernel: int,
+    transposed: bool, small: tuple[int, int], growth: tuple[int, int], layers: int, bound: str | None, kernel: int,
     max_stride: int
 ) -> None:
-    """More layers, a larger stride or kernel bound change every dimension: each fix is checked on both."""
+    """More layers, a larger stride or kernel bound change every dimension: each fix is checked on both
+    (with a fixed, bounded or free kernel, whose cap grows with max_stride)."""
     big = (small[0] + growth[0], small[1] + growth[1])
     start, target = (small, big) if transposed else (big, small)
-    bounds: dict[str, Any] = {bound: kernel, "max_stride": max_stride}
+    bounds: dict[str, Any] = {"max_stride": max_stride, **({bound: kernel} if bound else {})}
     try:
         planner(transposed)(start, target, layers, **bounds)
         return
@@ -251,8 +252,8 @@ def is_projection(step: PlanStep, d: int) -> bool:
 def test_a_free_kernel_never_exceeds_its_documented_cap_but_in_projections(
     transposed: bool, small: tuple[int, int], growth: tuple[int, int], layers: int, max_stride: int
 ) -> None:
-    """Every planned kernel is at most 4·max_stride+1, except projections from or to size 1; a scale that
-    needs larger kernels is refused."""
+    """Every planned kernel is at most 4·max_stride+1, except projections from or to size 1, and no layer
+    turns back; a scale that needs larger kernels is refused."""
     big = tuple(min(s * g, 10**5) for s, g in zip(small, growth))
     start, target = (small, big) if transposed else (big, small)
     try:
@@ -260,9 +261,21 @@ def test_a_free_kernel_never_exceeds_its_documented_cap_but_in_projections(
     except ShapeError as error:
         assert "the cap on a free kernel" in str(error)
         return
-    assert plan.output_size == target
+    assert plan.output_size == target and reversals(plan) == 0
     for step in plan:
         assert all(k <= free_cap(max_stride) or is_projection(step, d) for d, k in enumerate(step.params.kernel_size))
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+def test_a_free_kernel_is_refused_rather_than_turn_back(transposed: bool) -> None:
+    """47→155 in 4 layers: within the cap only a plan with a shrinking layer gets there (47→86→81→154→155), and
+    a free kernel never turns back; a hard max_kernel_size, the fix named, allows it."""
+    start, target = (47, 155) if transposed else (155, 47)
+    with pytest.raises(ShapeError, match=f"no layer {'shrinking' if transposed else 'growing'}") as caught:
+        planner(transposed)(start, target, 4)
+    [cap] = re.findall(r"max_kernel_size=(\d+)\.$", str(caught.value))
+    plan = planner(transposed)(start, target, 4, max_kernel_size=int(cap))
+    assert torch_length(plan, start) == target and reversals(plan) > 0  # as only a hard bound allows
 
 
 # -- the issue's targets -----------------------------------------------------------------------------------------------
@@ -453,7 +466,8 @@ def test_a_scale_past_the_free_cap_is_refused_and_each_fix_works_literally_in_to
     with pytest.raises(ShapeError) as caught:
         planner(transposed)(start, target, **asked)
     message = str(caught.value)
-    assert "(kernel_size <= 9, the cap on a free kernel, stride <= 2, padding <= kernel_size-1)" in message
+    bounds = "kernel_size <= 9, the cap on a free kernel, stride <= 2, padding <= kernel_size-1, no layer "
+    assert f"({bounds}{'shrinking' if transposed else 'growing'})" in message
     fix = message.split("Fix: ")[1]
     fixes = dict(re.findall(r"\b(num_layers|max_stride|max_kernel_size)=(\d+)", fix))
     assert fixes.keys() == {"num_layers", "max_stride", "max_kernel_size"}, message

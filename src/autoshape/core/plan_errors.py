@@ -200,8 +200,9 @@ def unreachable(transposed: bool, dims: Sequence[DimRequest], layers: int, faili
     route = _route(transposed, first, layers)
     bound = (f"kernel_size {route.kernel}" if route.kernel is not None else
              f"kernel_size <= {route.cap}{', the cap on a free kernel' * route.soft}")
+    monotone = f", no layer {'shrinking' if transposed else 'growing'}" * route.soft  # unlike under a hard bound
     what = (f"{call}: {describe_layers(layers, transposed)} cannot take size {first.start} to {first.target} in "
-            f"{names[failing[0]]} ({bound}, stride <= {first.max_stride}, padding <= kernel_size-1).")
+            f"{names[failing[0]]} ({bound}, stride <= {first.max_stride}, padding <= kernel_size-1{monotone}).")
     reached = {d: _reach_text(_route(transposed, dims[d], layers)) for d in failing}
     fixes = _targets(transposed, dims, {d: near for d, (_, near) in reached.items()})
     fixes += _fixes(transposed, dims, layers, failing)

@@ -215,7 +215,7 @@ def plan_upsampling(
         num_layers: how many layers.
         kernel_size: fix every layer's kernel (e.g. 4, as DCGAN); None lets the planner choose, up to
             the largest free kernel, ``4·max_stride+1`` (9 at the default stride 2), except in a
-            projection from size 1, whose kernel is its footprint.
+            projection from size 1, whose kernel is its footprint; no layer then shrinks the size.
         max_stride: the largest stride of any layer.
         max_kernel_size: bound the chosen kernels instead (only with ``kernel_size=None``): a hard
             bound, which may exceed the free cap; within it a plan is missing only if none exists.
@@ -268,7 +268,7 @@ def plan_downsampling(
         num_layers: how many layers.
         kernel_size: fix every layer's kernel; None lets the planner choose, up to the largest free
             kernel, ``4·max_stride+1`` (9 at the default stride 2), except in a projection to size 1,
-            whose kernel is its input.
+            whose kernel is its input; no layer then grows the size.
         max_stride: the largest stride of any layer.
         max_kernel_size: bound the chosen kernels instead (only with ``kernel_size=None``): a hard
             bound, which may exceed the free cap; within it a plan is missing only if none exists.

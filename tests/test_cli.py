@@ -445,6 +445,9 @@ REFUSED = [
     ["plan", "64", "1", "--layers", "4", "--kernel-size", "4"],
     ["plan", "4", "7", "--layers", "2", "--kernel-size", "3", "--max-stride", "1"],
     ["plan", "28", "1", "--layers", "3", "--transpose"],
+    ["plan", "16", "16384", "--layers", "5"],
+    ["plan", "1000", "16", "--layers", "5"],
+    ["plan", "16", "1000", "--layers", "5", "--kernel-size", "4"],
     ["taps", "4", "--kernel-size", "4", "--stride", "2", "--padding", "9"],
     ["taps", "6", "--kernel-size", "3", "--stride", "2", "--at", "20"],
     ["taps", "4", "--kernel-size", "4", "--stride", "2", "--at", "0,1"],
@@ -467,7 +470,8 @@ def with_flag(argv: list[str], flag: str, value: str | None) -> list[str]:
 
 
 def followed(argv: list[str], fix: str) -> list[list[str]]:
-    """The command lines a fix asks for: OUT or IN replaced, a flag set, flags dropped, or the direction swapped."""
+    """The command lines a fix asks for: OUT or IN replaced, a flag set, flags dropped (and one set with them),
+    or the direction swapped."""
     def clean(value: str) -> str:
         return value.rstrip(".,)")
 
@@ -481,6 +485,8 @@ def followed(argv: list[str], fix: str) -> list[list[str]]:
             line = argv
             for flag in dropped.group(1).split("/"):
                 line = with_flag(line, flag, None)
+            if added := re.search(r" with (--[\w-]+) (\S+)", item):
+                line = with_flag(line, added.group(1), clean(added.group(2)))
             lines.append(line)
         elif direction := re.search(r"use (--conv|--transpose) for the other direction", item):
             lines.append([*with_flag(with_flag(argv, "--conv", None), "--transpose", None), direction.group(1)])

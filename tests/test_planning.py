@@ -12,14 +12,21 @@ from dataclasses import fields, replace
 from typing import Any
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from autoshape import ConvParams, Plan, PlanStep, ShapeError, plan_downsampling, plan_upsampling
 from tests.torch_reference import torch_conv_size, torch_conv_transpose_size, torch_size
 
 MAX_K, MAX_S = 4, 3
 """The brute-force box: kernels up to MAX_K, strides up to MAX_S, padding <= kernel-1, dilation 1."""
+
+
+def free_cap(max_stride: int) -> int:
+    """The largest free kernel, as plan_upsampling and plan_downsampling document it (projections exempt)."""
+    return 4 * max_stride + 1
 
 
 def planner(transposed: bool) -> Callable[..., Plan]:
@@ -54,12 +61,11 @@ def idle(plan: Plan) -> int:
 # -- brute force: every layer in the box, sized by torch ---------------------------------------------------------------
 
 @functools.cache
-def one_layer(transposed: bool, i: int) -> tuple[tuple[int, int, int], ...]:
-    """(kernel, stride, output size) of every layer in the box on an input of size i, by torch.
-
-    """
+def one_layer(transposed: bool, i: int, max_k: int = MAX_K) -> tuple[tuple[int, int, int], ...]:
+    """(kernel, stride, output size) of every layer in the box (kernels up to ``max_k``) on an input of size i,
+    by torch."""
     found = []
-    for k, s in itertools.product(range(1, MAX_K + 1), range(1, MAX_S + 1)):
+    for k, s in itertools.product(range(1, max_k + 1), range(1, MAX_S + 1)):
         for p, op in itertools.product(range(k), range(s) if transposed else (0,)):
             size = (torch_conv_transpose_size([i], [k], [s], [p], [1], [op]) if transposed
                     else torch_conv_size([i], [k], [s], [p], [1]))
@@ -68,21 +74,37 @@ def one_layer(transposed: bool, i: int) -> tuple[tuple[int, int, int], ...]:
     return tuple(sorted(set(found)))
 
 
+def projections(transposed: bool, i: int, target: int, ceiling: int) -> list[tuple[int, int, int]]:
+    """The layers a free kernel may take past its cap, by torch: from size 1 to its kernel's footprint
+    (transposed), or a whole input to size 1 (plain, when 1 is the target); stride 1, no padding."""
+    if transposed and i == 1:
+        return [(k, 1, torch_conv_transpose_size([1], [k], [1], [0], [1], [0])[0]) for k in range(1, ceiling + 1)]
+    if not transposed and target == 1:
+        return [(i, 1, torch_conv_size([i], [i], [1], [0], [1])[0])]
+    return []
+
+
 def brute_force(transposed: bool, start: int, layers: int, kernels: range, max_stride: int,
-                ceiling: int) -> dict[int, tuple[int, int, int]]:
+                ceiling: int, free_target: int | None = None) -> dict[int, tuple[int, int, int]]:
     """Every final size reachable in ``layers`` layers, with the fewest (reversals, checkerboards, idle layers)
     of any path, compared in that order.
 
     Sizes above ``ceiling`` are dropped: a layer in the box shrinks (or, plain, grows) by at most MAX_K-1,
-    so callers pass a ceiling from which the target is out of reach.
+    so callers pass a ceiling from which the target is out of reach. With ``free_target``, the layers of a
+    free kernel planned to that target: ``kernels`` up to its cap, :func:`projections` past it, and no
+    layer turning back.
     """
     best = {start: (0, 0, 0)}
     for _ in range(layers):
         reached: dict[int, tuple[int, int, int]] = {}
         for i, (back, checker, kept) in best.items():
-            for k, s, o in one_layer(transposed, i):
-                if k in kernels and s <= max_stride and o <= ceiling:
-                    turned = o < i if transposed else o > i
+            moves = [(k, s, o) for k, s, o in one_layer(transposed, i, max(MAX_K, kernels[-1]))
+                     if k in kernels and s <= max_stride]
+            if free_target is not None:
+                moves += projections(transposed, i, free_target, ceiling)
+            for k, s, o in moves:
+                turned = o < i if transposed else o > i
+                if o <= ceiling and not (turned and free_target is not None):
                     cost = (back + turned, checker + (transposed and k % s != 0), kept + (o == i))
                     reached[o] = min(cost, reached.get(o, cost))
         best = reached
@@ -149,29 +171,31 @@ def check_refusal(message: str, transposed: bool, start: int, target: int, layer
 
 def follow_kernel_fixes(message: str, transposed: bool, start: tuple[int, ...], target: tuple[int, ...],
                         layers: int, bounds: dict[str, Any]) -> None:
-    """'leave kernel_size free' and 'max_kernel_size=K' plan the target when followed literally."""
-    fix = message.split("Fix: ")[1]
+    """'leave kernel_size free (None)', alone or 'with max_kernel_size=K', and 'max_kernel_size=K' plan the
+    target when followed literally."""
     free = {name: value for name, value in bounds.items() if name != "kernel_size"}
-    if "leave kernel_size free (None)" in fix:
-        assert_exact(planner(transposed)(start, target, layers, **free), start, target)
-    for value in re.findall(r"max_kernel_size=(\d+)", fix):
-        plan = planner(transposed)(start, target, layers, **{**free, "max_kernel_size": int(value)})
-        assert_exact(plan, start, target)
+    for fix in message.split("Fix: use ")[1].removesuffix(".").split(", or "):
+        if fix.startswith(("leave kernel_size free (None)", "max_kernel_size=")):
+            kept = free if fix.startswith("leave") else bounds
+            cap = re.search(r"max_kernel_size=(\d+)$", fix)
+            kept = {**kept, "max_kernel_size": int(cap.group(1))} if cap else kept
+            assert_exact(planner(transposed)(start, target, layers, **kept), start, target)
 
 
 @settings(max_examples=100)
 @given(transposed=st.booleans(), small=st.tuples(st.integers(1, 12), st.integers(1, 12)),
        growth=st.tuples(st.integers(0, 40), st.integers(0, 40)), layers=st.integers(1, 4),
-       bound=st.sampled_from(["kernel_size", "max_kernel_size"]), kernel=st.integers(1, 4),
+       bound=st.sampled_from(["kernel_size", "max_kernel_size", None]), kernel=st.integers(1, 4),
        max_stride=st.integers(1, 3))
 def test_every_fix_of_a_2d_refusal_plans_every_dimension_when_followed(
-    transposed: bool, small: tuple[int, int], growth: tuple[int, int], layers: int, bound: str, kernel: int,
+    transposed: bool, small: tuple[int, int], growth: tuple[int, int], layers: int, bound: str | None, kernel: int,
     max_stride: int
 ) -> None:
-    """More layers, a larger stride or kernel bound change every dimension: each fix is checked on both."""
+    """More layers, a larger stride or kernel bound change every dimension: each fix is checked on both
+    (with a fixed, bounded or free kernel, whose cap grows with max_stride)."""
     big = (small[0] + growth[0], small[1] + growth[1])
     start, target = (small, big) if transposed else (big, small)
-    bounds: dict[str, Any] = {bound: kernel, "max_stride": max_stride}
+    bounds: dict[str, Any] = {"max_stride": max_stride, **({bound: kernel} if bound else {})}
     try:
         planner(transposed)(start, target, layers, **bounds)
         return
@@ -192,18 +216,66 @@ def test_every_fix_of_a_2d_refusal_plans_every_dimension_when_followed(
 @settings(max_examples=80)
 @given(transposed=st.booleans(), sizes=st.tuples(st.integers(1, 40), st.integers(1, 40)), layers=st.integers(1, 5),
        max_stride=st.integers(1, 3))
-def test_a_free_kernel_always_plans_exact_monotone_checkerboard_free_and_idle_only_when_it_must(
+def test_a_free_kernel_plans_exact_monotone_capped_and_idle_only_when_it_must_or_refuses_as_brute_force_does(
     transposed: bool, sizes: tuple[int, int], layers: int, max_stride: int
 ) -> None:
-    """Every planned layer changes the size whenever the sizes leave room (a layer that changes the size
-    moves it by one at least, and one of stride 1 and kernel |change|+1 does exactly that)."""
+    """A brute force over the kernels up to the free cap, with projections from or to size 1 past it and no
+    layer turning back, agrees: a plan where it reaches the target, with its fewest checkerboards (none) and
+    idle layers (a checkerboard only where the cap leaves no other way, as 2→11→30 with kernel 9 at stride 2);
+    else a refusal that names the true extreme or nearest sizes, and fixes that work."""
     small, big = sorted(sizes)
     start, target = (small, big) if transposed else (big, small)
-    plan = planner(transposed)(start, target, layers, max_stride=max_stride)
+    cap = free_cap(max_stride)
+    ceiling = 4 * big + 2 * cap * max_stride  # past every size an error message names
+    reachable = brute_force(transposed, start, layers, range(1, cap + 1), max_stride, ceiling, free_target=target)
+    try:
+        plan = planner(transposed)(start, target, layers, max_stride=max_stride)
+    except ShapeError as error:
+        assert target not in reachable, (start, target, layers, max_stride, reachable.get(target))
+        assert f"kernel_size <= {cap}, the cap on a free kernel" in str(error)
+        check_refusal(str(error), transposed, start, target, layers, {"max_stride": max_stride}, set(reachable))
+        return
     assert_exact(plan, (start,), (target,))
-    assert reversals(plan) == 0 and checkerboards(plan) == 0
+    assert (reversals(plan), checkerboards(plan), idle(plan)) == reachable[target]
     assert idle(plan) == max(0, layers - (big - small))
     assert all(step.params.stride[0] <= max_stride for step in plan)
+
+
+def is_projection(step: PlanStep, d: int) -> bool:
+    """A layer from size 1 (transposed) or to size 1 (plain) in dimension d: its kernel is its footprint."""
+    return (step.input_size if step.params.transposed else step.output_size)[d] == 1
+
+
+@settings(max_examples=100)
+@given(transposed=st.booleans(), small=st.tuples(st.integers(1, 5000), st.integers(1, 5000)),
+       growth=st.tuples(st.integers(1, 64), st.integers(1, 64)), layers=st.integers(1, 8), max_stride=st.integers(1, 4))
+def test_a_free_kernel_never_exceeds_its_documented_cap_but_in_projections(
+    transposed: bool, small: tuple[int, int], growth: tuple[int, int], layers: int, max_stride: int
+) -> None:
+    """Every planned kernel is at most 4·max_stride+1, except projections from or to size 1, and no layer
+    turns back; a scale that needs larger kernels is refused."""
+    big = tuple(min(s * g, 10**5) for s, g in zip(small, growth))
+    start, target = (small, big) if transposed else (big, small)
+    try:
+        plan = planner(transposed)(start, target, layers, max_stride=max_stride)
+    except ShapeError as error:
+        assert "the cap on a free kernel" in str(error)
+        return
+    assert plan.output_size == target and reversals(plan) == 0
+    for step in plan:
+        assert all(k <= free_cap(max_stride) or is_projection(step, d) for d, k in enumerate(step.params.kernel_size))
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+def test_a_free_kernel_is_refused_rather_than_turn_back(transposed: bool) -> None:
+    """47→155 in 4 layers: within the cap only a plan with a shrinking layer gets there (47→86→81→154→155), and
+    a free kernel never turns back; a hard max_kernel_size, the fix named, allows it."""
+    start, target = (47, 155) if transposed else (155, 47)
+    with pytest.raises(ShapeError, match=f"no layer {'shrinking' if transposed else 'growing'}") as caught:
+        planner(transposed)(start, target, 4)
+    [cap] = re.findall(r"max_kernel_size=(\d+)\.$", str(caught.value))
+    plan = planner(transposed)(start, target, 4, max_kernel_size=int(cap))
+    assert torch_length(plan, start) == target and reversals(plan) > 0  # as only a hard bound allows
 
 
 # -- the issue's targets -----------------------------------------------------------------------------------------------
@@ -370,6 +442,43 @@ def test_plan_refuses_steps_that_do_not_hold() -> None:
 
 
 # -- errors -----------------------------------------------------------------------------------------------------------
+
+def torch_length(plan: Plan, start: int) -> int:
+    """The length torch's own nn.ConvTranspose1d or nn.Conv1d layers, built from the plan, give on zeros."""
+    x = torch.zeros(1, 1, start, device="meta")
+    for step in plan:
+        layer = nn.ConvTranspose1d if step.params.transposed else nn.Conv1d
+        x = layer(1, 1, device="meta", **step.params.as_kwargs())(x)
+    return x.shape[-1]
+
+
+@pytest.mark.parametrize("transposed", [True, False])
+@pytest.mark.parametrize(("small", "big"), [(16, 16384), (16, 1000)])
+def test_a_scale_past_the_free_cap_is_refused_and_each_fix_works_literally_in_torch(
+    transposed: bool, small: int, big: int
+) -> None:
+    """The issue's requests in 5 layers, once met with kernels of 640 and 20: the refusal names the cap and
+    the smallest larger max_stride, the fewest layers and the smallest max_kernel_size (a hard bound, so the
+    big kernels stay reachable); each, followed as written, plans layers that torch runs to the target, and
+    one less is refused."""
+    start, target = (small, big) if transposed else (big, small)
+    asked = {"num_layers": 5, "max_stride": 2}
+    with pytest.raises(ShapeError) as caught:
+        planner(transposed)(start, target, **asked)
+    message = str(caught.value)
+    bounds = "kernel_size <= 9, the cap on a free kernel, stride <= 2, padding <= kernel_size-1, no layer "
+    assert f"({bounds}{'shrinking' if transposed else 'growing'})" in message
+    fix = message.split("Fix: ")[1]
+    fixes = dict(re.findall(r"\b(num_layers|max_stride|max_kernel_size)=(\d+)", fix))
+    assert fixes.keys() == {"num_layers", "max_stride", "max_kernel_size"}, message
+    for name, value in fixes.items():
+        plan = planner(transposed)(start, target, **{**asked, name: int(value)})
+        assert torch_length(plan, start) == target
+        with pytest.raises(ShapeError):
+            planner(transposed)(start, target, **{**asked, name: int(value) - 1})
+    for value in re.findall(r"output_size=(\d+)", fix):
+        assert torch_length(planner(transposed)(start, int(value), **asked), start) == int(value)
+
 
 def test_too_few_layers_names_the_largest_size_and_confirmed_fixes() -> None:
     with pytest.raises(ShapeError) as caught:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from autoshape import DownsamplingStack, ShapeError, UpsamplingStack
-from tests.test_planning import MAX_K, MAX_S, brute_force
+from tests.test_planning import MAX_K, MAX_S, brute_force, free_cap
 
 
 def reference_dcgan_generator(nz: int = 100, ngf: int = 64, nc: int = 3) -> nn.Sequential:
@@ -128,9 +128,10 @@ def test_stacks_are_exact_by_running_them_or_refused_and_brute_force_agrees(
         stack = stack_type(1, (2,) * (layers - 1), 1, input_size=start, output_size=target, kernel_size=kernel,
                            max_stride=max_stride, dims=1)
     except ShapeError:
-        assert kernel is not None, "a free kernel always has a plan"
         ceiling = max(start, target) + layers * MAX_K
-        assert target not in brute_force(transposed, start, layers, range(kernel, kernel + 1), max_stride, ceiling)
+        kernels = range(kernel, kernel + 1) if kernel is not None else range(1, free_cap(max_stride) + 1)
+        free_target = target if kernel is None else None  # a free kernel: capped, projections exempt, monotone
+        assert target not in brute_force(transposed, start, layers, kernels, max_stride, ceiling, free_target)
         return
     assert stack(torch.randn(3, 1, start)).shape == (3, 1, target)
     assert all(conv.stride[0] <= max_stride and kernel in (None, conv.kernel_size[0]) for conv in convs(stack))

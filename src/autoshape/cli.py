@@ -119,8 +119,8 @@ def _solve(args: argparse.Namespace) -> int:
 # --- plan -------------------------------------------------------------------------------------
 
 def _plan(args: argparse.Namespace) -> int:
-    options = {name: value for name, value in (("kernel_size", args.kernel_size), ("max_stride", args.max_stride))
-               if value is not None}
+    options = {name: getattr(args, name) for name in ("kernel_size", "max_stride", "max_kernel_size")
+               if getattr(args, name) is not None}
     planner = plan_upsampling if _transposed(args) else plan_downsampling
     plan = planner(args.input, args.output, args.layers, **options)
     print(json.dumps(plan.to_dict()) if args.json else plan)
@@ -326,6 +326,8 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--layers", type=int, required=True, metavar="N", help="number of layers")
     plan.add_argument("--kernel-size", type=_size, metavar="K", help="fix every kernel size")
     plan.add_argument("--max-stride", type=_size, metavar="S", help="largest stride per layer (default 2)")
+    plan.add_argument("--max-kernel-size", type=_size, metavar="K",
+                      help="largest kernel size (default: a free kernel, at most 4·S+1)")
     _add_direction(plan)
     plan.add_argument("--json", action="store_true", help="print the plan as JSON")
     plan.set_defaults(run=_plan)
@@ -358,7 +360,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 _FLAGS = {"kernel_size": "--kernel-size", "stride": "--stride", "padding": "--padding", "dilation": "--dilation",
-          "output_padding": "--output-padding", "max_stride": "--max-stride", "num_layers": "--layers",
+          "output_padding": "--output-padding", "max_stride": "--max-stride", "max_kernel_size": "--max-kernel-size",
+          "num_layers": "--layers",
           "output_index": "--at", "input_size": "IN", "output_size": "OUT", "input_shape": "--input-shape",
           "output_shape": "--output-shape"}
 _DIRECTIONS = {"plan_downsampling": "--conv", "plan_upsampling": "--transpose"}

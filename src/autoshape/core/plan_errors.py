@@ -4,11 +4,14 @@ Every fix is checked on every dimension at once (more layers change them all), w
 reachable sets of :mod:`autoshape.core.plan_reach`, computed in the direction in which sizes
 shrink (back from the target of an upsampling plan, forward from the start of a downsampling
 one), so their number stays small; the planner is complete, so a reachable target is planned.
+The fixes are the fewest layers, the smallest larger max_stride (a free kernel's cap grows with it)
+and the smallest ``max_kernel_size``: a hard bound, so a scale that a free kernel's cap refuses stays
+reachable, exactly, with larger kernels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from ..errors import ShapeError
@@ -74,14 +77,31 @@ class _Checker:
 
     def reach(self, transposed: bool, dims: Sequence[DimRequest], layers: int, most: int | None = None) -> bool | None:
         """Whether every dimension reaches its target in ``layers`` layers (None: not known)."""
+        if not _extremes_reach(transposed, dims, layers):
+            return False
         for dim in dims:
-            route = _route(transposed, dim, most or layers)
-            if beyond_reach(route._replace(layers=layers)):
-                return False
-            counts = self.counts(route)
+            counts = self.counts(_route(transposed, dim, most or layers))
             if counts is None or layers not in counts:
                 return None if counts is None else False
         return True
+
+
+def _extremes_reach(transposed: bool, dims: Sequence[DimRequest], layers: int) -> bool:
+    """The cheap test that every dimension may reach its target: its extreme does not fall short of it."""
+    return not any(beyond_reach(_route(transposed, dim, layers)) for dim in dims)
+
+
+def _smallest(fails: int, works: int, test: Callable[[int], bool | None]) -> int:
+    """The smallest value above ``fails`` that passes a test, monotone and known to pass at ``works``: steps
+    doubled up from ``fails``, then bisection. A test that cannot tell (None) ends it at the smallest passed."""
+    step = 1
+    while works - fails > 1:
+        value = min(fails + step, (fails + works) // 2)
+        passed = test(value)
+        if passed is None:
+            break
+        fails, works, step = (fails, value, step) if passed else (value, works, 2 * step)
+    return works
 
 
 def _finals(route: Route, slack: int) -> Sizes:
@@ -119,7 +139,8 @@ def _targets(transposed: bool, dims: Sequence[DimRequest], failing: dict[int, tu
 
 
 def _fixes(transposed: bool, dims: Sequence[DimRequest], layers: int, failing: Sequence[int]) -> list[str]:
-    """The fewest extra layers, the smallest larger max_stride, and a kernel bound, that plan every dimension.
+    """The fewest extra layers, the smallest larger max_stride, and the smallest kernel bound, that plan every
+    dimension (a free kernel's cap grows with max_stride: the routes of the fixed requests say so).
 
     The failing dimensions are checked first (the likeliest to fail again), those with the nearest ends
     first among them: their sets of sizes are the smallest."""
@@ -127,10 +148,12 @@ def _fixes(transposed: bool, dims: Sequence[DimRequest], layers: int, failing: S
         return d not in failing, max(dims[d].start, dims[d].target) / min(dims[d].start, dims[d].target)
 
     dims, checker = [dims[d] for d in sorted(range(len(dims)), key=order)], _Checker()
-    if any(dim.kernel is not None for dim in dims):
+    fixed, free = any(dim.kernel is not None for dim in dims), [dim._replace(kernel=None) for dim in dims]
+    if fixed and checker.reach(transposed, free, layers):
         kernel = "leave kernel_size free (None)"
-    else:  # the one fix always offered: found first, while the checker's budget lasts
-        kernel = f"max_kernel_size={_kernel_bound(transposed, dims, layers, checker)}"
+    else:  # the one fix always offered (a free kernel is capped): found first, while the checker's budget lasts
+        bound = f"max_kernel_size={_kernel_bound(transposed, free, layers, checker)}"
+        kernel = f"leave kernel_size free (None) with {bound}" if fixed else bound
     most = layers + _MORE_LAYERS
     more = next((n for n in range(layers + 1, most + 1) if checker.reach(transposed, dims, n, most)), None)
     top = max(dim.max_stride for dim in dims)
@@ -141,15 +164,18 @@ def _fixes(transposed: bool, dims: Sequence[DimRequest], layers: int, failing: S
 
 
 def _kernel_bound(transposed: bool, dims: Sequence[DimRequest], layers: int, checker: _Checker) -> int:
-    """A larger max_kernel_size that plans every dimension: the bounds doubled until they do, or, past the
-    checker's budget, |target-start|+1 (one layer that size and idle layers of kernel 1 always fit).
-    A larger bound never loses a plan, so the current bounds are kept as a floor."""
+    """The smallest max_kernel_size, at least the current bounds, that plans every dimension (a larger bound
+    never loses a plan): the cheap extreme test finds the smallest that may, the checker confirms from there.
+    Past the checker's budget, the smallest confirmed, at first |target-start|+1 (one layer that size and idle
+    layers of kernel 1 always fit)."""
+    def capped(cap: int) -> list[DimRequest]:
+        return [dim._replace(max_kernel=cap) for dim in dims]
+
     floor = max(dim.max_kernel or 1 for dim in dims)
-    enough = max(max(abs(dim.target - dim.start) + 1, 3) for dim in dims)
-    cap = 2 * floor
-    while cap < enough and checker.reach(transposed, [dim._replace(max_kernel=cap) for dim in dims], layers) is False:
-        cap *= 2
-    return cap if cap < enough and checker.left >= 0 else max(enough, floor)
+    fails = floor if all(dim.max_kernel == floor for dim in dims) else floor - 1  # the request's own bound fails
+    works = max(floor, *(abs(dim.target - dim.start) + 1 for dim in dims))
+    fails = _smallest(fails, works, lambda cap: _extremes_reach(transposed, capped(cap), layers)) - 1
+    return _smallest(fails, works, lambda cap: checker.reach(transposed, capped(cap), layers))
 
 
 def _reach_text(route: Route) -> tuple[str, tuple[int | None, int | None]]:
@@ -168,13 +194,15 @@ def _reach_text(route: Route) -> tuple[str, tuple[int | None, int | None]]:
 
 def unreachable(transposed: bool, dims: Sequence[DimRequest], layers: int, failing: Sequence[int],
                 names: Sequence[str], call: str) -> ShapeError:
-    """The error for a plan no search completes: the first failing dimension's reachable extreme or
-    nearest sizes, then fixes that plan every dimension."""
+    """The error for a plan no search completes: the first failing dimension's bounds (a free kernel's cap
+    among them) and reachable extreme or nearest sizes, then fixes that plan every dimension."""
     first = dims[failing[0]]
     route = _route(transposed, first, layers)
-    bound = f"kernel_size {route.kernel}" if route.kernel is not None else f"kernel_size <= {route.cap}"
+    bound = (f"kernel_size {route.kernel}" if route.kernel is not None else
+             f"kernel_size <= {route.cap}{', the cap on a free kernel' * route.soft}")
+    monotone = f", no layer {'shrinking' if transposed else 'growing'}" * route.soft  # unlike under a hard bound
     what = (f"{call}: {describe_layers(layers, transposed)} cannot take size {first.start} to {first.target} in "
-            f"{names[failing[0]]} ({bound}, stride <= {first.max_stride}, padding <= kernel_size-1).")
+            f"{names[failing[0]]} ({bound}, stride <= {first.max_stride}, padding <= kernel_size-1{monotone}).")
     reached = {d: _reach_text(_route(transposed, dims[d], layers)) for d in failing}
     fixes = _targets(transposed, dims, {d: near for d, (_, near) in reached.items()})
     fixes += _fixes(transposed, dims, layers, failing)

@@ -51,7 +51,7 @@ class Route(NamedTuple):
     layers: int
     kernel: int | None  # the fixed kernel_size
     cap: int  # the largest kernel: the fixed one, max_kernel_size, or the planner's soft cap
-    soft: bool  # a soft cap: a projection from or to size 1 may exceed it (its kernel is its footprint)
+    soft: bool  # a free kernel's cap, which a projection from or to size 1 may exceed; its plans never turn back
     max_stride: int
 
 
@@ -204,24 +204,26 @@ def window(route: Route, layer: int, slack: int = 0) -> tuple[int, int]:
 
     A layer moves a size against the plan's direction by at most ``cap-1`` (a transposed one shrinks
     by at most that, a plain one grows by at most that), so a size beyond these bounds could not
-    come back; a soft route never turns back at all, so it stays between its two ends.
+    come back; a soft route never turns back at all, so it stays between its start and the target
+    (or within ``slack`` past it).
     """
     if route.soft:
-        return min(route.start, route.target), max(route.start, route.target)
+        return (route.start, route.target + slack) if route.transposed else (max(1, route.target - slack), route.start)
     back, left = route.cap - 1, route.layers - layer
     if route.transposed:
         return max(1, route.start - layer * back), route.target + slack + left * back
     return max(1, route.target - slack - left * back), route.start + layer * back
 
 
-def _least(level: Level) -> int | None:
-    """How much ``big`` must exceed ``small``: None (any), 0 (no reversal) or 1 (nor idle)."""
-    return None if level.reversals else 0 if level.idle else 1
+def _least(route: Route, level: Level) -> int | None:
+    """How much ``big`` must exceed ``small``: None (any), 0 (no reversal) or 1 (nor idle). A soft route
+    never turns back, whatever the level: a free kernel's plan that would need to is refused instead."""
+    return None if level.reversals and not route.soft else 0 if level.idle else 1
 
 
 def _step(route: Route, level: Level, sizes: Sizes, to_big: bool, bounds: tuple[int, int]) -> Sizes:
     """The sizes one layer relates to ``sizes`` (bigger-role ones if ``to_big``) within ``bounds``."""
-    least, found = _least(level), []
+    least, found = _least(route, level), []
     for s in range(1, route.max_stride + 1):
         d = deltas(route, s, route.transposed and not level.checkerboards)
         if d is not None:

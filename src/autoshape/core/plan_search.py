@@ -26,9 +26,13 @@ then the solver's best for its two sizes, a kernel divisible by its stride first
 
 Kernels are bounded by the fixed ``kernel_size``, else by ``max_kernel_size``; within such a hard
 bound a plan is absent only when none exists. A free kernel gets a soft cap of ``2·max_stride+1``
-instead, doubled only while no plan of the cleanest level fits, so kernels stay compact;
-projections from or to size 1 may exceed it, and a free kernel's plan never turns back.
-Paddings stay within ``[0, kernel_size-1]``; dilation is 1.
+instead, raised only while no plan of the cleanest level fits, and never past
+:func:`largest_free_kernel`, ``4·max_stride+1`` (9 at the default stride 2): a scale that needs
+larger kernels is refused (:mod:`autoshape.core.plan_errors` names a larger max_stride, more layers,
+or ``max_kernel_size``, a hard bound), as an expert would rather add stride or layers than build
+kernels of hundreds. Projections from or to size 1 may exceed the cap (DCGAN's 1→4 with kernel 4,
+MNIST's 1→7 with kernel 7), and a free kernel's plan never turns back. Paddings stay within
+``[0, kernel_size-1]``; dilation is 1.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from .search import candidates
 from .solver import ConvParams
 from .window import Request
 
-__all__ = ["DimPath", "describe_layers", "plan_dim", "routes"]
+__all__ = ["DimPath", "describe_layers", "largest_free_kernel", "plan_dim", "routes"]
 
 DimPath = tuple[tuple[int, ConvParams], ...]
 """One dimension's plan: the size after each layer and that layer's (one-dimensional) parameters."""
@@ -66,17 +70,24 @@ def describe_layers(count: int, transposed: bool) -> str:
     return f"{count} {'transposed ' if transposed else ''}convolution{'s' * (count != 1)}"
 
 
+def largest_free_kernel(max_stride: int) -> int:
+    """The largest kernel a free ``kernel_size`` may take, ``4·max_stride+1``: twice the span of the
+    first soft cap, ``2·max_stride+1`` (projections from or to size 1 are exempt)."""
+    return 4 * max_stride + 1
+
+
 def routes(transposed: bool, start: int, target: int, layers: int, kernel: int | None,
            max_kernel: int | None, max_stride: int) -> Iterator[Route]:
-    """The routes to try in turn: one with a hard cap, or growing soft caps for a free kernel."""
+    """The routes to try in turn: one with a hard cap, or for a free kernel the soft caps ``2·max_stride+1``
+    and then :func:`largest_free_kernel`; the last route is the widest, the one a refusal speaks of."""
     hard = kernel if kernel is not None else max_kernel
     if hard is not None:
         yield Route(transposed, start, target, layers, kernel, hard, False, max_stride)
         return
-    cap, enough = 2 * max_stride + 1, max(abs(target - start) + 1, 3)
-    while cap < enough:  # from |target-start|+1 on, one layer and then ×1 layers always fit
+    cap = 2 * max_stride + 1
+    if cap <= abs(target - start):  # from |target-start|+1 on, one layer and then ×1 layers always fit
         yield Route(transposed, start, target, layers, None, cap, True, max_stride)
-        cap *= 2
+        cap = largest_free_kernel(max_stride)
     yield Route(transposed, start, target, layers, None, cap, True, max_stride)
 
 

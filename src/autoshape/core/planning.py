@@ -213,9 +213,12 @@ def plan_upsampling(
         input_size: the spatial input size, an int or one int per dimension (1-d, 2-d or 3-d).
         output_size: the spatial size to reach, at least ``input_size`` in every dimension.
         num_layers: how many layers.
-        kernel_size: fix every layer's kernel (e.g. 4, as DCGAN); None lets the planner choose.
+        kernel_size: fix every layer's kernel (e.g. 4, as DCGAN); None lets the planner choose, up to
+            the largest free kernel, ``4·max_stride+1`` (9 at the default stride 2), except in a
+            projection from size 1, whose kernel is its footprint; no layer then shrinks the size.
         max_stride: the largest stride of any layer.
-        max_kernel_size: bound the chosen kernels (only with ``kernel_size=None``).
+        max_kernel_size: bound the chosen kernels instead (only with ``kernel_size=None``): a hard
+            bound, which may exceed the free cap; within it a plan is missing only if none exists.
 
     Returns:
         A :class:`Plan`; its sizes are tuples even when ints were given.
@@ -237,8 +240,9 @@ def plan_upsampling(
         TypeError: a size or bound is not an int or a tuple of ints.
         ValueError: a value is out of range, tuples disagree in length, ``output_size`` is smaller
             than ``input_size``, or both ``kernel_size`` and ``max_kernel_size`` are given.
-        ShapeError: no plan within the bounds reaches the target; the message names the largest
-            (or nearest) reachable size and fixes, e.g. more layers or a larger ``max_stride``.
+        ShapeError: no plan within the bounds (a free kernel's cap among them) reaches the target; the
+            message names the largest (or nearest) reachable size and fixes, each confirmed: the
+            fewest layers, the smallest larger ``max_stride``, the smallest ``max_kernel_size``.
     """
     return _plan(True, input_size, output_size, num_layers, kernel_size, max_stride, max_kernel_size)
 
@@ -262,9 +266,12 @@ def plan_downsampling(
         input_size: the spatial input size, an int or one int per dimension (1-d, 2-d or 3-d).
         output_size: the spatial size to reach, at most ``input_size`` in every dimension.
         num_layers: how many layers.
-        kernel_size: fix every layer's kernel; None lets the planner choose.
+        kernel_size: fix every layer's kernel; None lets the planner choose, up to the largest free
+            kernel, ``4·max_stride+1`` (9 at the default stride 2), except in a projection to size 1,
+            whose kernel is its input; no layer then grows the size.
         max_stride: the largest stride of any layer.
-        max_kernel_size: bound the chosen kernels (only with ``kernel_size=None``).
+        max_kernel_size: bound the chosen kernels instead (only with ``kernel_size=None``): a hard
+            bound, which may exceed the free cap; within it a plan is missing only if none exists.
 
     Returns:
         A :class:`Plan`; its sizes are tuples even when ints were given.
@@ -284,7 +291,8 @@ def plan_downsampling(
         TypeError: a size or bound is not an int or a tuple of ints.
         ValueError: a value is out of range, tuples disagree in length, ``output_size`` is larger
             than ``input_size``, or both ``kernel_size`` and ``max_kernel_size`` are given.
-        ShapeError: no plan within the bounds reaches the target; the message names the smallest
-            (or nearest) reachable size and fixes, e.g. more layers or a larger ``max_stride``.
+        ShapeError: no plan within the bounds (a free kernel's cap among them) reaches the target; the
+            message names the smallest (or nearest) reachable size and fixes, each confirmed: the
+            fewest layers, the smallest larger ``max_stride``, the smallest ``max_kernel_size``.
     """
     return _plan(False, input_size, output_size, num_layers, kernel_size, max_stride, max_kernel_size)

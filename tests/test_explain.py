@@ -299,8 +299,9 @@ class DataDependent(nn.Module):
 
 
 def test_model_that_cannot_run_on_meta_falls_back_with_a_warning() -> None:
-    with pytest.warns(RuntimeWarning, match="meta"):
+    with pytest.warns(RuntimeWarning, match="meta") as warned:
         explanation = explain(DataDependent(), (1, 1, 9, 9))
+    assert [w.filename for w in warned] == [__file__]  # the user's line, not autoshape's
     assert not explanation.on_meta
     conv = next(row for row in explanation if row.call == "Conv2d")
     assert conv.formula == "H, W: ⌊(9 + 2·0 - 1·(3-1) - 1) / 2⌋ + 1 = 4"

@@ -511,8 +511,9 @@ class NeedsData(nn.Module):
 @pytest.mark.parametrize("given", [(1, 15, 15), (4, 1, 15, 15)])
 def test_an_encoder_that_cannot_run_on_meta_is_traced_with_a_real_forward(given: tuple[int, ...]) -> None:
     encoder = nn.Sequential(NeedsData(), nn.ReLU())
-    with pytest.warns(RuntimeWarning, match="cannot run on meta tensors"):
+    with pytest.warns(RuntimeWarning, match="cannot run on meta tensors") as warned:
         decoder = MirrorDecoder(encoder, given)
+    assert {w.filename for w in warned} == {__file__}  # the user's line, not autoshape's
     assert reconstruct(encoder, decoder, (1, 15, 15)) == (2, 1, 15, 15)
 
 

@@ -10,7 +10,6 @@ buffers and training flags are left as they were.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -21,6 +20,7 @@ from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
 from ..core.sizes import as_int
+from ..errors import warn
 from .names import function_name
 from .record import Call, Failure, Record, Value
 
@@ -319,6 +319,5 @@ def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bo
     device = next((t.device for t in model.parameters()), torch.device("cpu"))
     real = _record(model, torch.zeros(shape, dtype=dtype, device=device), on_meta=False, training=training)
     if real.failure is None:
-        warnings.warn(f"{type(model).__name__} cannot run on meta tensors ({record.failure}); traced it with a "
-                      "real forward", RuntimeWarning, stacklevel=2)
+        warn(f"{type(model).__name__} cannot run on meta tensors ({record.failure}); traced it with a real forward")
     return real

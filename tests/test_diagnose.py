@@ -256,6 +256,61 @@ def test_a_view_that_changes_the_batch_is_noted_and_the_note_followed_keeps_it()
     assert not [n for n in explain(LeNetView(), (25, 1, 32, 32)).notes if "batch" in n]
 
 
+def test_a_view_that_fails_at_another_size_gets_both_fixes_and_each_followed_runs() -> None:
+    with pytest.raises(RuntimeError, match=r"shape '\[-1, 400\]' is invalid for input of size 512"):
+        real_output(LeNetView(), (2, 1, 28, 28))
+    failure = explain(LeNetView(), (2, 1, 28, 28)).failure
+    assert failure is not None and (failure.path, failure.call, failure.input_shapes) == ("", "view", ((2, 16, 4, 4),))
+    assert failure.fix == (
+        "x.view(x.size(0), -1) or torch.flatten(x, 1) keeps the batch, giving 2×256: each sample of 2×16×4×4 holds "
+        "256 entries (= 16·4·4), not 400; then give the layer that reads it 256 input features. Or, to keep the "
+        "layers after it, make that input 2×16×5×5: pass padding=1 to 'conv2' Conv2d")
+    assert real_output(LeNetView(features=256, keep_batch=True), (2, 1, 28, 28)) == (2, 10)  # the first way
+    assert real_output(followed(LeNetView(), failure.fix), (2, 1, 28, 28)) == (2, 10)  # the other
+
+
+class _Pooled(nn.Module):
+    """A conv, then average pooling by a call in the forward with a window taller than the map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(self.conv(x), 5)
+
+
+@pytest.mark.parametrize(("model", "shape", "fix", "out"), [
+    (nn.Sequential(nn.Conv2d(1, 8, 3, stride=2), nn.ReLU(), nn.MaxPool2d(4)), (1, 1, 7, 7),
+     "it gives no output for 3×3: its input must be at least 4×4; pass padding=1 to '0' Conv2d, or give the model "
+     "an input of at least 1×1×9×9", (1, 8, 1, 1)),
+    (_Pooled(), (1, 1, 4, 6), "it gives no output for 4×6: its input must be at least 5×6; pass padding=(2, 1) to "
+     "'conv' Conv2d, or give the model an input of at least 1×1×5×6", (1, 4, 1, 1)),
+])
+def test_a_pooling_on_too_small_an_input_is_told_what_it_needs_and_each_way_followed_runs(
+        model: nn.Module, shape: tuple[int, ...], fix: str, out: tuple[int, ...]) -> None:
+    with pytest.raises(RuntimeError, match=r"(?i)output size is too small"):
+        real_output(model, shape)
+    failure = explain(model, shape).failure
+    assert failure is not None and failure.fix == fix
+    assert real_output(followed(model, fix), shape) == out
+    least = tuple(int(n) for n in fix.split("at least ")[-1].split("×"))
+    assert real_output(model, least)[2:] == out[2:]
+    for dim in (2, 3):  # the least: one less fails
+        smaller = tuple(n - (d == dim) for d, n in enumerate(least))
+        if smaller[dim] < shape[dim]:
+            continue
+        with pytest.raises(RuntimeError):
+            real_output(model, smaller)
+
+
+def test_a_pooling_with_no_conv_before_it_is_told_the_model_input_only() -> None:
+    failure = explain(nn.MaxPool2d(4), (1, 1, 3, 3)).failure
+    assert failure is not None and failure.fix == (
+        "it gives no output for 3×3: its input must be at least 4×4; give the model an input of at least 1×1×4×4")
+    assert real_output(nn.MaxPool2d(4), (1, 1, 4, 4)) == (1, 1, 1, 1)
+
+
 class _PerPixel(nn.Module):
     """A per-pixel classifier: each sample split into H·W rows of C features, on purpose."""
 

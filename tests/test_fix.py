@@ -293,6 +293,19 @@ def test_a_forward_that_changes_the_batch_is_never_called_fixed() -> None:
     assert real_output(LeNetView(features=256, keep_batch=True), (25, 1, 28, 28)) == (25, 10)
 
 
+@pytest.mark.parametrize(("model", "shape", "path", "out"), [
+    (LeNetView(), (2, 1, 28, 28), "conv2", (2, 10)),  # x.view(-1, 400) on 2×16×4×4: the map must be 5×5
+    (nn.Sequential(nn.Conv2d(1, 8, 3, stride=2), nn.ReLU(), nn.MaxPool2d(4)), (1, 1, 7, 7), "0", (1, 8, 1, 1)),
+])
+def test_a_failing_view_or_a_pooling_with_too_small_an_input_is_fixed_by_the_conv_before_it(
+        model: nn.Module, shape: tuple[int, ...], path: str, out: tuple[int, ...]) -> None:
+    with pytest.raises(RuntimeError):
+        real_output(model, shape)
+    fixed = fix(model, shape)
+    assert [change.path for change in fixed.changes] == [path]
+    assert real_output(fixed.model, shape) == out
+
+
 class _ReadsValues(nn.Module):
     """A model that reads its data (``if x.abs().max() > 1``), so it cannot run on meta tensors; counts its
     real forwards."""
@@ -311,8 +324,9 @@ class _ReadsValues(nn.Module):
 def test_a_model_that_reads_values_is_fixed_by_real_forwards_on_zeros_and_says_so() -> None:
     classifier = _ReadsValues(nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.Flatten(), nn.Linear(10, 2)))
     with pytest.warns(RuntimeWarning, match=r"_ReadsValues cannot run on meta tensors: fix runs it, and each patched "
-                                            r"copy it checks \(at most 8\), with a real forward on zeros"):
+                                            r"copy it checks \(at most 8\), with a real forward on zeros") as warned:
         (change,) = fix(classifier, (1, 3, 8, 8)).changes
+    assert {w.filename for w in warned} == {__file__}  # the user's line, not autoshape's
     assert (change.path, dict(change.params)) == ("net.2", {"in_features": 64})
     classifier.net[2] = change.after
     assert real_output(classifier, (1, 3, 8, 8)) == (1, 2)

@@ -2,10 +2,11 @@
 
 Fixes are computed from the record, never from torch's message text: a ``Linear`` whose
 ``in_features`` is not its input's last size, a convolution whose ``in_channels`` is not its
-input's channels or that gives no output (its input smaller than its kernel reaches), and a
-concatenation or sum of branches whose sizes disagree, with the layer
-and parameter that make the newer branch agree with the older one (the skip). Where ``fix``'s
-search found changes that make the whole forward run, the fix names them all.
+input's channels or that gives no output (its input smaller than its kernel reaches), a pooling
+(or other windowed call) whose input is too small for an output, a ``view``/``reshape`` whose
+samples hold other than the entries it asks for, and a concatenation or sum of branches whose
+sizes disagree, with the layer and parameter that make the newer branch agree with the older one
+(the skip). Where ``fix``'s search found changes that make the whole forward run, the fix names them all.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from ..core.arithmetic import smallest_conv_input
 from ..core.text import compact, format_shape
 from ..rules import rule_for
 from ..rules.registry import arg
-from ..tracing import Call, Record, Value
-from .reach import CONVS, Proposal, emptied, proposals
+from ..tracing import Call, Record, Value, trace
+from .batch import failed_reshape
+from .reach import CONVS, Proposal, emptied, least_input, least_model_input, proposals
 from .rows import is_row, row_that_made, where
 
-__all__ = ["MERGES", "ExplainFailure", "advice", "diagnose", "failing_calls", "merge_sides"]
+__all__ = ["MERGES", "ExplainFailure", "advice", "diagnose", "failing_calls", "merge_sides", "wanted_input"]
 
 Shape = tuple[int, ...]
 _CONCATENATIONS = frozenset({"torch.cat", "torch.concat", "torch.concatenate"})
@@ -134,6 +136,55 @@ def _empty_fix(call: Call, edits: Sequence[Proposal]) -> str | None:
     return f"{text}, or give it an input of at least {format_shape(least)}"
 
 
+def wanted_input(call: Call) -> tuple[Shape, bool] | None:
+    """The spatial size a failing call's input needs, and whether a larger one will do: at least the
+    least that gives a pooling (or other windowed call) an output; exactly the nearest that holds
+    what a failed ``view``/``reshape`` asks for. None where neither applies."""
+    least = least_input(call)
+    if least is not None:
+        return least, True
+    reshape = failed_reshape(call)
+    return (reshape.spatial, False) if reshape is not None and reshape.spatial is not None else None
+
+
+def _runs_past(record: Record, call: Call, shape: Shape) -> bool:
+    """Whether the model, traced on meta tensors at ``shape``, gets past ``call`` (the failing one)."""
+    if not record.on_meta:
+        return False
+    again = trace(record.calls[0].target, shape)
+    row = failing_calls(again)[0] if again.failure is not None else None
+    return row is None or row.index > call.index
+
+
+def _small_fix(record: Record, call: Call, least: Shape, edits: Sequence[Proposal]) -> tuple[str, bool] | None:
+    """A call whose input is too small for an output: the size it needs, the change that gives it that
+    (``fix``'s first, where it searched) and the least model input that does, checked by a trace (and
+    whether a layer change is named)."""
+    shape = call.input_shape
+    if shape is None or not call.data_inputs:
+        return None
+    value = call.data_inputs[0]
+    change = edits[0] if edits else next(iter(proposals(record, value, least, at_least=True)), None)
+    model_input = least_model_input(record, value, least)
+    ways = ([advice(change)] if change is not None else []) + (
+        [f"give the model an input of at least {format_shape(model_input)}"]
+        if model_input is not None and _runs_past(record, call, model_input) else [])
+    text = f"it gives no output for {format_shape(shape[2:])}: its input must be at least {format_shape(least)}"
+    return (f"{text}; {', or '.join(ways)}" if ways else text), change is not None
+
+
+def _reshape_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> tuple[str, bool] | None:
+    """A failed ``view``/``reshape``: the way that keeps the batch, and the change that makes the input
+    hold what it asks for (and whether one is named)."""
+    reshape = failed_reshape(call)
+    if reshape is None:
+        return None
+    change = edits[0] if edits else None
+    if change is None and reshape.spatial is not None:
+        change = next(iter(proposals(record, call.data_inputs[0], reshape.spatial)), None)
+    return reshape.fix(None if change is None else advice(change)), change is not None
+
+
 def advice(edit: Proposal, alternative: bool = True) -> str:
     """``pass output_padding=1 to '2' ConvTranspose2d``, or ``build ... with ...`` for new weights;
     ``alternative``: name ``output_size=...`` where only output_padding changes."""
@@ -216,6 +267,10 @@ def diagnose(record: Record, edits: Sequence[Proposal] | None = None) -> Explain
         fix = _linear_fix(record, call)
     elif call is not None and isinstance(call.target, CONVS):
         fix = _conv_fix(call) or _empty_fix(call, edits or ())
+    elif call is not None and (least := least_input(call)) is not None:
+        fix, changes = _small_fix(record, call, least, edits or ()) or (None, False)
+    elif call is not None:
+        fix, changes = _reshape_fix(record, call, edits or ()) or (None, False)
     if fix is None and innermost is not None and innermost.kind == "function" and innermost.name in MERGES:
         fix, changes = _merge_fix(record, innermost, edits or ()) or (None, False)
     rest = "; ".join(advice(edit, alternative=False) for edit in (edits or ())[1:])

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import copy
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
 from ..core.text import clause, format_shape
-from ..errors import ShapeError
+from ..errors import ShapeError, warn
 from ..tracing import as_input_shape
 from .batch import changed_batch, unbatched
 from .rows import rows_of
@@ -133,7 +132,10 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
     Without ``output_shape`` the fix makes a failing forward run: a ``Linear``'s ``in_features``, a
     conv's ``in_channels``, the least padding (or kernel) with which a conv on an input smaller than
     its kernel gives an output, and the convolution behind the newer side of a concatenation or sum
-    whose sizes disagree. Sizes that later layers need keep the shapes they had: the older input of
+    whose sizes disagree, behind a pooling whose input is too small for an output, or behind a
+    ``view``/``reshape`` whose samples hold other than the entries it asks for (it makes the map the
+    nearest size that holds them: ``x.view(-1, 400)`` on ``16×4×4`` samples wants ``16×5×5``).
+    Sizes that later layers need keep the shapes they had: the older input of
     every concatenation or sum (the skip; in a residual block after a changed layer, ``x + f(x)``,
     both sides move together) and the input of every ``Linear``. With ``output_shape``,
     the patched model also gives exactly that shape (spatial sizes only: channels never change).
@@ -187,8 +189,8 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
     shape, goal = as_input_shape(input_shape), _output_shape(output_shape)
     original = quiet_trace(model, shape)
     if not original.on_meta:
-        warnings.warn(f"{type(model).__name__} cannot run on meta tensors: fix runs it, and each patched copy it "
-                      f"checks (at most {MAX_REAL_TRACES}), with a real forward on zeros", RuntimeWarning, stacklevel=2)
+        warn(f"{type(model).__name__} cannot run on meta tensors: fix runs it, and each patched copy it checks "
+             f"(at most {MAX_REAL_TRACES}), with a real forward on zeros")
     no_batch = unbatched(rows_of(original))
     if no_batch is not None:
         raise ValueError(f"fix needs the input shape with the batch: {no_batch}")

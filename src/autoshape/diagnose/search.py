@@ -32,7 +32,7 @@ from ..core.adjust import KINDS
 from ..core.text import clause, format_shape
 from ..errors import ShapeError
 from ..tracing import Call, Record, Value, trace
-from .failure import MERGES, failing_calls, merge_sides
+from .failure import MERGES, failing_calls, merge_sides, wanted_input
 from .reach import Proposal, changeable, emptied, proposals
 from .rows import where
 
@@ -208,6 +208,10 @@ def _failure(record: Record) -> _Problem:
     found = (_input_size(row) or emptied(row)) if row is not None else None
     if found is not None:
         return _Problem(position, text, (found,))
+    needed = wanted_input(row) if row is not None and row.data_inputs else None
+    if row is not None and needed is not None:
+        size, at_least = needed
+        return _Problem(position, text, tuple(proposals(record, row.data_inputs[0], size, at_least=at_least)))
     sides = merge_sides(innermost) if innermost is not None else None
     if sides is None:
         return _Problem(position, text, ())

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from autoshape import Change, Fix, ShapeError, fix
+from autoshape import Change, Fix, ShapeError, explain, fix
 from autoshape.core.adjust import KINDS, nearest_change
 from tests import architectures as arch
 from tests.test_explain import MnistGenerator
@@ -304,6 +304,69 @@ def test_a_failing_view_or_a_pooling_with_too_small_an_input_is_fixed_by_the_con
     fixed = fix(model, shape)
     assert [change.path for change in fixed.changes] == [path]
     assert real_output(fixed.model, shape) == out
+
+
+class ConditionalGenerator(nn.Module):
+    """A cGAN generator, ``forward(z, labels)``: 1 → 7 → 14 → 27, one layer short of 28."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 10)
+        self.net = nn.Sequential(nn.ConvTranspose2d(110, 64, 7), nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1),
+                                 nn.ReLU(), nn.ConvTranspose2d(32, 1, 3, 2, 1), nn.Tanh())
+
+    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
+        return self.net(torch.cat([z, self.embed(labels)], 1)[:, :, None, None])
+
+
+class TimeConditionedUNet(nn.Module):
+    """A diffusion-style U-Net level, ``forward(x, t)``: the timestep's embedding is added to the features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.time = nn.Linear(1, 8)
+        self.down, self.up = nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ConvTranspose2d(8, 8, 2, stride=2)
+        self.head = nn.Conv2d(11, 3, 1)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        h = self.down(x) + self.time(t[:, None])[:, :, None, None]
+        return self.head(torch.cat([x, self.up(h)], 1))
+
+
+def test_a_forward_with_several_inputs_is_explained_and_fixed_with_each_input_as_given() -> None:
+    z, labels = torch.randn(4, 100), torch.randint(0, 10, (4,))
+    assert tuple(ConditionalGenerator()(z, labels).shape) == (4, 1, 27, 27)
+    explanation = explain(ConditionalGenerator(), ((4, 100), labels))  # a shape, and an example tensor of indices
+    assert [(row.name, row.output_shape) for row in explanation][:3] == [
+        ("embed", (4, 10)), ("", (4, 110)), ("", (4, 110, 1, 1))]
+    assert explanation.output_shape == (4, 1, 27, 27)
+    fixed = fix(ConditionalGenerator(), ((4, 100), labels), output_shape=(4, 1, 28, 28))
+    assert [(c.path, dict(c.params)) for c in fixed.changes] == [("net.4", {"output_padding": 1})]
+    assert str(fixed).endswith("output: 4×1×28×28 for inputs of 4×100, 4 (checked at this size; other sizes may "
+                               "need other values)")
+    assert fixed.input_shape == ((4, 100), (4,))
+    assert tuple(fixed.model(z, labels).shape) == (4, 1, 28, 28)
+    x, t = torch.randn(1, 3, 101, 67), torch.rand(1)
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        TimeConditionedUNet()(x, t)
+    fixed = fix(TimeConditionedUNet(), (x.shape, t.shape))
+    assert tuple(fixed.model(x, t).shape) == (1, 3, 101, 67)
+
+
+def test_labels_given_as_a_shape_are_told_to_come_as_indices_and_that_followed_runs() -> None:
+    failure = explain(ConditionalGenerator(), ((4, 100), (4,))).failure
+    assert failure is not None and (failure.path, failure.call) == ("embed", "Embedding")
+    assert failure.fix == ("'embed' Embedding takes integer indices, but the forward's input 'labels' was not (a shape "
+                           "is traced in the model's floating-point dtype): give that input as an example tensor of "
+                           "indices, e.g. torch.zeros(4, dtype=torch.long)")
+    followed = explain(ConditionalGenerator(), ((4, 100), torch.zeros(4, dtype=torch.long)))
+    assert followed.failure is None and followed.output_shape == (4, 1, 27, 27)
+
+
+@pytest.mark.parametrize("bad", [((1, 3, 8, 8), "x"), ((1, 3, 8, 8), ()), [(1, 3, 8, 8), (1, 0)]])
+def test_several_inputs_that_are_not_shapes_or_tensors_are_refused_by_position(bad: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match=r"input_shape\[1\]"):
+        explain(TimeConditionedUNet(), bad)
 
 
 class _ReadsValues(nn.Module):

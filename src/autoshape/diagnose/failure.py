@@ -2,7 +2,8 @@
 
 Fixes are computed from the record, never from torch's message text: a ``Linear`` whose
 ``in_features`` is not its input's last size, a convolution whose ``in_channels`` is not its
-input's channels or that gives no output (its input smaller than its kernel reaches), a pooling
+input's channels or that gives no output (its input smaller than its kernel reaches), an
+``Embedding`` given a model input that is not integer indices (a shape is traced as floating point), a pooling
 (or other windowed call) whose input is too small for an output, a ``view``/``reshape`` whose
 samples hold other than the entries it asks for, and a concatenation or sum of branches whose
 sizes disagree, with the layer and parameter that make the newer branch agree with the older one
@@ -11,6 +12,7 @@ sizes disagree, with the layer and parameter that make the newer branch agree wi
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -185,6 +187,20 @@ def _reshape_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> tuple
     return reshape.fix(None if change is None else advice(change)), change is not None
 
 
+def _indices_fix(record: Record, call: Call) -> str | None:
+    """An ``Embedding`` that failed on an input of the model: traced from a shape, it was floating point."""
+    if not isinstance(call.target, nn.Embedding) or not call.data_inputs or call.data_inputs[0] not in record.inputs:
+        return None
+    value = call.data_inputs[0]
+    position = record.inputs.index(value)
+    names = [p.name for p in inspect.signature(record.calls[0].target.forward).parameters.values()
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = f"'{names[position]}'" if position < len(names) else f"number {position + 1}"
+    example = f"torch.zeros({', '.join(map(str, value.shape))}, dtype=torch.long)"
+    return (f"{where(call)} takes integer indices, but the forward's input {named} was not (a shape is traced in the "
+            f"model's floating-point dtype): give that input as an example tensor of indices, e.g. {example}")
+
+
 def advice(edit: Proposal, alternative: bool = True) -> str:
     """``pass output_padding=1 to '2' ConvTranspose2d``, or ``build ... with ...`` for new weights;
     ``alternative``: name ``output_size=...`` where only output_padding changes."""
@@ -267,6 +283,8 @@ def diagnose(record: Record, edits: Sequence[Proposal] | None = None) -> Explain
         fix = _linear_fix(record, call)
     elif call is not None and isinstance(call.target, CONVS):
         fix = _conv_fix(call) or _empty_fix(call, edits or ())
+    elif call is not None and isinstance(call.target, nn.Embedding):
+        fix, changes = _indices_fix(record, call), False
     elif call is not None and (least := least_input(call)) is not None:
         fix, changes = _small_fix(record, call, least, edits or ()) or (None, False)
     elif call is not None:

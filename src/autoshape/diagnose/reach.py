@@ -225,6 +225,8 @@ def least_model_input(record: Record, value: Value, least: Wanted) -> Shape | No
     """The least model input (full shape) that gives ``value`` at least the ``least`` spatial size, the
     layers unchanged, where every row between the model's input and ``value`` has a known size rule
     (a bound from each row's rule, each dimension on its own: verify it by a trace before naming it)."""
+    if len(record.inputs) != 1:
+        return None
     ranges: Ranges | None = _ranges(least, True)
     reached = value
     for row, size_of in _walk(record, value, -1):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..core.adjust import KINDS
 from ..core.text import clause, format_shape
@@ -124,11 +124,11 @@ def _patched(model: nn.Module, edits: Sequence[Proposal], device: str | None) ->
             setattr(parent, name, original)
 
 
-def quiet_trace(model: nn.Module, shape: Shape) -> Record:
+def quiet_trace(model: nn.Module, inputs: tuple[Tensor, ...]) -> Record:
     """:func:`~autoshape.tracing.trace` without its warning that a real forward was used (``fix`` says it once)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return trace(model, shape)
+        return trace(model, inputs)
 
 
 # --- sizes later layers need ------------------------------------------------------------------
@@ -264,8 +264,8 @@ def _children(level: Sequence[_State]) -> list[tuple[_State, tuple[Proposal, ...
 
 
 class _Searcher:
-    def __init__(self, model: nn.Module, shape: Shape, goal: Shape | None, record: Record) -> None:
-        self.model, self.shape, self.goal = model, shape, goal
+    def __init__(self, model: nn.Module, inputs: tuple[Tensor, ...], goal: Shape | None, record: Record) -> None:
+        self.model, self.inputs, self.goal = model, inputs, goal
         self.original = _shapes(record)
         self.tried: list[tuple[Proposal, ...]] = []  # each traced once
         self.device = "meta" if record.on_meta else None  # a real forward needs real layers
@@ -280,7 +280,7 @@ class _Searcher:
         if record is None:
             self.tried.append(edits)
             with _patched(self.model, edits, self.device) as patched:
-                record = quiet_trace(patched, self.shape)
+                record = quiet_trace(patched, self.inputs)
         return _State(edits, record, _problem(record, self.goal), _holds(record, self.original, edits))
 
     def run(self, root: _State) -> Found | None:
@@ -305,7 +305,8 @@ class _Searcher:
         """What failed, what was tried, and what to do instead."""
         assert root.problem is not None
         model = type(self.model).__name__
-        head = f"no fix for {model} on {format_shape(self.shape)} with at most {MAX_LAYERS} changed layers: "
+        on = ", ".join(format_shape(tuple(x.shape)) for x in self.inputs)
+        head = f"no fix for {model} on {on} with at most {MAX_LAYERS} changed layers: "
         if not root.problem.proposals:
             return (f"{head}{root.problem.text}. No change of one layer fixes that: fix changes the output_padding, "
                     "padding, kernel_size or stride of the plain convolutions that make a size, a Linear's "
@@ -319,7 +320,7 @@ class _Searcher:
                 "every size and formula; change the layers by hand.")
 
 
-def search(model: nn.Module, input_shape: Shape, output_shape: Shape | None = None,
+def search(model: nn.Module, inputs: tuple[Tensor, ...], output_shape: Shape | None = None,
            record: Record | None = None) -> Found:
     """The cheapest verified fix (see the module's docstring); ``record``: the model's trace, if known.
 
@@ -328,8 +329,8 @@ def search(model: nn.Module, input_shape: Shape, output_shape: Shape | None = No
             (:data:`MAX_REAL_TRACES` real forwards).
         ValueError: ``output_shape`` has another number of dimensions than the model's output.
     """
-    record = record if record is not None else trace(model, input_shape)
-    searcher = _Searcher(model, input_shape, output_shape, record)
+    record = record if record is not None else trace(model, inputs)
+    searcher = _Searcher(model, inputs, output_shape, record)
     root = searcher.state((), record)
     if root.problem is None:
         return Found((), record, 0)

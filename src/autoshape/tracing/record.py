@@ -158,8 +158,13 @@ class Record:
 
     @property
     def input(self) -> Value:
-        """The model's input value."""
+        """The model's (first) input value."""
         return self.values[0]
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        """The model's input values, one per positional input of its forward."""
+        return tuple(v for v in self.values if v.producer is None and v.data)
 
     @property
     def root(self) -> Call | None:

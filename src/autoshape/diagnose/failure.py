@@ -188,10 +188,10 @@ def _reshape_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> tuple
 
 
 def _indices_fix(record: Record, call: Call) -> str | None:
-    """An ``Embedding`` that failed on an input of the model: traced from a shape, it was floating point."""
-    if not isinstance(call.target, nn.Embedding) or not call.data_inputs or call.data_inputs[0] not in record.inputs:
+    """An ``Embedding`` that failed on a floating-point input of the model (a shape is traced as one)."""
+    value = call.data_inputs[0] if call.data_inputs else None
+    if not isinstance(call.target, nn.Embedding) or value is None or value not in record.inputs or not value.floating:
         return None
-    value = call.data_inputs[0]
     position = record.inputs.index(value)
     names = [p.name for p in inspect.signature(record.calls[0].target.forward).parameters.values()
              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]

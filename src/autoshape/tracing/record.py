@@ -31,6 +31,7 @@ class Value:
             tensors from outside the forward's data (parameters, buffers, constants).
         data: True when it depends on the model's input.
         name: the dotted name of the parameter or buffer it is, if it is one.
+        floating: True when its dtype is a floating-point (or complex) one.
     """
 
     index: int
@@ -38,6 +39,7 @@ class Value:
     producer: int | None
     data: bool
     name: str | None = None
+    floating: bool = True
 
 
 @dataclass(frozen=True, eq=False)

@@ -178,7 +178,8 @@ class _Recorder(TorchFunctionMode):
         return self.new_value(tensor, None, False, self.constants.get(id(tensor)))
 
     def new_value(self, tensor: Tensor, producer: int | None, data: bool, name: str | None = None) -> Value:
-        value = Value(len(self.values), tuple(tensor.shape), producer, data, name)
+        value = Value(len(self.values), tuple(tensor.shape), producer, data, name,
+                      tensor.is_floating_point() or tensor.is_complex())
         self.values.append(value)
         self.latest[id(tensor)] = (tensor, value)
         return value

@@ -83,6 +83,19 @@ def test_the_conv_in_channels_fix_followed_literally_runs() -> None:
     assert real_output(followed(model, failure.fix), (1, 3, 8, 8)) == (1, 16, 6, 6)
 
 
+@pytest.mark.parametrize("shape", [(24, 24), (1, 1, 3, 24, 24)])
+def test_an_input_of_another_rank_is_told_the_shape_the_conv_takes_and_that_followed_runs(
+        shape: tuple[int, ...]) -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 3, 3, 2, 1))
+    with pytest.raises(RuntimeError, match="Expected 3D"):
+        real_output(model, shape)
+    failure = explain(model, shape).failure
+    assert failure is not None and failure.fix == (
+        f"'0' Conv2d takes (N, C, H, W) or (C, H, W) and got {'×'.join(map(str, shape))}, {len(shape)} dimensions: "
+        "give the model an input of shape (1, 3, 24, 24)")  # not in_channels: no Conv2d takes a 2-d input
+    assert real_output(model, (1, 3, 24, 24)) == (1, 3, 23, 23)
+
+
 def test_an_input_smaller_than_the_kernel_gets_the_padding_or_the_input_that_runs() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 5))
     with pytest.raises(RuntimeError, match="Kernel size can't be greater than actual input size"):

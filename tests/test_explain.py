@@ -308,6 +308,15 @@ def test_model_that_cannot_run_on_meta_falls_back_with_a_warning() -> None:
     assert "real forward" in explanation.notes[-1]
 
 
+def test_a_lazy_module_is_named_and_the_forward_its_error_asks_for_lets_explain_run() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.LazyLinear(10))
+    with pytest.raises(ValueError, match=r"\('2' LazyLinear\).*Fix: run the model once first, "
+                                         r"model\(torch\.zeros\(1, 3, 8, 8\)\)\.$"):
+        explain(model, (1, 3, 8, 8))
+    model(torch.zeros(1, 3, 8, 8))  # as the fix says
+    assert explain(model, (1, 3, 8, 8)).output_shape == (1, 10)
+
+
 def test_explanation_is_a_sequence_with_an_aligned_table_and_json() -> None:
     explanation = explain(autoencoder(), torch.zeros(1, 1, 24, 24))  # an example tensor works too
     assert len(explanation) == 3 and explanation[-1] is explanation.rows[-1]

@@ -492,7 +492,7 @@ def test_bad_encoders_and_shapes_are_refused() -> None:
 
 
 def test_a_shape_the_encoder_refuses_names_the_module_that_refused() -> None:
-    with pytest.raises(RuntimeError, match=r"refuses input_shape \(3, 37, 29\).*'20' \(MaxPool2d\).*Fix:"):
+    with pytest.raises(ShapeError, match=r"refuses input_shape \(3, 37, 29\).*'20' \(MaxPool2d\).*Fix:"):
         MirrorDecoder(arch.vgg11_features(width=4), (3, 37, 29))  # five halvings: 29 reaches 0
 
 

@@ -28,11 +28,13 @@ from .batch import failed_reshape
 from .reach import CONVS, Proposal, emptied, least_input, least_model_input, proposals
 from .rows import is_row, row_that_made, where
 
-__all__ = ["MERGES", "ExplainFailure", "advice", "diagnose", "failing_calls", "merge_sides", "wanted_input"]
+__all__ = ["MERGES", "ExplainFailure", "advice", "conv_channels", "diagnose", "failing_calls", "merge_sides",
+           "wanted_input"]
 
 Shape = tuple[int, ...]
 _CONCATENATIONS = frozenset({"torch.cat", "torch.concat", "torch.concatenate"})
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_SPATIAL = ("D", "H", "W")
 MERGES = _CONCATENATIONS | {"torch.stack", "add", "add_", "__iadd__", "torch.add", "sub", "mul", "torch.mul"}
 """Torch calls that combine tensors whose sizes must agree (except along a concatenated dimension)."""
 
@@ -112,13 +114,33 @@ def _linear_fix(record: Record, call: Call) -> str | None:
             f"nn.Linear({features}, {linear.out_features})")
 
 
+def conv_channels(call: Call) -> int | None:
+    """The channels of a conv's input: ``(C, *spatial)`` unbatched or ``(N, C, *spatial)``; None for another rank."""
+    shape, n = call.input_shape, len(call.target.kernel_size)
+    return shape[-n - 1] if shape is not None and len(shape) in (n + 1, n + 2) else None
+
+
+def _rank_fix(record: Record, call: Call) -> str | None:
+    """A conv given an input of another rank: the shapes it takes, and the model input that gives one."""
+    conv: Any = call.target
+    shape, n = call.input_shape, len(conv.kernel_size)
+    if shape is None or conv_channels(call) is not None:
+        return None
+    spatial = ", ".join(_SPATIAL[-n:])
+    fix = (f"{where(call)} takes (N, C, {spatial}) or (C, {spatial}) and got {format_shape(shape)}, "
+           f"{len(shape)} dimensions")
+    if call.data_inputs and call.data_inputs[0] in record.inputs and len(shape) >= n:
+        fix += f": give the model an input of shape {(1, conv.in_channels, *shape[-n:])}"
+    return fix
+
+
 def _conv_fix(call: Call) -> str | None:
     conv: Any = call.target
-    shape = call.input_shape
-    if shape is None or len(shape) < 2 or shape[1] == conv.in_channels:
+    channels = conv_channels(call)
+    if channels is None or channels == conv.in_channels:
         return None
-    return (f"build {where(call)} with in_channels={shape[1]}, the channels of its input "
-            f"{format_shape(shape)}: {type(conv).__name__}({shape[1]}, {conv.out_channels}, ...)")
+    return (f"build {where(call)} with in_channels={channels}, the channels of its input "
+            f"{format_shape(call.input_shape)}: {type(conv).__name__}({channels}, {conv.out_channels}, ...)")
 
 
 def _empty_fix(call: Call, edits: Sequence[Proposal]) -> str | None:
@@ -281,6 +303,8 @@ def diagnose(record: Record, edits: Sequence[Proposal] | None = None) -> Explain
     fix, changes = None, True
     if call is not None and isinstance(call.target, nn.Linear):
         fix = _linear_fix(record, call)
+    elif call is not None and isinstance(call.target, CONVS) and conv_channels(call) is None:
+        fix, changes = _rank_fix(record, call), False
     elif call is not None and isinstance(call.target, CONVS):
         fix = _conv_fix(call) or _empty_fix(call, edits or ())
     elif call is not None and isinstance(call.target, nn.Embedding):

@@ -32,7 +32,7 @@ from ..core.adjust import KINDS
 from ..core.text import clause, format_shape
 from ..errors import ShapeError
 from ..tracing import Call, Record, Value, trace
-from .failure import MERGES, failing_calls, merge_sides, wanted_input
+from .failure import MERGES, conv_channels, failing_calls, merge_sides, wanted_input
 from .reach import Proposal, changeable, emptied, proposals
 from .rows import where
 
@@ -193,8 +193,9 @@ def _input_size(call: Call) -> Proposal | None:
         return None
     if changeable(module, (nn.Linear,)) and shape[-1] != module.in_features:
         return Proposal(call, {"in_features": shape[-1]}, (_INPUT_SIZE, 0, 0, abs(shape[-1] - module.in_features)))
-    if changeable(module) and len(shape) > 2 and shape[1] != module.in_channels and shape[1] % module.groups == 0:
-        return Proposal(call, {"in_channels": shape[1]}, (_INPUT_SIZE, 0, 0, abs(shape[1] - module.in_channels)))
+    channels = conv_channels(call) if changeable(module) else None
+    if channels is not None and channels != module.in_channels and channels % module.groups == 0:
+        return Proposal(call, {"in_channels": channels}, (_INPUT_SIZE, 0, 0, abs(channels - module.in_channels)))
     return None
 
 

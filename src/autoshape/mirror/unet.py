@@ -123,8 +123,8 @@ class MirrorUNet(nn.Module):
         ShapeError: the encoder is not fully convolutional, a part cannot be mirrored exactly, or a
             feature map is not ``(N, C, *spatial)`` (the message names it and what to do); in
             ``forward``, the backbone returns maps that do not fit the pyramid decoder built (a map
-            missing, with other channels, or of a size no up step reaches or not the input's).
-        RuntimeError: the encoder's own forward fails on ``input_shape``.
+            missing, with other channels, or of a size no up step reaches or not the input's), or the
+            encoder's own forward fails on ``input_shape``.
     """
 
     def __init__(

@@ -17,6 +17,7 @@ from typing import Any, Union
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.nn.parameter import is_lazy
 from torch.overrides import TorchFunctionMode
 
 from ..core.sizes import as_int
@@ -313,6 +314,23 @@ def needs_data(failure: Failure) -> bool:
     return isinstance(failure.error, NotImplementedError) or read or failure.mixed_devices
 
 
+def _check_initialised(model: nn.Module, examples: Sequence[Tensor]) -> None:
+    """Lazy modules (``nn.LazyLinear``) learn their shapes from a first real forward, which a trace never runs.
+
+    Raises:
+        ValueError: a lazy module not yet initialised, named, with the forward that initialises it.
+    """
+    lazy = [path for path, module in model.named_modules()
+            if any(is_lazy(t) for t in [*module.parameters(recurse=False), *module.buffers(recurse=False)])]
+    if lazy:
+        names = ", ".join(f"'{path}' {type(model.get_submodule(path)).__name__}" if path else type(model).__name__
+                          for path in lazy)
+        zeros = ", ".join(f"torch.zeros{tuple(x.shape)}" for x in examples)
+        raise ValueError(f"{type(model).__name__} has lazy modules that are not initialised yet ({names}): their "
+                         "shapes come from a first real forward, and autoshape traces without one. Fix: run the model "
+                         f"once first, model({zeros}).")
+
+
 def trace(model: nn.Module, input_shape: InputShapes, *, fallback: bool = True, training: bool = False) -> Record:
     """Record ``model``'s forward on an input of ``input_shape`` (batch included), without real compute.
 
@@ -342,10 +360,12 @@ def trace(model: nn.Module, input_shape: InputShapes, *, fallback: bool = True, 
     Raises:
         TypeError, ValueError: ``model`` is not a module, or ``input_shape`` is not a shape, a tensor
             or a sequence of them.
+        ValueError: the model has a lazy module (``nn.LazyLinear``) not initialised yet.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
     examples = as_examples(input_shape, trace_dtype(model))
+    _check_initialised(model, examples)
     record = _record(model, examples, on_meta=True, training=training)
     if record.failure is None or not fallback or not needs_data(record.failure):
         return record

@@ -259,14 +259,30 @@ def test_no_fix_is_a_shape_error_that_says_what_was_tried() -> None:
     with pytest.raises(ShapeError, match=r"it gives 1×8×16×16, not 1×8×17×17\. No change of one layer fixes "
                                          r"that: .* pooling and upsampling layers never change"):
         fix(upsampled, (1, 3, 8, 8), (1, 8, 17, 17))
-    with pytest.raises(ShapeError, match=r"not 1×4×16×16 \(fix changes spatial sizes only\)"):
-        fix(upsampled, (1, 3, 8, 8), (1, 4, 16, 16))
+    with pytest.raises(ShapeError, match=r"not 1×8×17×17"):  # the fix a channels mismatch names, followed
+        fix(upsampled, (1, 3, 8, 8), (1, 8, 17, 17))
     deep = small_unet()  # at 63 every one of the four concatenations disagrees: four layers to change
     with pytest.raises(ShapeError, match=r"at most 3 changed layers: the forward fails at '\(model\)' torch\.cat.* "
                                          r"Tried \d+ candidate fixes on meta tensors.*'ups\.0'") as info:
         fix(deep, (1, 3, 63, 63))
     assert "Fix: explain(model, input_shape)" in str(info.value)
     assert "in the list. Tried" in str(info.value)  # torch's message ends the clause: no ".."
+
+
+@pytest.mark.parametrize(("wanted", "message", "followed"), [
+    ((2, 3, 24, 24), r"asks for a batch of 2, but the model's output keeps its input's, 1: no layer change moves it\. "
+                     r"Fix: output_shape=\(1, 3, 24, 24\)\.", (1, 3, 24, 24)),
+    ((1, 4, 24, 24), r"asks for 4 channels, but the model gives 3, and fix changes spatial sizes only\. Fix: "
+                     r"output_shape=\(1, 3, 24, 24\), and change the out_channels", (1, 3, 24, 24)),
+])
+def test_an_output_shape_with_another_batch_or_channels_is_a_usage_error_with_the_shape_to_pass(
+        wanted: tuple[int, ...], message: str, followed: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        fix(readme_autoencoder(), (1, 3, 24, 24), wanted)
+    assert not isinstance(info.value, ShapeError)  # a usage error, as a wrong rank is
+    assert real_output(fix(readme_autoencoder(), (1, 3, 24, 24), followed).model, (1, 3, 24, 24)) == followed
+    with pytest.raises(ValueError, match=r"output 1×10 has no spatial size.*Fix: leave output_shape out"):
+        fix(nn.Sequential(nn.Flatten(), nn.Linear(12, 10)), (1, 3, 2, 2), (1, 12))
 
 
 class LeNetView(nn.Module):

@@ -182,7 +182,8 @@ def fix(model: nn.Module, input_shape: InputShapes,
         TypeError: ``model`` is not an ``nn.Module``, or a shape is not a shape or tensor.
         ValueError: a shape is empty or has an entry below 1, the input shape has no batch dimension
             (the first convolution gets one sample, ``(C, *spatial)``), or ``output_shape`` has another
-            number of dimensions than the model's output.
+            number of dimensions, batch or channels than the model's output (the message gives the
+            ``output_shape`` to pass instead).
         ShapeError: no fix changes at most 3 layers (the message says what failed and what was tried),
             or a ``view``/``reshape`` in the forward changes the batch (the message names it and the fix).
     """

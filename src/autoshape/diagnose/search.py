@@ -220,11 +220,26 @@ def _failure(record: Record) -> _Problem:
     return _Problem(position, text, tuple(proposals(record, changing, wanted, stop=held.index)))
 
 
+def _not_spatial(out: Shape, goal: Shape) -> str:
+    """Why an ``output_shape`` asks for what no layer change gives: another batch, other channels, no space."""
+    head = f"output_shape {goal} asks for"
+    if len(out) < 3:
+        return (f"{head} {format_shape(goal)}, but the model's output {format_shape(out)} has no spatial size, and fix "
+                "changes spatial sizes only. Fix: leave output_shape out (fix then makes the forward run), and change "
+                "the features of the last layer by hand.")
+    if out[0] != goal[0]:
+        return (f"{head} a batch of {goal[0]}, but the model's output keeps its input's, {out[0]}: no layer change "
+                f"moves it. Fix: output_shape={(out[0], *goal[1:])}.")
+    return (f"{head} {goal[1]} channels, but the model gives {out[1]}, and fix changes spatial sizes only. Fix: "
+            f"output_shape={(goal[0], out[1], *goal[2:])}, and change the out_channels of the last layer by hand.")
+
+
 def _problem(record: Record, goal: Shape | None) -> _Problem | None:
     """The first problem left in a record: a failure, or an output that is not ``goal``.
 
     Raises:
-        ValueError: ``goal`` has another number of dimensions than the output (no layer change moves it).
+        ValueError: ``goal`` has another number of dimensions, batch or channels than the output, or the
+            output has no spatial size (no layer change that fix makes moves them).
     """
     if record.failure is not None:
         return _failure(record)
@@ -236,9 +251,11 @@ def _problem(record: Record, goal: Shape | None) -> _Problem | None:
         raise ValueError(f"output_shape {goal} has {len(goal)} dimensions, but the model's output has {len(out)} "
                          f"({format_shape(out)}). Fix: pass the full output shape, batch first, e.g. "
                          f"output_shape={shape}.")
+    if out is not None and (len(out) < 3 or out[:2] != goal[:2]):
+        raise ValueError(_not_spatial(out, goal))
     text = f"it gives {format_shape(out) if out else 'no single tensor'}, not {format_shape(goal)}"
-    if out is None or len(out) < 3 or out[:2] != goal[:2]:
-        return _Problem(len(record.calls), text + " (fix changes spatial sizes only)", ())
+    if out is None:
+        return _Problem(len(record.calls), text, ())
     assert isinstance(record.output, Value)
     return _Problem(len(record.calls), text, tuple(proposals(record, record.output, goal[2:])))
 
@@ -328,7 +345,8 @@ def search(model: nn.Module, inputs: tuple[Tensor, ...], output_shape: Shape | N
     Raises:
         ShapeError: no fix within :data:`MAX_LAYERS` changed layers and :data:`MAX_TRACES` traces
             (:data:`MAX_REAL_TRACES` real forwards).
-        ValueError: ``output_shape`` has another number of dimensions than the model's output.
+        ValueError: ``output_shape`` has another number of dimensions, batch or channels than the
+            model's output.
     """
     record = record if record is not None else trace(model, inputs)
     searcher = _Searcher(model, inputs, output_shape, record)

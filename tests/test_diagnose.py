@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
@@ -186,6 +188,29 @@ def test_an_overshoot_note_followed_literally_restores_the_size() -> None:
     fixed = copy.deepcopy(model)
     _set(fixed[1], _values(note.split("pass ")[1].split(" (or")[0]))
     assert real_output(fixed, (1, 3, 25, 25)) == (1, 3, 25, 25)
+
+
+def _interior_taps(layer: nn.ConvTranspose1d, size: int) -> set[int]:
+    """How many taps each interior output sums, counted by torch: all-ones weights on all-ones input."""
+    ones = F.conv_transpose1d(torch.ones(1, 1, size), torch.ones(1, 1, layer.kernel_size[0]), None, layer.stride[0],
+                              layer.padding[0], layer.output_padding[0], 1, layer.dilation[0])[0, 0]
+    reach = layer.dilation[0] * (layer.kernel_size[0] - 1)
+    return {round(float(v)) for v in ones[reach:len(ones) - reach]}
+
+
+@given(size=st.integers(2, 30), k=st.integers(1, 9), s=st.integers(2, 4), p=st.integers(0, 4), op=st.integers(0, 3),
+       d=st.integers(1, 2))
+def test_a_checkerboard_note_followed_literally_keeps_the_sizes_and_evens_the_taps(size: int, k: int, s: int, p: int,
+                                                                                  op: int, d: int) -> None:
+    assume(op < max(s, d) and p <= d * (k - 1))
+    model = nn.Sequential(nn.ConvTranspose1d(1, 1, k, s, p, op, dilation=d))
+    assume((size - 1) * s - 2 * p + d * (k - 1) + op + 1 >= 1)
+    notes = [n for n in explain(model, (1, 1, size)).notes if "checkerboard" in n]
+    assume(notes and "build '0'" in notes[0])
+    fixed = followed(model, notes[0].split("Fix: ")[1])
+    assert real_output(fixed, (1, 1, size)) == real_output(model, (1, 1, size))
+    assert fixed[0].kernel_size[0] % s == 0 and fixed[0].dilation == (1,)
+    assert len(_interior_taps(fixed[0], 64)) == 1 < len(_interior_taps(model[0], 64))  # taps depend on k, s, d only
 
 
 def test_monai_autoencoder_at_101x67_notes_lead_back_to_101x67() -> None:

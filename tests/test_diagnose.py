@@ -104,9 +104,16 @@ def test_an_input_smaller_than_the_kernel_gets_the_padding_or_the_input_that_run
         real_output(model, (1, 3, 3, 3))
     failure = explain(model, (1, 3, 3, 3)).failure
     assert failure is not None and failure.fix == (
-        "it gives no output for 3×3: pass padding=1 to '0' Conv2d, or give it an input of at least 5×5")
+        "it gives no output for 3×3: pass padding=1 to '0' Conv2d, or give the model an input of at least 1×3×5×5")
     assert real_output(followed(model, failure.fix), (1, 3, 3, 3)) == (1, 4, 1, 1)
     assert real_output(model, (1, 3, 5, 5)) == (1, 4, 1, 1)  # the other way, followed
+    deeper = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 5))  # the model's input, not the inner layer's
+    failure = explain(deeper, (1, 1, 5, 5)).failure
+    assert failure is not None and failure.fix is not None and failure.fix.endswith(
+        "or give the model an input of at least 1×1×7×7")
+    assert real_output(deeper, (1, 1, 7, 7)) == (1, 4, 1, 1)
+    with pytest.raises(RuntimeError):
+        real_output(deeper, (1, 1, 6, 6))
     cropped = nn.Sequential(nn.Conv2d(3, 3, 1), nn.ConvTranspose2d(3, 4, 1, padding=2))
     failure = explain(cropped, (1, 3, 3, 3)).failure
     assert failure is not None and failure.fix == "it gives no output for 3×3: pass padding=0 to '1' ConvTranspose2d"

@@ -19,7 +19,6 @@ from typing import Any
 
 from torch import nn
 
-from ..core.arithmetic import smallest_conv_input
 from ..core.text import compact, format_shape
 from ..rules import rule_for
 from ..rules.registry import arg
@@ -143,21 +142,19 @@ def _conv_fix(call: Call) -> str | None:
             f"{format_shape(call.input_shape)}: {type(conv).__name__}({channels}, {conv.out_channels}, ...)")
 
 
-def _empty_fix(call: Call, edits: Sequence[Proposal]) -> str | None:
+def _empty_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> str | None:
     """A convolution that gives no output (an input smaller than its kernel reaches, or a transposed
     conv's padding cropping it all): the least change that makes it give one (``fix``'s first change,
-    where it searched), or, for a plain conv, the least input that does."""
+    where it searched), or, for a plain conv, the least model input (else layer input) that does."""
     change = edits[0] if edits else emptied(call)
-    conv: Any = call.target
     if change is None or call.input_shape is None:
         return None
-    sizes = call.input_shape[2:]
-    text = f"it gives no output for {format_shape(sizes)}: {advice(change)}"
-    if isinstance(conv, _TRANSPOSED):
+    text = f"it gives no output for {format_shape(call.input_shape[2:])}: {advice(change)}"
+    least = None if isinstance(call.target, _TRANSPOSED) else least_input(call)
+    if least is None:
         return text
-    least = [max(i, smallest_conv_input(k, p, d)) for i, k, p, d in zip(sizes, conv.kernel_size, conv.padding,
-                                                                         conv.dilation)]
-    return f"{text}, or give it an input of at least {format_shape(least)}"
+    model_input = _least_model_input(record, call, least)
+    return f"{text}, or give {model_input or f'it an input of at least {format_shape(least)}'}"
 
 
 def wanted_input(call: Call) -> tuple[Shape, bool] | None:
@@ -171,13 +168,15 @@ def wanted_input(call: Call) -> tuple[Shape, bool] | None:
     return (reshape.spatial, False) if reshape is not None and reshape.spatial is not None else None
 
 
-def _runs_past(record: Record, call: Call, shape: Shape) -> bool:
-    """Whether the model, traced on meta tensors at ``shape``, gets past ``call`` (the failing one)."""
-    if not record.on_meta:
-        return False
+def _least_model_input(record: Record, call: Call, least: Shape) -> str | None:
+    """``the model an input of at least 1×3×9×9``: the least model input with which the failing ``call``
+    gets an input of ``least``, checked by tracing the model at it (on meta tensors only)."""
+    shape = least_model_input(record, call.data_inputs[0], least) if call.data_inputs and record.on_meta else None
+    if shape is None:
+        return None
     again = trace(record.calls[0].target, shape)
     row = failing_calls(again)[0] if again.failure is not None else None
-    return row is None or row.index > call.index
+    return f"the model an input of at least {format_shape(shape)}" if row is None or row.index > call.index else None
 
 
 def _small_fix(record: Record, call: Call, least: Shape, edits: Sequence[Proposal]) -> tuple[str, bool] | None:
@@ -187,12 +186,9 @@ def _small_fix(record: Record, call: Call, least: Shape, edits: Sequence[Proposa
     shape = call.input_shape
     if shape is None or not call.data_inputs:
         return None
-    value = call.data_inputs[0]
-    change = edits[0] if edits else next(iter(proposals(record, value, least, at_least=True)), None)
-    model_input = least_model_input(record, value, least)
-    ways = ([advice(change)] if change is not None else []) + (
-        [f"give the model an input of at least {format_shape(model_input)}"]
-        if model_input is not None and _runs_past(record, call, model_input) else [])
+    change = edits[0] if edits else next(iter(proposals(record, call.data_inputs[0], least, at_least=True)), None)
+    model_input = _least_model_input(record, call, least)
+    ways = ([advice(change)] if change is not None else []) + ([f"give {model_input}"] if model_input else [])
     text = f"it gives no output for {format_shape(shape[2:])}: its input must be at least {format_shape(least)}"
     return (f"{text}; {', or '.join(ways)}" if ways else text), change is not None
 
@@ -306,7 +302,7 @@ def diagnose(record: Record, edits: Sequence[Proposal] | None = None) -> Explain
     elif call is not None and isinstance(call.target, CONVS) and conv_channels(call) is None:
         fix, changes = _rank_fix(record, call), False
     elif call is not None and isinstance(call.target, CONVS):
-        fix = _conv_fix(call) or _empty_fix(call, edits or ())
+        fix = _conv_fix(call) or _empty_fix(record, call, edits or ())
     elif call is not None and isinstance(call.target, nn.Embedding):
         fix, changes = _indices_fix(record, call), False
     elif call is not None and (least := least_input(call)) is not None:

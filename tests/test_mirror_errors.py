@@ -167,7 +167,7 @@ CASES = [
          r"cannot mirror '1' \(LSTM\).*Fix: build that part from layers autoshape mirrors .* or take it out",
          _autoencoder(nn.Sequential(nn.Linear(8, 8)), (5, 8))),
     Case("a-torch-call-without-a-mirror", _decoder(MeanHead(pool=False), (1, 15, 15)), ShapeError,
-         r"mean in '<model>' \(MeanHead\).*Fix: shrink sizes with a layer that has a mirror",
+         r"mean in '<model>' \(MeanHead\).*Fix: change sizes with a layer that has a mirror",
          _autoencoder(MeanHead(pool=True), (1, 15, 15))),
     Case("an-encoder-that-upsamples", _decoder(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Upsample(scale_factor=2)),
                                                (1, 9, 9)), ShapeError,

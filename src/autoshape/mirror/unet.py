@@ -37,7 +37,7 @@ def _convolutional_part(encoder: nn.Module, step: Step) -> str:
     head = step.call.path.split(".")[0]
     if isinstance(encoder, nn.Sequential) and head.isdigit() and int(head) > 0:
         return f"pass only its convolutional part, encoder[:{head}]"
-    return "pass only the encoder's convolutional part (without its Flatten, reshape and Linear head)"
+    return f"pass only the part of the encoder before {step.describe()}"
 
 
 class MirrorUNet(nn.Module):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import itertools
+import math
 import re
 from typing import Any
 
@@ -19,6 +21,7 @@ from autoshape import (
     conv_transpose_output_size,
     pool_output_size,
 )
+from autoshape.core.factors import nearest_factors
 from tests.torch_reference import torch_conv_size, torch_conv_transpose_size
 
 small = st.integers(1, 12)
@@ -265,3 +268,16 @@ def test_output_padding_fix_works_when_followed() -> None:
     fixed = ast.literal_eval(re.findall(r"Fix: use output_padding=(\(.*?\)|\d+)", str(caught.value))[0])
     assert conv_transpose_output_size((4, 4), 3, stride=(2, 3), output_padding=fixed)
     assert torch_conv_transpose_size([4, 4], [3, 3], [2, 3], [0, 0], [1, 1], list(fixed)) is not None
+
+
+@given(total=st.integers(1, 720), current=st.lists(st.integers(1, 40), min_size=1, max_size=3))
+def test_nearest_factors_is_the_nearest_split_by_brute_force(total: int, current: list[int]) -> None:
+    def distance(sizes: tuple[int, ...]) -> float:
+        return sum(math.log(a / b) ** 2 for a, b in zip(sizes, current))
+
+    splits = [split for split in itertools.product(range(1, total + 1), repeat=len(current))
+              if math.prod(split) == total] if len(current) < 3 else [
+        (a, b, total // (a * b)) for a in range(1, total + 1) for b in range(1, total // a + 1) if total % (a * b) == 0]
+    found = nearest_factors(total, current)
+    assert found is not None and math.prod(found) == total and len(found) == len(current)
+    assert distance(found) == pytest.approx(min(distance(split) for split in splits))

@@ -32,6 +32,7 @@ MODELS = textwrap.dedent('''
                              nn.ConvTranspose2d(8, 1, 3, stride=2, padding=1))
 
     model = autoencoder()
+    upsampled = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.Upsample(scale_factor=2))
 
     class Generator(nn.Sequential):
         def __init__(self):
@@ -369,8 +370,11 @@ def test_fix_makes_a_crash_run_and_says_when_nothing_is_needed(capsys: pytest.Ca
 
 
 @pytest.mark.parametrize(("argv", "code", "message"), [
-    (["autoshape_cli_models:model", "--input-shape", "1,1,24,24", "--output-shape", "1,2,24,24"], 1,
-     "autoshape fix: no fix for Sequential on 1×1×24×24 with at most 3 changed layers"),
+    (["autoshape_cli_models:upsampled", "--input-shape", "1,1,12,12", "--output-shape", "1,1,25,25"], 1,
+     "autoshape fix: no fix for Sequential on 1×1×12×12 with at most 3 changed layers"),
+    (["autoshape_cli_models:model", "--input-shape", "1,1,24,24", "--output-shape", "1,2,24,24"], 2,
+     "asks for 2 channels, but the model gives 1, and fix changes spatial sizes only. Fix: --output-shape 1,1,24,24, "
+     "and change the out_channels of the last layer by hand."),
     (["autoshape_cli_models:model", "--input-shape", "1,1,24,24", "--output-shape", "1,1,0,24"], 2,
      "--output-shape must be >= 1"),
     (["autoshape_cli_models:model", "--input-shape", "2,1,24,24", "--output-shape", "1,24,24"], 2,

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import assume, given
+from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
@@ -83,15 +85,35 @@ def test_the_conv_in_channels_fix_followed_literally_runs() -> None:
     assert real_output(followed(model, failure.fix), (1, 3, 8, 8)) == (1, 16, 6, 6)
 
 
+@pytest.mark.parametrize("shape", [(24, 24), (1, 1, 3, 24, 24)])
+def test_an_input_of_another_rank_is_told_the_shape_the_conv_takes_and_that_followed_runs(
+        shape: tuple[int, ...]) -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 3, 3, 2, 1))
+    with pytest.raises(RuntimeError, match="Expected 3D"):
+        real_output(model, shape)
+    failure = explain(model, shape).failure
+    assert failure is not None and failure.fix == (
+        f"'0' Conv2d takes (N, C, H, W) or (C, H, W) and got {'×'.join(map(str, shape))}, {len(shape)} dimensions: "
+        "give the model an input of shape (1, 3, 24, 24)")  # not in_channels: no Conv2d takes a 2-d input
+    assert real_output(model, (1, 3, 24, 24)) == (1, 3, 23, 23)
+
+
 def test_an_input_smaller_than_the_kernel_gets_the_padding_or_the_input_that_runs() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 5))
     with pytest.raises(RuntimeError, match="Kernel size can't be greater than actual input size"):
         real_output(model, (1, 3, 3, 3))
     failure = explain(model, (1, 3, 3, 3)).failure
     assert failure is not None and failure.fix == (
-        "it gives no output for 3×3: pass padding=1 to '0' Conv2d, or give it an input of at least 5×5")
+        "it gives no output for 3×3: pass padding=1 to '0' Conv2d, or give the model an input of at least 1×3×5×5")
     assert real_output(followed(model, failure.fix), (1, 3, 3, 3)) == (1, 4, 1, 1)
     assert real_output(model, (1, 3, 5, 5)) == (1, 4, 1, 1)  # the other way, followed
+    deeper = nn.Sequential(nn.Conv2d(1, 4, 3), nn.Conv2d(4, 4, 5))  # the model's input, not the inner layer's
+    failure = explain(deeper, (1, 1, 5, 5)).failure
+    assert failure is not None and failure.fix is not None and failure.fix.endswith(
+        "or give the model an input of at least 1×1×7×7")
+    assert real_output(deeper, (1, 1, 7, 7)) == (1, 4, 1, 1)
+    with pytest.raises(RuntimeError):
+        real_output(deeper, (1, 1, 6, 6))
     cropped = nn.Sequential(nn.Conv2d(3, 3, 1), nn.ConvTranspose2d(3, 4, 1, padding=2))
     failure = explain(cropped, (1, 3, 3, 3)).failure
     assert failure is not None and failure.fix == "it gives no output for 3×3: pass padding=0 to '1' ConvTranspose2d"
@@ -175,6 +197,29 @@ def test_an_overshoot_note_followed_literally_restores_the_size() -> None:
     assert real_output(fixed, (1, 3, 25, 25)) == (1, 3, 25, 25)
 
 
+def _interior_taps(layer: nn.ConvTranspose1d, size: int) -> set[int]:
+    """How many taps each interior output sums, counted by torch: all-ones weights on all-ones input."""
+    ones = F.conv_transpose1d(torch.ones(1, 1, size), torch.ones(1, 1, layer.kernel_size[0]), None, layer.stride[0],
+                              layer.padding[0], layer.output_padding[0], 1, layer.dilation[0])[0, 0]
+    reach = layer.dilation[0] * (layer.kernel_size[0] - 1)
+    return {round(float(v)) for v in ones[reach:len(ones) - reach]}
+
+
+@given(size=st.integers(2, 30), k=st.integers(1, 9), s=st.integers(2, 4), p=st.integers(0, 4), op=st.integers(0, 3),
+       d=st.integers(1, 2))
+def test_a_checkerboard_note_followed_literally_keeps_the_sizes_and_evens_the_taps(size: int, k: int, s: int, p: int,
+                                                                                  op: int, d: int) -> None:
+    assume(op < max(s, d) and p <= d * (k - 1))
+    model = nn.Sequential(nn.ConvTranspose1d(1, 1, k, s, p, op, dilation=d))
+    assume((size - 1) * s - 2 * p + d * (k - 1) + op + 1 >= 1)
+    notes = [n for n in explain(model, (1, 1, size)).notes if "checkerboard" in n]
+    assume(notes and "build '0'" in notes[0])
+    fixed = followed(model, notes[0].split("Fix: ")[1])
+    assert real_output(fixed, (1, 1, size)) == real_output(model, (1, 1, size))
+    assert fixed[0].kernel_size[0] % s == 0 and fixed[0].dilation == (1,)
+    assert len(_interior_taps(fixed[0], 64)) == 1 < len(_interior_taps(model[0], 64))  # taps depend on k, s, d only
+
+
 def test_monai_autoencoder_at_101x67_notes_lead_back_to_101x67() -> None:
     nets = pytest.importorskip("monai.networks.nets")
     model = nets.AutoEncoder(spatial_dims=2, in_channels=1, out_channels=1, channels=(4, 8, 16), strides=(2, 2, 2))
@@ -254,6 +299,61 @@ def test_a_view_that_changes_the_batch_is_noted_and_the_note_followed_keeps_it()
     model = followed(LeNetView(keep_batch=True), note)  # torch.flatten(x, 1), and fc1 as the note builds it
     assert real_output(model, (25, 1, 28, 28)) == (25, 10)
     assert not [n for n in explain(LeNetView(), (25, 1, 32, 32)).notes if "batch" in n]
+
+
+def test_a_view_that_fails_at_another_size_gets_both_fixes_and_each_followed_runs() -> None:
+    with pytest.raises(RuntimeError, match=r"shape '\[-1, 400\]' is invalid for input of size 512"):
+        real_output(LeNetView(), (2, 1, 28, 28))
+    failure = explain(LeNetView(), (2, 1, 28, 28)).failure
+    assert failure is not None and (failure.path, failure.call, failure.input_shapes) == ("", "view", ((2, 16, 4, 4),))
+    assert failure.fix == (
+        "x.view(x.size(0), -1) or torch.flatten(x, 1) keeps the batch, giving 2×256: each sample of 2×16×4×4 holds "
+        "256 entries (= 16·4·4), not 400; then give the layer that reads it 256 input features. Or, to keep the "
+        "layers after it, make that input 2×16×5×5: pass padding=1 to 'conv2' Conv2d")
+    assert real_output(LeNetView(features=256, keep_batch=True), (2, 1, 28, 28)) == (2, 10)  # the first way
+    assert real_output(followed(LeNetView(), failure.fix), (2, 1, 28, 28)) == (2, 10)  # the other
+
+
+class _Pooled(nn.Module):
+    """A conv, then average pooling by a call in the forward with a window taller than the map."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(self.conv(x), 5)
+
+
+@pytest.mark.parametrize(("model", "shape", "fix", "out"), [
+    (nn.Sequential(nn.Conv2d(1, 8, 3, stride=2), nn.ReLU(), nn.MaxPool2d(4)), (1, 1, 7, 7),
+     "it gives no output for 3×3: its input must be at least 4×4; pass padding=1 to '0' Conv2d, or give the model "
+     "an input of at least 1×1×9×9", (1, 8, 1, 1)),
+    (_Pooled(), (1, 1, 4, 6), "it gives no output for 4×6: its input must be at least 5×6; pass padding=(2, 1) to "
+     "'conv' Conv2d, or give the model an input of at least 1×1×5×6", (1, 4, 1, 1)),
+])
+def test_a_pooling_on_too_small_an_input_is_told_what_it_needs_and_each_way_followed_runs(
+        model: nn.Module, shape: tuple[int, ...], fix: str, out: tuple[int, ...]) -> None:
+    with pytest.raises(RuntimeError, match=r"(?i)output size is too small"):
+        real_output(model, shape)
+    failure = explain(model, shape).failure
+    assert failure is not None and failure.fix == fix
+    assert real_output(followed(model, fix), shape) == out
+    least = tuple(int(n) for n in fix.split("at least ")[-1].split("×"))
+    assert real_output(model, least)[2:] == out[2:]
+    for dim in (2, 3):  # the least: one less fails
+        smaller = tuple(n - (d == dim) for d, n in enumerate(least))
+        if smaller[dim] < shape[dim]:
+            continue
+        with pytest.raises(RuntimeError):
+            real_output(model, smaller)
+
+
+def test_a_pooling_with_no_conv_before_it_is_told_the_model_input_only() -> None:
+    failure = explain(nn.MaxPool2d(4), (1, 1, 3, 3)).failure
+    assert failure is not None and failure.fix == (
+        "it gives no output for 3×3: its input must be at least 4×4; give the model an input of at least 1×1×4×4")
+    assert real_output(nn.MaxPool2d(4), (1, 1, 4, 4)) == (1, 1, 1, 1)
 
 
 class _PerPixel(nn.Module):

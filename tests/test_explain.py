@@ -148,13 +148,18 @@ def test_generator_5_12_26_28() -> None:
     assert explanation.output_shape == (1, 1, 28, 28)
 
 
+def _sizes_note(note: str) -> bool:
+    """A note about an output_padding that would restore a size (not the checkerboard note's replacement)."""
+    return "output_padding" in note and "checkerboard" not in note
+
+
 def test_23_instead_of_24_names_the_output_padding_that_restores_it() -> None:
     explanation = assert_matches_real_torch(autoencoder(), (1, 1, 24, 24))
     assert explanation[2].formula == "H, W: (12-1)·2 - 2·1 + 1·(3-1) + 0 + 1 = 23"
     (note,) = [note for note in explanation.notes if "output_padding=1 would give 24×24" in note]
     assert "the input of '0'" in note and "TargetConvTranspose2d(..., output_size=24)" in note
     fixed = nn.Sequential(*autoencoder(output_padding=1))
-    assert [note for note in explain(fixed, (1, 1, 24, 24)).notes if "output_padding" in note] == []
+    assert [note for note in explain(fixed, (1, 1, 24, 24)).notes if _sizes_note(note)] == []
     assert real_calls(fixed, (1, 1, 24, 24))[-1][2] == (1, 1, 24, 24)  # the note's advice, checked in torch
 
 
@@ -162,7 +167,7 @@ def test_no_output_padding_note_when_the_size_is_already_restored_or_out_of_reac
     unet_like = nn.Sequential(nn.Conv2d(1, 4, 4, 2, 1), nn.ConvTranspose2d(4, 1, 4, 2, 1))  # 24 → 12 → 24
     assert explain(unet_like, (1, 1, 24, 24)).notes == ()
     far = nn.Sequential(nn.Conv2d(1, 4, 3, 4), nn.ConvTranspose2d(4, 1, 3, 2))  # 25 → 6 → 13; 25 out of reach
-    assert [note for note in explain(far, (1, 1, 25, 25)).notes if "output_padding" in note] == []
+    assert [note for note in explain(far, (1, 1, 25, 25)).notes if _sizes_note(note)] == []
 
 
 class SkipDecoder(nn.Module):
@@ -299,12 +304,22 @@ class DataDependent(nn.Module):
 
 
 def test_model_that_cannot_run_on_meta_falls_back_with_a_warning() -> None:
-    with pytest.warns(RuntimeWarning, match="meta"):
+    with pytest.warns(RuntimeWarning, match="meta") as warned:
         explanation = explain(DataDependent(), (1, 1, 9, 9))
+    assert [w.filename for w in warned] == [__file__]  # the user's line, not autoshape's
     assert not explanation.on_meta
     conv = next(row for row in explanation if row.call == "Conv2d")
     assert conv.formula == "H, W: ⌊(9 + 2·0 - 1·(3-1) - 1) / 2⌋ + 1 = 4"
     assert "real forward" in explanation.notes[-1]
+
+
+def test_a_lazy_module_is_named_and_the_forward_its_error_asks_for_lets_explain_run() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.LazyLinear(10))
+    with pytest.raises(ValueError, match=r"\('2' LazyLinear\).*Fix: run the model once first, "
+                                         r"model\(torch\.zeros\(1, 3, 8, 8\)\)\.$"):
+        explain(model, (1, 3, 8, 8))
+    model(torch.zeros(1, 3, 8, 8))  # as the fix says
+    assert explain(model, (1, 3, 8, 8)).output_shape == (1, 10)
 
 
 def test_explanation_is_a_sequence_with_an_aligned_table_and_json() -> None:

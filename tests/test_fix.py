@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from autoshape import Change, Fix, ShapeError, fix
+from autoshape import Change, Fix, ShapeError, explain, fix
 from autoshape.core.adjust import KINDS, nearest_change
 from tests import architectures as arch
 from tests.test_explain import MnistGenerator
@@ -259,14 +259,30 @@ def test_no_fix_is_a_shape_error_that_says_what_was_tried() -> None:
     with pytest.raises(ShapeError, match=r"it gives 1×8×16×16, not 1×8×17×17\. No change of one layer fixes "
                                          r"that: .* pooling and upsampling layers never change"):
         fix(upsampled, (1, 3, 8, 8), (1, 8, 17, 17))
-    with pytest.raises(ShapeError, match=r"not 1×4×16×16 \(fix changes spatial sizes only\)"):
-        fix(upsampled, (1, 3, 8, 8), (1, 4, 16, 16))
+    with pytest.raises(ShapeError, match=r"not 1×8×17×17"):  # the fix a channels mismatch names, followed
+        fix(upsampled, (1, 3, 8, 8), (1, 8, 17, 17))
     deep = small_unet()  # at 63 every one of the four concatenations disagrees: four layers to change
     with pytest.raises(ShapeError, match=r"at most 3 changed layers: the forward fails at '\(model\)' torch\.cat.* "
                                          r"Tried \d+ candidate fixes on meta tensors.*'ups\.0'") as info:
         fix(deep, (1, 3, 63, 63))
     assert "Fix: explain(model, input_shape)" in str(info.value)
     assert "in the list. Tried" in str(info.value)  # torch's message ends the clause: no ".."
+
+
+@pytest.mark.parametrize(("wanted", "message", "followed"), [
+    ((2, 3, 24, 24), r"asks for a batch of 2, but the model's output keeps its input's, 1: no layer change moves it\. "
+                     r"Fix: output_shape=\(1, 3, 24, 24\)\.", (1, 3, 24, 24)),
+    ((1, 4, 24, 24), r"asks for 4 channels, but the model gives 3, and fix changes spatial sizes only\. Fix: "
+                     r"output_shape=\(1, 3, 24, 24\), and change the out_channels", (1, 3, 24, 24)),
+])
+def test_an_output_shape_with_another_batch_or_channels_is_a_usage_error_with_the_shape_to_pass(
+        wanted: tuple[int, ...], message: str, followed: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match=message) as info:
+        fix(readme_autoencoder(), (1, 3, 24, 24), wanted)
+    assert not isinstance(info.value, ShapeError)  # a usage error, as a wrong rank is
+    assert real_output(fix(readme_autoencoder(), (1, 3, 24, 24), followed).model, (1, 3, 24, 24)) == followed
+    with pytest.raises(ValueError, match=r"output 1×10 has no spatial size.*Fix: leave output_shape out"):
+        fix(nn.Sequential(nn.Flatten(), nn.Linear(12, 10)), (1, 3, 2, 2), (1, 12))
 
 
 class LeNetView(nn.Module):
@@ -293,6 +309,82 @@ def test_a_forward_that_changes_the_batch_is_never_called_fixed() -> None:
     assert real_output(LeNetView(features=256, keep_batch=True), (25, 1, 28, 28)) == (25, 10)
 
 
+@pytest.mark.parametrize(("model", "shape", "path", "out"), [
+    (LeNetView(), (2, 1, 28, 28), "conv2", (2, 10)),  # x.view(-1, 400) on 2×16×4×4: the map must be 5×5
+    (nn.Sequential(nn.Conv2d(1, 8, 3, stride=2), nn.ReLU(), nn.MaxPool2d(4)), (1, 1, 7, 7), "0", (1, 8, 1, 1)),
+])
+def test_a_failing_view_or_a_pooling_with_too_small_an_input_is_fixed_by_the_conv_before_it(
+        model: nn.Module, shape: tuple[int, ...], path: str, out: tuple[int, ...]) -> None:
+    with pytest.raises(RuntimeError):
+        real_output(model, shape)
+    fixed = fix(model, shape)
+    assert [change.path for change in fixed.changes] == [path]
+    assert real_output(fixed.model, shape) == out
+
+
+class ConditionalGenerator(nn.Module):
+    """A cGAN generator, ``forward(z, labels)``: 1 → 7 → 14 → 27, one layer short of 28."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(10, 10)
+        self.net = nn.Sequential(nn.ConvTranspose2d(110, 64, 7), nn.ReLU(), nn.ConvTranspose2d(64, 32, 4, 2, 1),
+                                 nn.ReLU(), nn.ConvTranspose2d(32, 1, 3, 2, 1), nn.Tanh())
+
+    def forward(self, z: Tensor, labels: Tensor) -> Tensor:
+        return self.net(torch.cat([z, self.embed(labels)], 1)[:, :, None, None])
+
+
+class TimeConditionedUNet(nn.Module):
+    """A diffusion-style U-Net level, ``forward(x, t)``: the timestep's embedding is added to the features."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.time = nn.Linear(1, 8)
+        self.down, self.up = nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.ConvTranspose2d(8, 8, 2, stride=2)
+        self.head = nn.Conv2d(11, 3, 1)
+
+    def forward(self, x: Tensor, t: Tensor) -> Tensor:
+        h = self.down(x) + self.time(t[:, None])[:, :, None, None]
+        return self.head(torch.cat([x, self.up(h)], 1))
+
+
+def test_a_forward_with_several_inputs_is_explained_and_fixed_with_each_input_as_given() -> None:
+    z, labels = torch.randn(4, 100), torch.randint(0, 10, (4,))
+    assert tuple(ConditionalGenerator()(z, labels).shape) == (4, 1, 27, 27)
+    explanation = explain(ConditionalGenerator(), ((4, 100), labels))  # a shape, and an example tensor of indices
+    assert [(row.name, row.output_shape) for row in explanation][:3] == [
+        ("embed", (4, 10)), ("", (4, 110)), ("", (4, 110, 1, 1))]
+    assert explanation.output_shape == (4, 1, 27, 27)
+    fixed = fix(ConditionalGenerator(), ((4, 100), labels), output_shape=(4, 1, 28, 28))
+    assert [(c.path, dict(c.params)) for c in fixed.changes] == [("net.4", {"output_padding": 1})]
+    assert str(fixed).endswith("output: 4×1×28×28 for inputs of 4×100, 4 (checked at this size; other sizes may "
+                               "need other values)")
+    assert fixed.input_shape == ((4, 100), (4,))
+    assert tuple(fixed.model(z, labels).shape) == (4, 1, 28, 28)
+    x, t = torch.randn(1, 3, 101, 67), torch.rand(1)
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        TimeConditionedUNet()(x, t)
+    fixed = fix(TimeConditionedUNet(), (x.shape, t.shape))
+    assert tuple(fixed.model(x, t).shape) == (1, 3, 101, 67)
+
+
+def test_labels_given_as_a_shape_are_told_to_come_as_indices_and_that_followed_runs() -> None:
+    failure = explain(ConditionalGenerator(), ((4, 100), (4,))).failure
+    assert failure is not None and (failure.path, failure.call) == ("embed", "Embedding")
+    assert failure.fix == ("'embed' Embedding takes integer indices, but the forward's input 'labels' was not (a shape "
+                           "is traced in the model's floating-point dtype): give that input as an example tensor of "
+                           "indices, e.g. torch.zeros(4, dtype=torch.long)")
+    followed = explain(ConditionalGenerator(), ((4, 100), torch.zeros(4, dtype=torch.long)))
+    assert followed.failure is None and followed.output_shape == (4, 1, 27, 27)
+
+
+@pytest.mark.parametrize("bad", [((1, 3, 8, 8), "x"), ((1, 3, 8, 8), ()), [(1, 3, 8, 8), (1, 0)]])
+def test_several_inputs_that_are_not_shapes_or_tensors_are_refused_by_position(bad: Any) -> None:
+    with pytest.raises((TypeError, ValueError), match=r"input_shape\[1\]"):
+        explain(TimeConditionedUNet(), bad)
+
+
 class _ReadsValues(nn.Module):
     """A model that reads its data (``if x.abs().max() > 1``), so it cannot run on meta tensors; counts its
     real forwards."""
@@ -311,8 +403,9 @@ class _ReadsValues(nn.Module):
 def test_a_model_that_reads_values_is_fixed_by_real_forwards_on_zeros_and_says_so() -> None:
     classifier = _ReadsValues(nn.Sequential(nn.Conv2d(3, 4, 3, 2, 1), nn.Flatten(), nn.Linear(10, 2)))
     with pytest.warns(RuntimeWarning, match=r"_ReadsValues cannot run on meta tensors: fix runs it, and each patched "
-                                            r"copy it checks \(at most 8\), with a real forward on zeros"):
+                                            r"copy it checks \(at most 8\), with a real forward on zeros") as warned:
         (change,) = fix(classifier, (1, 3, 8, 8)).changes
+    assert {w.filename for w in warned} == {__file__}  # the user's line, not autoshape's
     assert (change.path, dict(change.params)) == ("net.2", {"in_features": 64})
     classifier.net[2] = change.after
     assert real_output(classifier, (1, 3, 8, 8)) == (1, 2)

@@ -492,7 +492,7 @@ def test_bad_encoders_and_shapes_are_refused() -> None:
 
 
 def test_a_shape_the_encoder_refuses_names_the_module_that_refused() -> None:
-    with pytest.raises(RuntimeError, match=r"refuses input_shape \(3, 37, 29\).*'20' \(MaxPool2d\).*Fix:"):
+    with pytest.raises(ShapeError, match=r"refuses input_shape \(3, 37, 29\).*'20' \(MaxPool2d\).*Fix:"):
         MirrorDecoder(arch.vgg11_features(width=4), (3, 37, 29))  # five halvings: 29 reaches 0
 
 
@@ -511,8 +511,9 @@ class NeedsData(nn.Module):
 @pytest.mark.parametrize("given", [(1, 15, 15), (4, 1, 15, 15)])
 def test_an_encoder_that_cannot_run_on_meta_is_traced_with_a_real_forward(given: tuple[int, ...]) -> None:
     encoder = nn.Sequential(NeedsData(), nn.ReLU())
-    with pytest.warns(RuntimeWarning, match="cannot run on meta tensors"):
+    with pytest.warns(RuntimeWarning, match="cannot run on meta tensors") as warned:
         decoder = MirrorDecoder(encoder, given)
+    assert {w.filename for w in warned} == {__file__}  # the user's line, not autoshape's
     assert reconstruct(encoder, decoder, (1, 15, 15)) == (2, 1, 15, 15)
 
 

@@ -113,6 +113,26 @@ class SizeBranch(nn.Module):
         return F.relu(self.conv(x))
 
 
+class ViewEncoder(nn.Module):
+    """LeNet's convolutions and ``x.view(-1, 400)``, written for 32×32: at 28×28 it turns 25 samples into 16 rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2, self.fc = nn.Conv2d(1, 6, 5), nn.Conv2d(6, 16, 5), nn.Linear(400, 32)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        return self.fc(F.max_pool2d(F.relu(self.conv2(x)), 2).view(-1, 400))
+
+
+def _lazy(initialised: bool) -> nn.Module:
+    """A lazy encoder, as a fresh user writes it; ``initialised``: after the one forward its error asks for."""
+    encoder = nn.Sequential(nn.LazyConv2d(8, 3, stride=2, padding=1), nn.ReLU())
+    if initialised:
+        encoder(torch.zeros(1, 3, 16, 16))
+    return encoder
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -147,7 +167,7 @@ CASES = [
          r"cannot mirror '1' \(LSTM\).*Fix: build that part from layers autoshape mirrors .* or take it out",
          _autoencoder(nn.Sequential(nn.Linear(8, 8)), (5, 8))),
     Case("a-torch-call-without-a-mirror", _decoder(MeanHead(pool=False), (1, 15, 15)), ShapeError,
-         r"mean in '<model>' \(MeanHead\).*Fix: shrink sizes with a layer that has a mirror",
+         r"mean in '<model>' \(MeanHead\).*Fix: change sizes with a layer that has a mirror",
          _autoencoder(MeanHead(pool=True), (1, 15, 15))),
     Case("an-encoder-that-upsamples", _decoder(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Upsample(scale_factor=2)),
                                                (1, 9, 9)), ShapeError,
@@ -164,9 +184,13 @@ CASES = [
          _decoder(Pair(), (2, 4, 4), output="first")),
     Case("an-output-that-is-not-there", _decoder(Pair(), (2, 4, 4), output="third"), ValueError,
          r"output='third' picks nothing.*Fix: .*output='first'", _decoder(Pair(), (2, 4, 4), output="first")),
-    Case("a-shape-the-encoder-refuses", _decoder(nn.Conv2d(3, 8, 3), (5, 9, 9)), RuntimeError,
-         r"refuses input_shape \(5, 9, 9\).*Fix: pass the shape of one sample the encoder accepts",
+    Case("a-shape-the-encoder-refuses", _decoder(nn.Conv2d(3, 8, 3), (5, 9, 9)), ShapeError,
+         r"refuses input_shape \(5, 9, 9\).*Fix: input_shape=\(3, 9, 9\), the channels its first layer takes",
          _decoder(nn.Conv2d(3, 8, 3), (3, 9, 9))),
+    Case("a-shape-too-small-for-the-encoder", _decoder(nn.Sequential(nn.Conv2d(3, 8, 5)), (3, 4, 4)), ShapeError,
+         r"refuses input_shape \(3, 4, 4\).*Fix: pass the shape of one sample the encoder accepts, \(C, \*spatial\); "
+         r"explain\(encoder, \(1, 3, 4, 4\)\) shows",
+         _decoder(nn.Sequential(nn.Conv2d(3, 8, 5)), (3, 5, 5))),
     Case("a-latent-of-another-size", lambda: MirrorDecoder(_LATENT, (3, 24, 24))(torch.zeros(1, 8, 13, 13)),
          ShapeError, r"built for latents of shape \(N, 8, 12, 12\).*spatial size \(13, 13\) instead of \(12, 12\)\. "
          r"Fix: use MirrorAutoencoder",
@@ -207,6 +231,14 @@ CASES = [
     Case("an-hf-output-without-output=", lambda: MirrorUNet(HiddenStates(), (3, 16, 16), out_channels=2),
          ValueError, r"returns a model output with 'last_hidden_state', 'pooler_output'.*Fix: .*output='hidden_states'",
          lambda: MirrorUNet(HiddenStates(), (3, 16, 16), out_channels=2, output="hidden_states")),
+    Case("a-view-that-changes-the-batch-per-call",
+         lambda: MirrorAutoencoder(ViewEncoder(), (1, 32, 32))(torch.zeros(25, 1, 28, 28)), ShapeError,
+         r"at 25×1×28×28 the encoder's view turned 25×16×4×4 into 16×400: it changed the batch from 25 to 16.*"
+         r"Fix: call the autoencoder at the size it was built for, \(N, 1, 32, 32\)",
+         lambda: _shaped(MirrorAutoencoder(ViewEncoder(), (1, 32, 32))(torch.zeros(25, 1, 32, 32)), (25, 1, 32, 32))),
+    Case("a-lazy-encoder", lambda: MirrorDecoder(_lazy(False), (3, 16, 16)), ValueError,
+         r"lazy modules that are not initialised yet \('0' LazyConv2d\).*Fix: run the model once first, "
+         r"model\(torch\.zeros\(1, 3, 16, 16\)\)", lambda: MirrorAutoencoder(_lazy(True), (3, 16, 16))),
     Case("a-unet-on-a-classifier", lambda: MirrorUNet(_LENET, (1, 32, 32), out_channels=1), ShapeError,
          r"'6' \(Flatten\).*Fix: pass only its convolutional part, encoder\[:6\]",
          lambda: MirrorUNet(_LENET[:6], (1, 32, 32), out_channels=1)),

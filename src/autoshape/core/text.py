@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["aligned_table", "clause", "compact", "format_shape"]
+__all__ = ["aligned_table", "clause", "compact", "format_inputs", "format_shape"]
 
 
 def format_shape(shape: int | Sequence[int] | None) -> str:
@@ -15,6 +15,13 @@ def format_shape(shape: int | Sequence[int] | None) -> str:
     if isinstance(shape, int):
         return str(shape)
     return "×".join(map(str, shape)) or "scalar"
+
+
+def format_inputs(shapes: Sequence[int] | Sequence[Sequence[int]]) -> str:
+    """``an input of 1×3×8×8`` for one shape, ``inputs of 8×100, 8`` for a tuple of shapes."""
+    if shapes and not isinstance(shapes[0], int):
+        return "inputs of " + ", ".join(format_shape(shape) for shape in shapes)
+    return "an input of " + format_shape(shapes)  # type: ignore[arg-type]
 
 
 def compact(values: Sequence[int]) -> int | tuple[int, ...]:

@@ -1,27 +1,32 @@
-"""Notes on the batch dimension: an input shape given without one, and a reshape that changes it.
+"""Notes on the batch dimension: an input shape given without one, and a reshape that changes it or fails.
 
 * a first convolution that got one sample, ``(C, H, W)``: the shape was most likely meant with a batch;
 * a ``view``/``reshape`` whose rows no longer hold one sample each (``x.view(-1, 400)`` written for
-  another input size turns a batch of 25 into 16 rows): the forward runs and silently mixes samples.
+  another input size turns a batch of 25 into 16 rows): the forward runs and silently mixes samples;
+* a ``view``/``reshape`` that fails because a sample holds other than the entries it asks for
+  (``x.view(-1, 1352)`` on ``8×11×11`` samples): the spatial size that would hold them.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
+from ..core.factors import nearest_factors
 from ..core.text import format_shape
 from ..rules import rule_for
 from ..tracing import Call
 from .rows import where
 
-__all__ = ["changed_batch", "unbatched"]
+__all__ = ["RESHAPES", "changed_batch", "failed_reshape", "unbatched"]
 
 Shape = tuple[int, ...]
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_RESHAPES = {"view": "view", "reshape": "reshape", "torch.reshape": "reshape"}
+RESHAPES = {"view": "view", "reshape": "reshape", "torch.reshape": "reshape"}
 """The calls that take a shape with ``-1`` in it, and the Tensor method a fix writes for each."""
 
 
@@ -64,7 +69,7 @@ def changed_batch(rows: Sequence[Call], model_input: Shape, output: Shape | None
         return None
     for index, call in enumerate(rows):
         before, after = call.input_shape, call.output_shape
-        if call.name not in _RESHAPES or not before or not after or before[0] != batch or after[0] == batch:
+        if call.name not in RESHAPES or not before or not after or before[0] != batch or after[0] == batch:
             continue
         if _splits_samples(before, after):
             continue
@@ -75,6 +80,54 @@ def changed_batch(rows: Sequence[Call], model_input: Shape, output: Shape | None
                     f"nn.Linear({features}, {linear.target.out_features})")
         return (f"{where(call)} turned {format_shape(before)} into {format_shape(after)}: it changed the batch from "
                 f"{batch} to {after[0]}, so its rows no longer hold one sample each. Fix: keep the batch, "
-                f"x.{_RESHAPES[call.name]}(x.size(0), -1) or torch.flatten(x, 1), which gives "
+                f"x.{RESHAPES[call.name]}(x.size(0), -1) or torch.flatten(x, 1), which gives "
                 f"{format_shape((batch, features))}{then}.")
     return None
+
+
+def _asked(call: Call) -> tuple[int, ...] | None:
+    """The shape a ``view``/``reshape`` call asks for: ``x.view(-1, 400)``, ``x.view((-1, 400))``,
+    ``torch.reshape(x, (-1, 400))``; None for anything else (``x.view(torch.float16)``)."""
+    asked: Any = call.args[1:] or call.kwargs.get("shape", call.kwargs.get("size"))
+    if isinstance(asked, tuple) and len(asked) == 1 and isinstance(asked[0], (tuple, list)):
+        asked = asked[0]
+    if not isinstance(asked, (tuple, list)) or not asked:
+        return None
+    return tuple(asked) if all(type(n) is int for n in asked) else None
+
+
+@dataclass(frozen=True)
+class FailedReshape:
+    """A ``view``/``reshape`` of a batch that failed: the entries per sample it asks for and those a sample
+    holds, and the spatial size with which the input would hold them (None where none does)."""
+
+    call: Call
+    needs: int
+    holds: int
+    spatial: tuple[int, ...] | None
+
+    def fix(self, change: str | None) -> str:
+        """The fix, with ``change`` (the advice that brings the input to :attr:`spatial`) as the other way."""
+        before = self.call.data_inputs[0].shape
+        text = (f"x.{RESHAPES[self.call.name]}(x.size(0), -1) or torch.flatten(x, 1) keeps the batch, giving "
+                f"{format_shape((before[0], self.holds))}: each sample of {format_shape(before)} holds "
+                f"{self.holds} entries (= {'·'.join(map(str, before[1:]))}), not {self.needs}; then give the layer "
+                f"that reads it {self.holds} input features")
+        if change is None or self.spatial is None:
+            return text
+        return (f"{text}. Or, to keep the layers after it, make that input "
+                f"{format_shape((*before[:2], *self.spatial))}: {change}")
+
+
+def failed_reshape(call: Call) -> FailedReshape | None:
+    """For a failed ``view``/``reshape`` of a tensor whose first dimension is kept (``-1`` or the same
+    size first, no other ``-1``): what it asks for, and the nearest spatial size that holds it."""
+    asked = _asked(call) if call.name in RESHAPES and call.data_inputs else None
+    before = call.data_inputs[0].shape if asked is not None else ()
+    if asked is None or len(asked) < 2 or len(before) < 2 or asked[0] not in (-1, before[0]) or -1 in asked[1:]:
+        return None
+    needs, holds = math.prod(asked[1:]), math.prod(before[1:])
+    if needs == holds or needs < 1:
+        return None
+    spatial = nearest_factors(needs // before[1], before[2:]) if len(before) > 2 and needs % before[1] == 0 else None
+    return FailedReshape(call, needs, holds, spatial)

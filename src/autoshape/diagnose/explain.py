@@ -18,7 +18,7 @@ from ..core.formulas import format_terms
 from ..core.text import aligned_table, format_shape
 from ..errors import ShapeError
 from ..rules import rule_for, spatial_sizes, terms_of
-from ..tracing import Call, Record, as_input_shape, trace
+from ..tracing import Call, InputShapes, Record, as_examples, trace, trace_dtype
 from .failure import ExplainFailure, diagnose
 from .notes import notes_for
 from .rows import rows_of, where
@@ -160,19 +160,19 @@ def _row(call: Call, formula: str | None) -> ExplainRow:
                       shapes)
 
 
-def _failure(model: nn.Module, input_shape: Shape, record: Record) -> ExplainFailure:
+def _failure(model: nn.Module, inputs: tuple[Tensor, ...], record: Record) -> ExplainFailure:
     """The failure with its fix: all the changes ``fix`` verifies (on meta tensors only: no real
     forwards), or the one this call needs."""
     if not record.on_meta:
         return diagnose(record)
     try:
-        edits = search(model, input_shape, record=record).edits
+        edits = search(model, inputs, record=record).edits
     except ShapeError:
         edits = ()
     return diagnose(record, edits)
 
 
-def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanation:
+def explain(model: nn.Module, input_shape: InputShapes) -> Explanation:
     """Explain every output size of ``model``: one row per leaf module and per torch call between
     modules (``F.relu``, ``torch.cat``, ``view``), with the size formula where torch has one.
 
@@ -211,7 +211,8 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
     Args:
         model: any ``nn.Module``.
         input_shape: the full input shape, batch dimension included (e.g. ``(1, 3, 64, 64)``), or
-            an example tensor.
+            an example tensor (its dtype is kept: integer labels stay integers); for a forward with
+            several positional inputs, a sequence of them (``((8, 100), labels)`` for ``forward(z, y)``).
 
     Shape:
         per spatial dimension, e.g. transposed conv:
@@ -228,20 +229,22 @@ def explain(model: nn.Module, input_shape: Sequence[int] | Tensor) -> Explanatio
         '1' ConvTranspose2d gives 23×23, but output_padding=1 would give 24×24, the size of the input of '0'. ...
 
     Raises:
-        TypeError: ``model`` is not an ``nn.Module``, or ``input_shape`` is not a shape or tensor.
-        ValueError: ``input_shape`` is empty or has an entry below 1.
+        TypeError: ``model`` is not an ``nn.Module``, or ``input_shape`` is not a shape, a tensor or
+            a sequence of them.
+        ValueError: a shape is empty or has an entry below 1.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"explain needs an nn.Module, got {type(model).__name__}")
-    record = trace(model, input_shape)
+    inputs = as_examples(input_shape, trace_dtype(model))
+    record = trace(model, inputs)
     calls = rows_of(record)
     rows, notes = [], []
     for call in calls:
         formula, mismatch = _formula(call)
         rows.append(_row(call, formula))
         notes += [mismatch] if mismatch else []
-    notes += notes_for(calls, as_input_shape(input_shape), record.output_shape)
+    notes += notes_for(calls, tuple(inputs[0].shape), record.output_shape)
     if not record.on_meta:
         notes.append(f"{type(model).__name__} cannot run on meta tensors: these shapes come from a real forward.")
-    failure = None if record.failure is None else _failure(model, as_input_shape(input_shape), record)
+    failure = None if record.failure is None else _failure(model, inputs, record)
     return Explanation(tuple(rows), tuple(notes), record.output_shape, record.on_meta, failure)

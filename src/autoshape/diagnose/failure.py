@@ -2,33 +2,38 @@
 
 Fixes are computed from the record, never from torch's message text: a ``Linear`` whose
 ``in_features`` is not its input's last size, a convolution whose ``in_channels`` is not its
-input's channels or that gives no output (its input smaller than its kernel reaches), and a
-concatenation or sum of branches whose sizes disagree, with the layer
-and parameter that make the newer branch agree with the older one (the skip). Where ``fix``'s
-search found changes that make the whole forward run, the fix names them all.
+input's channels or that gives no output (its input smaller than its kernel reaches), an
+``Embedding`` given a model input that is not integer indices (a shape is traced as floating point), a pooling
+(or other windowed call) whose input is too small for an output, a ``view``/``reshape`` whose
+samples hold other than the entries it asks for, and a concatenation or sum of branches whose
+sizes disagree, with the layer and parameter that make the newer branch agree with the older one
+(the skip). Where ``fix``'s search found changes that make the whole forward run, the fix names them all.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
-from ..core.arithmetic import smallest_conv_input
 from ..core.text import compact, format_shape
 from ..rules import rule_for
 from ..rules.registry import arg
-from ..tracing import Call, Record, Value
-from .reach import CONVS, Proposal, emptied, proposals
+from ..tracing import Call, Record, Value, trace
+from .batch import failed_reshape
+from .reach import CONVS, Proposal, emptied, least_input, least_model_input, proposals
 from .rows import is_row, row_that_made, where
 
-__all__ = ["MERGES", "ExplainFailure", "advice", "diagnose", "failing_calls", "merge_sides"]
+__all__ = ["MERGES", "ExplainFailure", "advice", "conv_channels", "diagnose", "failing_calls", "merge_sides",
+           "wanted_input"]
 
 Shape = tuple[int, ...]
 _CONCATENATIONS = frozenset({"torch.cat", "torch.concat", "torch.concatenate"})
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+_SPATIAL = ("D", "H", "W")
 MERGES = _CONCATENATIONS | {"torch.stack", "add", "add_", "__iadd__", "torch.add", "sub", "mul", "torch.mul"}
 """Torch calls that combine tensors whose sizes must agree (except along a concatenated dimension)."""
 
@@ -108,30 +113,110 @@ def _linear_fix(record: Record, call: Call) -> str | None:
             f"nn.Linear({features}, {linear.out_features})")
 
 
+def conv_channels(call: Call) -> int | None:
+    """The channels of a conv's input: ``(C, *spatial)`` unbatched or ``(N, C, *spatial)``; None for another rank."""
+    shape, n = call.input_shape, len(call.target.kernel_size)
+    return shape[-n - 1] if shape is not None and len(shape) in (n + 1, n + 2) else None
+
+
+def _rank_fix(record: Record, call: Call) -> str | None:
+    """A conv given an input of another rank: the shapes it takes, and the model input that gives one."""
+    conv: Any = call.target
+    shape, n = call.input_shape, len(conv.kernel_size)
+    if shape is None or conv_channels(call) is not None:
+        return None
+    spatial = ", ".join(_SPATIAL[-n:])
+    fix = (f"{where(call)} takes (N, C, {spatial}) or (C, {spatial}) and got {format_shape(shape)}, "
+           f"{len(shape)} dimensions")
+    if call.data_inputs and call.data_inputs[0] in record.inputs and len(shape) >= n:
+        fix += f": give the model an input of shape {(1, conv.in_channels, *shape[-n:])}"
+    return fix
+
+
 def _conv_fix(call: Call) -> str | None:
     conv: Any = call.target
-    shape = call.input_shape
-    if shape is None or len(shape) < 2 or shape[1] == conv.in_channels:
+    channels = conv_channels(call)
+    if channels is None or channels == conv.in_channels:
         return None
-    return (f"build {where(call)} with in_channels={shape[1]}, the channels of its input "
-            f"{format_shape(shape)}: {type(conv).__name__}({shape[1]}, {conv.out_channels}, ...)")
+    return (f"build {where(call)} with in_channels={channels}, the channels of its input "
+            f"{format_shape(call.input_shape)}: {type(conv).__name__}({channels}, {conv.out_channels}, ...)")
 
 
-def _empty_fix(call: Call, edits: Sequence[Proposal]) -> str | None:
+def _empty_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> str | None:
     """A convolution that gives no output (an input smaller than its kernel reaches, or a transposed
     conv's padding cropping it all): the least change that makes it give one (``fix``'s first change,
-    where it searched), or, for a plain conv, the least input that does."""
+    where it searched), or, for a plain conv, the least model input (else layer input) that does."""
     change = edits[0] if edits else emptied(call)
-    conv: Any = call.target
     if change is None or call.input_shape is None:
         return None
-    sizes = call.input_shape[2:]
-    text = f"it gives no output for {format_shape(sizes)}: {advice(change)}"
-    if isinstance(conv, _TRANSPOSED):
+    text = f"it gives no output for {format_shape(call.input_shape[2:])}: {advice(change)}"
+    least = None if isinstance(call.target, _TRANSPOSED) else least_input(call)
+    if least is None:
         return text
-    least = [max(i, smallest_conv_input(k, p, d)) for i, k, p, d in zip(sizes, conv.kernel_size, conv.padding,
-                                                                         conv.dilation)]
-    return f"{text}, or give it an input of at least {format_shape(least)}"
+    model_input = _least_model_input(record, call, least)
+    return f"{text}, or give {model_input or f'it an input of at least {format_shape(least)}'}"
+
+
+def wanted_input(call: Call) -> tuple[Shape, bool] | None:
+    """The spatial size a failing call's input needs, and whether a larger one will do: at least the
+    least that gives a pooling (or other windowed call) an output; exactly the nearest that holds
+    what a failed ``view``/``reshape`` asks for. None where neither applies."""
+    least = least_input(call)
+    if least is not None:
+        return least, True
+    reshape = failed_reshape(call)
+    return (reshape.spatial, False) if reshape is not None and reshape.spatial is not None else None
+
+
+def _least_model_input(record: Record, call: Call, least: Shape) -> str | None:
+    """``the model an input of at least 1×3×9×9``: the least model input with which the failing ``call``
+    gets an input of ``least``, checked by tracing the model at it (on meta tensors only)."""
+    shape = least_model_input(record, call.data_inputs[0], least) if call.data_inputs and record.on_meta else None
+    if shape is None:
+        return None
+    again = trace(record.calls[0].target, shape)
+    row = failing_calls(again)[0] if again.failure is not None else None
+    return f"the model an input of at least {format_shape(shape)}" if row is None or row.index > call.index else None
+
+
+def _small_fix(record: Record, call: Call, least: Shape, edits: Sequence[Proposal]) -> tuple[str, bool] | None:
+    """A call whose input is too small for an output: the size it needs, the change that gives it that
+    (``fix``'s first, where it searched) and the least model input that does, checked by a trace (and
+    whether a layer change is named)."""
+    shape = call.input_shape
+    if shape is None or not call.data_inputs:
+        return None
+    change = edits[0] if edits else next(iter(proposals(record, call.data_inputs[0], least, at_least=True)), None)
+    model_input = _least_model_input(record, call, least)
+    ways = ([advice(change)] if change is not None else []) + ([f"give {model_input}"] if model_input else [])
+    text = f"it gives no output for {format_shape(shape[2:])}: its input must be at least {format_shape(least)}"
+    return (f"{text}; {', or '.join(ways)}" if ways else text), change is not None
+
+
+def _reshape_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> tuple[str, bool] | None:
+    """A failed ``view``/``reshape``: the way that keeps the batch, and the change that makes the input
+    hold what it asks for (and whether one is named)."""
+    reshape = failed_reshape(call)
+    if reshape is None:
+        return None
+    change = edits[0] if edits else None
+    if change is None and reshape.spatial is not None:
+        change = next(iter(proposals(record, call.data_inputs[0], reshape.spatial)), None)
+    return reshape.fix(None if change is None else advice(change)), change is not None
+
+
+def _indices_fix(record: Record, call: Call) -> str | None:
+    """An ``Embedding`` that failed on a floating-point input of the model (a shape is traced as one)."""
+    value = call.data_inputs[0] if call.data_inputs else None
+    if not isinstance(call.target, nn.Embedding) or value is None or value not in record.inputs or not value.floating:
+        return None
+    position = record.inputs.index(value)
+    names = [p.name for p in inspect.signature(record.calls[0].target.forward).parameters.values()
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    named = f"'{names[position]}'" if position < len(names) else f"number {position + 1}"
+    example = f"torch.zeros({', '.join(map(str, value.shape))}, dtype=torch.long)"
+    return (f"{where(call)} takes integer indices, but the forward's input {named} was not (a shape is traced in the "
+            f"model's floating-point dtype): give that input as an example tensor of indices, e.g. {example}")
 
 
 def advice(edit: Proposal, alternative: bool = True) -> str:
@@ -214,8 +299,16 @@ def diagnose(record: Record, edits: Sequence[Proposal] | None = None) -> Explain
     fix, changes = None, True
     if call is not None and isinstance(call.target, nn.Linear):
         fix = _linear_fix(record, call)
+    elif call is not None and isinstance(call.target, CONVS) and conv_channels(call) is None:
+        fix, changes = _rank_fix(record, call), False
     elif call is not None and isinstance(call.target, CONVS):
-        fix = _conv_fix(call) or _empty_fix(call, edits or ())
+        fix = _conv_fix(call) or _empty_fix(record, call, edits or ())
+    elif call is not None and isinstance(call.target, nn.Embedding):
+        fix, changes = _indices_fix(record, call), False
+    elif call is not None and (least := least_input(call)) is not None:
+        fix, changes = _small_fix(record, call, least, edits or ()) or (None, False)
+    elif call is not None:
+        fix, changes = _reshape_fix(record, call, edits or ()) or (None, False)
     if fix is None and innermost is not None and innermost.kind == "function" and innermost.name in MERGES:
         fix, changes = _merge_fix(record, innermost, edits or ()) or (None, False)
     rest = "; ".join(advice(edit, alternative=False) for edit in (edits or ())[1:])

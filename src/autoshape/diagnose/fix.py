@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import copy
 import re
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..core.text import clause, format_shape
-from ..errors import ShapeError
-from ..tracing import as_input_shape
+from ..core.text import clause, format_inputs, format_shape
+from ..errors import ShapeError, warn
+from ..tracing import InputShapes, as_examples, as_input_shape, shapes_of, trace_dtype
 from .batch import changed_batch, unbatched
 from .rows import rows_of
 from .search import MAX_LAYERS, MAX_REAL_TRACES, build, quiet_trace, search
@@ -80,7 +79,8 @@ class Fix:
         changes: the :class:`Change` of each rebuilt layer, in the order of the problems they fix.
         output_shape: the patched model's output shape, as its verifying trace saw it (None when
             the output is not one tensor).
-        input_shape: the input shape the fix was made and checked for. A changed ``output_padding``
+        input_shape: the input shape the fix was made and checked for (a tuple of shapes for a
+            forward with several inputs). A changed ``output_padding``
             or ``padding`` gives the wanted size at this input size; another input size may need
             other values (a transposed conv called with ``output_size=`` adapts per call).
 
@@ -101,13 +101,13 @@ class Fix:
     model: nn.Module
     changes: tuple[Change, ...]
     output_shape: Shape | None
-    input_shape: Shape = ()
+    input_shape: Shape | tuple[Shape, ...] = ()
 
     def __str__(self) -> str:
         output = format_shape(self.output_shape) if self.output_shape else "no single tensor"
         if not self.changes:
             return f"no change needed: the model runs and gives {output}"
-        checked = (f"output: {output} for an input of {format_shape(self.input_shape)} (checked at this size; "
+        checked = (f"output: {output} for {format_inputs(self.input_shape)} (checked at this size; "
                    "other sizes may need other values)")
         return "\n".join([*map(str, self.changes), checked])
 
@@ -125,7 +125,7 @@ def _output_shape(value: Sequence[int] | Tensor | None) -> Shape | None:
     return None if value is None else as_input_shape(value, "output_shape")
 
 
-def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
+def fix(model: nn.Module, input_shape: InputShapes,
         output_shape: Sequence[int] | Tensor | None = None) -> Fix:
     """Change the fewest layers of ``model`` so that its forward runs on ``input_shape`` and, if
     given, gives ``output_shape``; return a patched deep copy and the changes.
@@ -133,7 +133,10 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
     Without ``output_shape`` the fix makes a failing forward run: a ``Linear``'s ``in_features``, a
     conv's ``in_channels``, the least padding (or kernel) with which a conv on an input smaller than
     its kernel gives an output, and the convolution behind the newer side of a concatenation or sum
-    whose sizes disagree. Sizes that later layers need keep the shapes they had: the older input of
+    whose sizes disagree, behind a pooling whose input is too small for an output, or behind a
+    ``view``/``reshape`` whose samples hold other than the entries it asks for (it makes the map the
+    nearest size that holds them: ``x.view(-1, 400)`` on ``16×4×4`` samples wants ``16×5×5``).
+    Sizes that later layers need keep the shapes they had: the older input of
     every concatenation or sum (the skip; in a residual block after a changed layer, ``x + f(x)``,
     both sides move together) and the input of every ``Linear``. With ``output_shape``,
     the patched model also gives exactly that shape (spatial sizes only: channels never change).
@@ -157,7 +160,8 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
 
     Args:
         model: any ``nn.Module``.
-        input_shape: the full input shape, batch included, or an example tensor.
+        input_shape: the full input shape, batch included, or an example tensor (its dtype is kept);
+            for a forward with several positional inputs, a sequence of them.
         output_shape: the full output shape wanted, or None (the forward must run, nothing more).
 
     Shape:
@@ -178,34 +182,37 @@ def fix(model: nn.Module, input_shape: Sequence[int] | Tensor,
         TypeError: ``model`` is not an ``nn.Module``, or a shape is not a shape or tensor.
         ValueError: a shape is empty or has an entry below 1, the input shape has no batch dimension
             (the first convolution gets one sample, ``(C, *spatial)``), or ``output_shape`` has another
-            number of dimensions than the model's output.
+            number of dimensions, batch or channels than the model's output (the message gives the
+            ``output_shape`` to pass instead).
         ShapeError: no fix changes at most 3 layers (the message says what failed and what was tried),
             or a ``view``/``reshape`` in the forward changes the batch (the message names it and the fix).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"fix needs an nn.Module, got {type(model).__name__}")
-    shape, goal = as_input_shape(input_shape), _output_shape(output_shape)
-    original = quiet_trace(model, shape)
+    inputs, goal = as_examples(input_shape, trace_dtype(model)), _output_shape(output_shape)
+    shape = tuple(inputs[0].shape)
+    original = quiet_trace(model, inputs)
     if not original.on_meta:
-        warnings.warn(f"{type(model).__name__} cannot run on meta tensors: fix runs it, and each patched copy it "
-                      f"checks (at most {MAX_REAL_TRACES}), with a real forward on zeros", RuntimeWarning, stacklevel=2)
+        warn(f"{type(model).__name__} cannot run on meta tensors: fix runs it, and each patched copy it checks "
+             f"(at most {MAX_REAL_TRACES}), with a real forward on zeros")
     no_batch = unbatched(rows_of(original))
     if no_batch is not None:
         raise ValueError(f"fix needs the input shape with the batch: {no_batch}")
-    found = search(model, shape, goal, original)
+    found = search(model, inputs, goal, original)
     patched = copy.deepcopy(model)
     changes = []
     for edit in found.edits:
         layer, keeps = build(patched.get_submodule(edit.path), edit.params)
         patched = _set(patched, edit.path, layer)
         changes.append(Change(edit.path, model.get_submodule(edit.path), layer, dict(edit.params), not keeps))
-    record = quiet_trace(patched, shape) if found.edits else found.record
+    record = quiet_trace(patched, inputs) if found.edits else found.record
     if record.failure is not None or (goal is not None and record.output_shape != goal):
         raise ShapeError(f"fix verified {len(found.edits)} change(s) to {type(model).__name__}, but "
                          f"the patched copy does not run as verified: {clause(record.failure or record.output_shape)}. "
                          f"Fix: report this; at most {MAX_LAYERS} layers are changed.")
     mixed = changed_batch(rows_of(record), shape, record.output_shape)
     if mixed is not None:
-        raise ShapeError(f"{type(model).__name__} runs on {format_shape(shape)}{' once fixed' if found.edits else ''}"
+        on = ", ".join(format_shape(tuple(x.shape)) for x in inputs)
+        raise ShapeError(f"{type(model).__name__} runs on {on}{' once fixed' if found.edits else ''}"
                          f" but does not keep its batch, and fix changes layers, not the forward's code: {mixed}")
-    return Fix(patched, tuple(changes), record.output_shape, shape)
+    return Fix(patched, tuple(changes), record.output_shape, shapes_of(inputs))

@@ -19,7 +19,7 @@ from torch import nn
 
 from ..core.arithmetic import max_output_padding, nearest_read_sizes, output_padding_for, unread_rows
 from ..core.sizes import dim_names
-from ..core.solver import ranked_solutions
+from ..core.solver import ranked_solutions, solve_conv_transpose
 from ..core.text import compact, format_shape
 from ..rules import rule_for
 from ..rules.conv import used_output_padding
@@ -54,12 +54,37 @@ def _checkerboard(call: Call) -> str | None:
     k, s, d = (compact(column) for column in zip(*uneven.values()))
     counts = sorted({c for args in uneven.values() for c in interior_tap_counts(*args)})
     dilation = f", dilation {d}" if d != 1 else ""
+    even, shape, out = _even_taps(call), call.input_shape, call.output_shape
+    fix = (f"build {where(call)} with {even} (the same {format_shape(shape[2:])} → {format_shape(out[2:])}, with "
+           "even taps)" if even and shape and out else
+           "a kernel_size divisible by the stride with dilation 1 (e.g. 4 for stride 2)")
     return (
         f"{where(call)}: kernel_size {k} with stride {s}{dilation} gives neighbouring outputs "
         f"{' or '.join(map(str, counts))} taps in {', '.join(uneven)}: checkerboard risk (see `autoshape taps`). "
-        "Fix: a kernel_size divisible by the stride with dilation 1 (e.g. 4 for stride 2), "
-        "or nn.Upsample followed by a convolution."
+        f"Fix: {fix}, or nn.Upsample followed by a convolution."
     )
+
+
+def _even_taps(call: Call) -> str | None:
+    """The arguments that give a transposed conv the same input and output sizes with a kernel divisible
+    by its stride and dilation 1 (``kernel_size=4, padding=2, output_padding=1`` for 12 → 23 with stride 2),
+    as the solver ranks them; None where the stride allows none."""
+    m: Any = call.target
+    shape, out = call.input_shape, call.output_shape
+    n = len(m.kernel_size)
+    if shape is None or out is None or len(shape) != n + 2 or len(out) != n + 2:
+        return None
+    try:
+        params = solve_conv_transpose(shape[2:], out[2:], stride=tuple(m.stride), dilation=1)
+    except ValueError:
+        return None
+    if any(k % s for k, s in zip(params.kernel_size, params.stride)):
+        return None
+    new = {"kernel_size": params.kernel_size, "padding": params.padding, "output_padding": params.output_padding,
+           "dilation": params.dilation}
+    old = {"kernel_size": m.kernel_size, "padding": m.padding, "output_padding": m.output_padding,
+           "dilation": m.dilation}
+    return ", ".join(f"{name}={compact(value)}" for name, value in new.items() if tuple(value) != tuple(old[name]))
 
 
 def _forward_output_padding(call: Call, sizes: Shape, out: Shape) -> str | None:

@@ -21,12 +21,14 @@ from ..rules import rule_for
 from ..tracing import Call, Record, Value
 from .rows import row_that_made
 
-__all__ = ["CONVS", "Proposal", "changeable", "emptied", "proposals"]
+__all__ = ["CONVS", "Proposal", "changeable", "emptied", "least_input", "least_model_input", "proposals"]
 
 Shape = tuple[int, ...]
 SizeOf = Callable[[Shape], "Shape | None"]
 Wanted = Sequence["int | None"]
 """A wanted spatial size, one entry per dimension; None where any size will do."""
+Ranges = list[tuple[int, int]]
+"""Per dimension, the least and the most size that will do."""
 
 CONVS: tuple[type[nn.Module], ...] = (nn.Conv1d, nn.Conv2d, nn.Conv3d,
                                       nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -63,15 +65,12 @@ def changeable(module: Any, kinds: tuple[type[nn.Module], ...] = CONVS) -> bool:
             and set(module.state_dict()) <= {"weight", "bias"})
 
 
-def _size_of(call: Call) -> SizeOf | None:
-    """The call's spatial output size for any spatial input size (its rule, else the identity when
-    it keeps the spatial size); None where neither holds or the rank changes."""
-    shape, out = call.input_shape, call.output_shape
-    if shape is None or out is None or len(shape) != len(out) or len(shape) < 3:
-        return None
+def _rule_size(call: Call) -> SizeOf | None:
+    """The call's spatial output size for any spatial input size by its size rule (None where it has
+    none, or where the rule gives no size); also for a call that failed."""
     rule = rule_for(call)
     if rule is None or rule.terms is None or rule.ndim is None:
-        return (lambda sizes: sizes) if shape[2:] == out[2:] else None
+        return None
     n, terms = rule.ndim(call), rule.terms
 
     def size_of(sizes: Shape) -> Shape | None:
@@ -82,6 +81,43 @@ def _size_of(call: Call) -> SizeOf | None:
             return None
         return (*sizes[:first], *tail)
     return size_of
+
+
+def _size_of(call: Call) -> SizeOf | None:
+    """The call's spatial output size for any spatial input size (its rule, else the identity when
+    it keeps the spatial size); None where neither holds or the rank changes."""
+    shape, out = call.input_shape, call.output_shape
+    if shape is None or out is None or len(shape) != len(out) or len(shape) < 3:
+        return None
+    size_of = _rule_size(call)
+    if size_of is None:
+        return (lambda sizes: sizes) if shape[2:] == out[2:] else None
+    return size_of
+
+
+def least_input(call: Call) -> Shape | None:
+    """For a call with a size rule (a pooling, a convolution) whose input is too small for an output:
+    per spatial dimension, the least input size that gives one (the current size where it already
+    does); None where the output is not empty or the rule is unknown."""
+    size_of, shape = _rule_size(call), call.input_shape
+    if size_of is None or shape is None or len(shape) < 3:
+        return None
+    sizes = shape[2:]
+    out = size_of(sizes)
+    if out is None or len(out) != len(sizes) or min(out) >= 1:
+        return None
+    least = []
+    for dim, size in enumerate(sizes):
+
+        def g(x: int, dim: int = dim) -> int:
+            found = size_of((*sizes[:dim], x, *sizes[dim + 1:]))
+            return -1 if found is None else found[dim]
+
+        top = 2 * max(size, 1)
+        while g(top) < 1 and top < _ANY:
+            top *= 2
+        least.append(max(size, _first_reaching(g, 1, top)))
+    return tuple(least)
 
 
 def _walk(record: Record, value: Value, stop: int) -> list[tuple[Call, SizeOf]]:
@@ -164,10 +200,15 @@ def _conv_proposal(call: Call, ranges: Sequence[tuple[int, int]]) -> Proposal | 
     return Proposal(call, params, (max(c.kind for c in per_dim), moves[0], moves[1], moves[2]))
 
 
-def proposals(record: Record, value: Value, wanted: Wanted, stop: int = -1) -> list[Proposal]:
+def _ranges(wanted: Wanted, at_least: bool) -> Ranges:
+    return [(1, _ANY) if size is None else (size, _ANY if at_least else size) for size in wanted]
+
+
+def proposals(record: Record, value: Value, wanted: Wanted, stop: int = -1, at_least: bool = False) -> list[Proposal]:
     """Every plain convolution behind ``value`` (back to values made after index ``stop``) that one
-    change of parameters makes give ``value`` the ``wanted`` spatial size, cheapest first."""
-    ranges: list[tuple[int, int]] | None = [(1, _ANY) if size is None else (size, size) for size in wanted]
+    change of parameters makes give ``value`` the ``wanted`` spatial size (``at_least``: that size or
+    more), cheapest first."""
+    ranges: Ranges | None = _ranges(wanted, at_least)
     found = []
     for row, size_of in _walk(record, value, stop):
         shape = row.input_shape
@@ -178,6 +219,24 @@ def proposals(record: Record, value: Value, wanted: Wanted, stop: int = -1) -> l
             found += [proposal] if proposal is not None else []
         ranges = _preimage(size_of, shape[2:], ranges)
     return sorted(found, key=lambda p: p.cost)
+
+
+def least_model_input(record: Record, value: Value, least: Wanted) -> Shape | None:
+    """The least model input (full shape) that gives ``value`` at least the ``least`` spatial size, the
+    layers unchanged, where every row between the model's input and ``value`` has a known size rule
+    (a bound from each row's rule, each dimension on its own: verify it by a trace before naming it)."""
+    if len(record.inputs) != 1:
+        return None
+    ranges: Ranges | None = _ranges(least, True)
+    reached = value
+    for row, size_of in _walk(record, value, -1):
+        if ranges is None or row.input_shape is None:
+            return None
+        ranges = _preimage(size_of, row.input_shape[2:], ranges)
+        reached = max(row.data_inputs, key=lambda v: v.index)
+    if ranges is None or reached.producer is not None or len(reached.shape) != len(ranges) + 2:
+        return None
+    return (*reached.shape[:2], *(max(low, size) for (low, _), size in zip(ranges, reached.shape[2:])))
 
 
 def emptied(call: Call) -> Proposal | None:

@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..core.adjust import KINDS
 from ..core.text import clause, format_shape
 from ..errors import ShapeError
 from ..tracing import Call, Record, Value, trace
-from .failure import MERGES, failing_calls, merge_sides
+from .failure import MERGES, conv_channels, failing_calls, merge_sides, wanted_input
 from .reach import Proposal, changeable, emptied, proposals
 from .rows import where
 
@@ -124,11 +124,11 @@ def _patched(model: nn.Module, edits: Sequence[Proposal], device: str | None) ->
             setattr(parent, name, original)
 
 
-def quiet_trace(model: nn.Module, shape: Shape) -> Record:
+def quiet_trace(model: nn.Module, inputs: tuple[Tensor, ...]) -> Record:
     """:func:`~autoshape.tracing.trace` without its warning that a real forward was used (``fix`` says it once)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return trace(model, shape)
+        return trace(model, inputs)
 
 
 # --- sizes later layers need ------------------------------------------------------------------
@@ -193,8 +193,9 @@ def _input_size(call: Call) -> Proposal | None:
         return None
     if changeable(module, (nn.Linear,)) and shape[-1] != module.in_features:
         return Proposal(call, {"in_features": shape[-1]}, (_INPUT_SIZE, 0, 0, abs(shape[-1] - module.in_features)))
-    if changeable(module) and len(shape) > 2 and shape[1] != module.in_channels and shape[1] % module.groups == 0:
-        return Proposal(call, {"in_channels": shape[1]}, (_INPUT_SIZE, 0, 0, abs(shape[1] - module.in_channels)))
+    channels = conv_channels(call) if changeable(module) else None
+    if channels is not None and channels != module.in_channels and channels % module.groups == 0:
+        return Proposal(call, {"in_channels": channels}, (_INPUT_SIZE, 0, 0, abs(channels - module.in_channels)))
     return None
 
 
@@ -208,6 +209,10 @@ def _failure(record: Record) -> _Problem:
     found = (_input_size(row) or emptied(row)) if row is not None else None
     if found is not None:
         return _Problem(position, text, (found,))
+    needed = wanted_input(row) if row is not None and row.data_inputs else None
+    if row is not None and needed is not None:
+        size, at_least = needed
+        return _Problem(position, text, tuple(proposals(record, row.data_inputs[0], size, at_least=at_least)))
     sides = merge_sides(innermost) if innermost is not None else None
     if sides is None:
         return _Problem(position, text, ())
@@ -215,11 +220,26 @@ def _failure(record: Record) -> _Problem:
     return _Problem(position, text, tuple(proposals(record, changing, wanted, stop=held.index)))
 
 
+def _not_spatial(out: Shape, goal: Shape) -> str:
+    """Why an ``output_shape`` asks for what no layer change gives: another batch, other channels, no space."""
+    head = f"output_shape {goal} asks for"
+    if len(out) < 3:
+        return (f"{head} {format_shape(goal)}, but the model's output {format_shape(out)} has no spatial size, and fix "
+                "changes spatial sizes only. Fix: leave output_shape out (fix then makes the forward run), and change "
+                "the features of the last layer by hand.")
+    if out[0] != goal[0]:
+        return (f"{head} a batch of {goal[0]}, but the model's output keeps its input's, {out[0]}: no layer change "
+                f"moves it. Fix: output_shape={(out[0], *goal[1:])}.")
+    return (f"{head} {goal[1]} channels, but the model gives {out[1]}, and fix changes spatial sizes only. Fix: "
+            f"output_shape={(goal[0], out[1], *goal[2:])}, and change the out_channels of the last layer by hand.")
+
+
 def _problem(record: Record, goal: Shape | None) -> _Problem | None:
     """The first problem left in a record: a failure, or an output that is not ``goal``.
 
     Raises:
-        ValueError: ``goal`` has another number of dimensions than the output (no layer change moves it).
+        ValueError: ``goal`` has another number of dimensions, batch or channels than the output, or the
+            output has no spatial size (no layer change that fix makes moves them).
     """
     if record.failure is not None:
         return _failure(record)
@@ -231,9 +251,11 @@ def _problem(record: Record, goal: Shape | None) -> _Problem | None:
         raise ValueError(f"output_shape {goal} has {len(goal)} dimensions, but the model's output has {len(out)} "
                          f"({format_shape(out)}). Fix: pass the full output shape, batch first, e.g. "
                          f"output_shape={shape}.")
+    if out is not None and (len(out) < 3 or out[:2] != goal[:2]):
+        raise ValueError(_not_spatial(out, goal))
     text = f"it gives {format_shape(out) if out else 'no single tensor'}, not {format_shape(goal)}"
-    if out is None or len(out) < 3 or out[:2] != goal[:2]:
-        return _Problem(len(record.calls), text + " (fix changes spatial sizes only)", ())
+    if out is None:
+        return _Problem(len(record.calls), text, ())
     assert isinstance(record.output, Value)
     return _Problem(len(record.calls), text, tuple(proposals(record, record.output, goal[2:])))
 
@@ -260,8 +282,8 @@ def _children(level: Sequence[_State]) -> list[tuple[_State, tuple[Proposal, ...
 
 
 class _Searcher:
-    def __init__(self, model: nn.Module, shape: Shape, goal: Shape | None, record: Record) -> None:
-        self.model, self.shape, self.goal = model, shape, goal
+    def __init__(self, model: nn.Module, inputs: tuple[Tensor, ...], goal: Shape | None, record: Record) -> None:
+        self.model, self.inputs, self.goal = model, inputs, goal
         self.original = _shapes(record)
         self.tried: list[tuple[Proposal, ...]] = []  # each traced once
         self.device = "meta" if record.on_meta else None  # a real forward needs real layers
@@ -276,7 +298,7 @@ class _Searcher:
         if record is None:
             self.tried.append(edits)
             with _patched(self.model, edits, self.device) as patched:
-                record = quiet_trace(patched, self.shape)
+                record = quiet_trace(patched, self.inputs)
         return _State(edits, record, _problem(record, self.goal), _holds(record, self.original, edits))
 
     def run(self, root: _State) -> Found | None:
@@ -301,7 +323,8 @@ class _Searcher:
         """What failed, what was tried, and what to do instead."""
         assert root.problem is not None
         model = type(self.model).__name__
-        head = f"no fix for {model} on {format_shape(self.shape)} with at most {MAX_LAYERS} changed layers: "
+        on = ", ".join(format_shape(tuple(x.shape)) for x in self.inputs)
+        head = f"no fix for {model} on {on} with at most {MAX_LAYERS} changed layers: "
         if not root.problem.proposals:
             return (f"{head}{root.problem.text}. No change of one layer fixes that: fix changes the output_padding, "
                     "padding, kernel_size or stride of the plain convolutions that make a size, a Linear's "
@@ -315,17 +338,18 @@ class _Searcher:
                 "every size and formula; change the layers by hand.")
 
 
-def search(model: nn.Module, input_shape: Shape, output_shape: Shape | None = None,
+def search(model: nn.Module, inputs: tuple[Tensor, ...], output_shape: Shape | None = None,
            record: Record | None = None) -> Found:
     """The cheapest verified fix (see the module's docstring); ``record``: the model's trace, if known.
 
     Raises:
         ShapeError: no fix within :data:`MAX_LAYERS` changed layers and :data:`MAX_TRACES` traces
             (:data:`MAX_REAL_TRACES` real forwards).
-        ValueError: ``output_shape`` has another number of dimensions than the model's output.
+        ValueError: ``output_shape`` has another number of dimensions, batch or channels than the
+            model's output.
     """
-    record = record if record is not None else trace(model, input_shape)
-    searcher = _Searcher(model, input_shape, output_shape, record)
+    record = record if record is not None else trace(model, inputs)
+    searcher = _Searcher(model, inputs, output_shape, record)
     root = searcher.state((), record)
     if root.problem is None:
         return Found((), record, 0)

@@ -109,7 +109,7 @@ def _mirror(record: Record, step: Step, request: MirrorRequest) -> Mirror:
                 else f"{step.call.name}, which autoshape has no mirror for")
         raise ShapeError(
             f"cannot mirror {step.describe()}: it is {what}, and it maps {format_shape(step.input_shape)} to "
-            f"{format_shape(step.output_shape)}. Fix: shrink sizes with a layer that has a mirror (a convolution, "
+            f"{format_shape(step.output_shape)}. Fix: change sizes with a layer that has a mirror (a convolution, "
             "a pooling, padding, Flatten or a reshape), or move this part out of the encoder."
         )
     return mirror_unit(record, step, request, _decode)

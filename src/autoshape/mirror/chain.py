@@ -168,28 +168,43 @@ def _expand(record: Record, call: Call, vin: Value, vout: Value) -> list[Step] |
     return [Step(call, vin, vout, opaque)]
 
 
+def _channels_wanted(record: Record) -> int | None:
+    """The channels the layer that failed on the model's input takes (``in_channels``), if that is what failed."""
+    failure = record.failure
+    modules = [call for call in (failure.stack if failure else ()) if call.module is not None]
+    layer = modules[-1] if modules else None
+    channels = getattr(layer.module, "in_channels", None) if layer is not None else None
+    if layer is None or not isinstance(channels, int) or record.input not in layer.inputs:
+        return None
+    return channels if len(record.input.shape) > 1 and record.input.shape[1] != channels else None
+
+
 def trace_encoder(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> Record:
     """The record of one sample ``(1, *input_shape)``, or of ``input_shape`` itself when only that runs.
 
     Raises:
         TypeError, ValueError: not a module, or a bad shape.
-        RuntimeError: the encoder refuses both shapes (both of its messages are quoted).
+        ShapeError: the encoder refuses both shapes (both of its messages are quoted; where its first
+            layer takes other channels, the shape it takes).
     """
     if not isinstance(encoder, nn.Module):
         raise TypeError(f"encoder must be an nn.Module, got {type(encoder).__name__}")
     shape = as_input_shape(input_shape)
     dtype = input_shape.dtype if isinstance(input_shape, Tensor) else trace_dtype(encoder)
     candidates = ((1, *shape), shape)
-    failures = []
+    records = []
     for candidate in candidates:
         record = trace(encoder, torch.empty(candidate, dtype=dtype, device="meta"))
         if record.failure is None:
             return record
-        failures.append(record.failure)
-    raise RuntimeError(
+        records.append(record)
+    channels = _channels_wanted(records[0])
+    fix = (f"input_shape={(channels, *shape[1:])}, the channels its first layer takes" if channels is not None else
+           f"pass the shape of one sample the encoder accepts, (C, *spatial); explain(encoder, {candidates[0]}) "
+           "shows every size up to the failure")
+    raise ShapeError(
         f"the encoder {type(encoder).__name__} refuses input_shape {shape}: as one sample {candidates[0]}, "
-        f"{failures[0]}; as a batch {candidates[1]}, {failures[1]}. Fix: pass the shape of one sample the "
-        "encoder accepts, (C, *spatial)."
+        f"{records[0].failure}; as a batch {candidates[1]}, {records[1].failure}. Fix: {fix}."
     )
 
 
@@ -224,8 +239,8 @@ def encoder_chain(encoder: nn.Module, input_shape: Sequence[int] | Tensor, outpu
     Raises:
         TypeError: not a module, or the encoder returns no tensor that ``output`` picks.
         ValueError: a bad shape, or ``output`` names nothing the encoder returns.
-        ShapeError: the encoder's data path is not a chain (the message says where).
-        RuntimeError: the encoder's forward fails on this shape.
+        ShapeError: the encoder's data path is not a chain (the message says where), or its forward
+            fails on this shape.
     """
     return chain_of(trace_encoder(encoder, input_shape), encoder, output)
 

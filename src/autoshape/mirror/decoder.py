@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ..core.text import format_shape
 from ..errors import ShapeError
 from ..rules import Options, PoolMirror
 from ..tracing import Selector
@@ -106,8 +107,9 @@ class MirrorDecoder(nn.Sequential):
         ValueError: a bad ``input_shape`` or ``pool_mirror``.
         ShapeError: a part of the encoder cannot be mirrored exactly (the message names its dotted
             path and type and what to do), or ``forward`` gets a latent of another rank or channel
-            count than ``latent_shape`` (or, without ``sizes``, of another spatial size).
-        RuntimeError: the encoder's own forward fails on ``input_shape``.
+            count than ``latent_shape`` (or, without ``sizes``, of another spatial size), or the
+            encoder's own forward fails on ``input_shape`` (its message quoted, with the channels its
+            first layer takes where that is why).
     """
 
     def __init__(
@@ -209,7 +211,9 @@ class MirrorAutoencoder(nn.Module):
         [(2, 1, 28, 28), (2, 1, 27, 27), (2, 1, 31, 31)]
 
     Raises:
-        TypeError, ValueError, ShapeError, RuntimeError: as :class:`MirrorDecoder`, at construction.
+        TypeError, ValueError, ShapeError: as :class:`MirrorDecoder`, at construction.
+        ShapeError: in ``forward``, an input whose batch the encoder does not keep (a ``view`` written
+            for another size, ``x.view(-1, 400)``), so no sample can be given back.
     """
 
     def __init__(
@@ -238,5 +242,23 @@ class MirrorAutoencoder(nn.Module):
         for step in self._steps:
             sizes.append(x.shape)
             x = step(x)
+        if x.shape[0] != sizes[0][0]:
+            raise self._batch_changed([*sizes, x.shape])
         out: Tensor = self.decoder(x, sizes)
         return out
+
+    def _batch_changed(self, sizes: Sequence[Sequence[int]]) -> ShapeError:
+        """The error for a forward whose encoder step turned the batch into another number of rows."""
+        at = next(n for n in range(len(sizes) - 1) if sizes[n + 1][0] != sizes[n][0])
+        step = self._steps[at]
+        name = f"'{next(k for k, m in self.encoder.named_modules() if m is step)}'" if isinstance(step, nn.Module) \
+            else getattr(step, "name", repr(step))
+        built = self.decoder.input_shape
+        return ShapeError(
+            f"at {format_shape(sizes[0])} the encoder's {name} turned {format_shape(sizes[at])} into "
+            f"{format_shape(sizes[at + 1])}: it changed the batch from {sizes[at][0]} to {sizes[at + 1][0]}, so its "
+            "rows no longer hold one sample each and no decoder can give each sample back (a view written for another "
+            f"input size, such as x.view(-1, 400)). Fix: call the autoencoder at the size it was built for, "
+            f"(N, {', '.join(map(str, built[1:]))}), or keep the batch in the encoder's forward (torch.flatten(x, 1) "
+            "in place of x.view(-1, ...)) and build the autoencoder at the size you call it with."
+        )

@@ -37,7 +37,7 @@ def _convolutional_part(encoder: nn.Module, step: Step) -> str:
     head = step.call.path.split(".")[0]
     if isinstance(encoder, nn.Sequential) and head.isdigit() and int(head) > 0:
         return f"pass only its convolutional part, encoder[:{head}]"
-    return "pass only the encoder's convolutional part (without its Flatten, reshape and Linear head)"
+    return f"pass only the part of the encoder before {step.describe()}"
 
 
 class MirrorUNet(nn.Module):
@@ -123,8 +123,8 @@ class MirrorUNet(nn.Module):
         ShapeError: the encoder is not fully convolutional, a part cannot be mirrored exactly, or a
             feature map is not ``(N, C, *spatial)`` (the message names it and what to do); in
             ``forward``, the backbone returns maps that do not fit the pyramid decoder built (a map
-            missing, with other channels, or of a size no up step reaches or not the input's).
-        RuntimeError: the encoder's own forward fails on ``input_shape``.
+            missing, with other channels, or of a size no up step reaches or not the input's), or the
+            encoder's own forward fails on ``input_shape``.
     """
 
     def __init__(

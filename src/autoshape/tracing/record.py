@@ -31,6 +31,7 @@ class Value:
             tensors from outside the forward's data (parameters, buffers, constants).
         data: True when it depends on the model's input.
         name: the dotted name of the parameter or buffer it is, if it is one.
+        floating: True when its dtype is a floating-point (or complex) one.
     """
 
     index: int
@@ -38,6 +39,7 @@ class Value:
     producer: int | None
     data: bool
     name: str | None = None
+    floating: bool = True
 
 
 @dataclass(frozen=True, eq=False)
@@ -158,8 +160,13 @@ class Record:
 
     @property
     def input(self) -> Value:
-        """The model's input value."""
+        """The model's (first) input value."""
         return self.values[0]
+
+    @property
+    def inputs(self) -> tuple[Value, ...]:
+        """The model's input values, one per positional input of its forward."""
+        return tuple(v for v in self.values if v.producer is None and v.data)
 
     @property
     def root(self) -> Call | None:

@@ -10,17 +10,18 @@ buffers and training flags are left as they were.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Union
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
+from torch.nn.parameter import is_lazy
 from torch.overrides import TorchFunctionMode
 
 from ..core.sizes import as_int
+from ..errors import warn
 from .names import function_name
 from .record import Call, Failure, Record, Value
 
@@ -44,6 +45,37 @@ def as_input_shape(input_shape: Sequence[int] | Tensor, name: str = "input_shape
     if len(input_shape) == 0:
         raise ValueError(f"{name} must not be empty")
     return tuple(as_int(v, name) for v in input_shape)
+
+
+InputShapes = Union[Sequence[int], Tensor, Sequence[Union[Sequence[int], Tensor]]]
+"""What a model is traced on: one input's shape (batch included) or example tensor, or, for a forward
+with several positional inputs (``forward(x, t)``), a sequence of them: ``((8, 3, 32, 32), (8,))``."""
+
+
+def _several(input_shape: object) -> bool:
+    """A sequence holding a shape or a tensor (several inputs), rather than one shape (a sequence of ints)."""
+    return (isinstance(input_shape, Sequence) and not isinstance(input_shape, (str, bytes))
+            and any(isinstance(item, Tensor) or (isinstance(item, Sequence) and not isinstance(item, (str, bytes)))
+                    for item in input_shape))
+
+
+def as_examples(input_shape: InputShapes, dtype: torch.dtype, name: str = "input_shape") -> tuple[Tensor, ...]:
+    """Meta tensors standing for the model's inputs, in order: each shape gets ``dtype``, each example
+    tensor keeps its own (integer labels stay integers).
+
+    Raises:
+        TypeError: not a shape, a tensor, or a sequence of them.
+        ValueError: a shape is empty or has an entry below 1.
+    """
+    items: Sequence[Any] = input_shape if _several(input_shape) else (input_shape,)  # type: ignore[assignment]
+    return tuple(torch.empty(as_input_shape(item, name if len(items) == 1 else f"{name}[{n}]"), device="meta",
+                             dtype=item.dtype if isinstance(item, Tensor) else dtype) for n, item in enumerate(items))
+
+
+def shapes_of(inputs: Sequence[Tensor]) -> tuple[int, ...] | tuple[tuple[int, ...], ...]:
+    """The input shape as a user gives it: one shape for one input, a tuple of shapes for several."""
+    shapes = tuple(tuple(x.shape) for x in inputs)
+    return shapes[0] if len(shapes) == 1 else shapes
 
 
 def trace_dtype(model: nn.Module) -> torch.dtype:
@@ -147,7 +179,8 @@ class _Recorder(TorchFunctionMode):
         return self.new_value(tensor, None, False, self.constants.get(id(tensor)))
 
     def new_value(self, tensor: Tensor, producer: int | None, data: bool, name: str | None = None) -> Value:
-        value = Value(len(self.values), tuple(tensor.shape), producer, data, name)
+        value = Value(len(self.values), tuple(tensor.shape), producer, data, name,
+                      tensor.is_floating_point() or tensor.is_complex())
         self.values.append(value)
         self.latest[id(tensor)] = (tensor, value)
         return value
@@ -251,19 +284,20 @@ def _mode(model: nn.Module, training: bool) -> Iterator[None]:
             module.training = was
 
 
-def _record(model: nn.Module, x: Tensor, on_meta: bool, training: bool = False) -> Record:
+def _record(model: nn.Module, inputs: tuple[Tensor, ...], on_meta: bool, training: bool = False) -> Record:
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     if on_meta:
         state = {name: torch.empty_like(t, device="meta") for name, t in state.items()}
     recorder = _Recorder(model, {id(t): name for name, t in state.items()})
-    recorder.new_value(x, None, True)
+    for x in inputs:
+        recorder.new_value(x, None, True)
     handles = []
     for module in model.modules():
         handles.append(module.register_forward_pre_hook(recorder.before, with_kwargs=True))
         handles.append(module.register_forward_hook(recorder.after, with_kwargs=True))
     try:
         with _mode(model, training), torch.no_grad(), recorder:
-            output = functional_call(model, state, (x,)) if on_meta else model(x)
+            output = functional_call(model, state, inputs) if on_meta else model(*inputs)
     except Exception as error:
         return recorder.failed(error, on_meta)
     finally:
@@ -280,8 +314,24 @@ def needs_data(failure: Failure) -> bool:
     return isinstance(failure.error, NotImplementedError) or read or failure.mixed_devices
 
 
-def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bool = True,
-          training: bool = False) -> Record:
+def _check_initialised(model: nn.Module, examples: Sequence[Tensor]) -> None:
+    """Lazy modules (``nn.LazyLinear``) learn their shapes from a first real forward, which a trace never runs.
+
+    Raises:
+        ValueError: a lazy module not yet initialised, named, with the forward that initialises it.
+    """
+    lazy = [path for path, module in model.named_modules()
+            if any(is_lazy(t) for t in [*module.parameters(recurse=False), *module.buffers(recurse=False)])]
+    if lazy:
+        names = ", ".join(f"'{path}' {type(model.get_submodule(path)).__name__}" if path else type(model).__name__
+                          for path in lazy)
+        zeros = ", ".join(f"torch.zeros{tuple(x.shape)}" for x in examples)
+        raise ValueError(f"{type(model).__name__} has lazy modules that are not initialised yet ({names}): their "
+                         "shapes come from a first real forward, and autoshape traces without one. Fix: run the model "
+                         f"once first, model({zeros}).")
+
+
+def trace(model: nn.Module, input_shape: InputShapes, *, fallback: bool = True, training: bool = False) -> Record:
     """Record ``model``'s forward on an input of ``input_shape`` (batch included), without real compute.
 
     The forward runs on meta tensors through ``torch.func.functional_call`` in eval mode. A model
@@ -294,8 +344,10 @@ def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bo
     training mode (on meta tensors, running statistics are left as they were).
 
     Shape:
-        ``input_shape`` is the full input shape, e.g. ``(N, C, H, W)``; every recorded shape is
-        what torch's own forward produces.
+        ``input_shape`` is the full input shape, e.g. ``(N, C, H, W)``, or an example tensor (its
+        dtype is kept: integer class labels stay integers); for a forward with several positional
+        inputs, a sequence of them, e.g. ``((8, 100), torch.zeros(8, dtype=torch.long))``. Every
+        recorded shape is what torch's own forward produces.
 
     Examples:
         >>> model = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU())
@@ -306,19 +358,20 @@ def trace(model: nn.Module, input_shape: Sequence[int] | Tensor, *, fallback: bo
         (1, 4, 14, 14)
 
     Raises:
-        TypeError, ValueError: ``model`` is not a module, or ``input_shape`` is not a shape or a tensor.
+        TypeError, ValueError: ``model`` is not a module, or ``input_shape`` is not a shape, a tensor
+            or a sequence of them.
+        ValueError: the model has a lazy module (``nn.LazyLinear``) not initialised yet.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
-    example = input_shape if isinstance(input_shape, Tensor) else None
-    shape = as_input_shape(input_shape)
-    dtype = trace_dtype(model) if example is None else example.dtype
-    record = _record(model, torch.empty(shape, dtype=dtype, device="meta"), on_meta=True, training=training)
+    examples = as_examples(input_shape, trace_dtype(model))
+    _check_initialised(model, examples)
+    record = _record(model, examples, on_meta=True, training=training)
     if record.failure is None or not fallback or not needs_data(record.failure):
         return record
     device = next((t.device for t in model.parameters()), torch.device("cpu"))
-    real = _record(model, torch.zeros(shape, dtype=dtype, device=device), on_meta=False, training=training)
+    zeros = tuple(torch.zeros(x.shape, dtype=x.dtype, device=device) for x in examples)
+    real = _record(model, zeros, on_meta=False, training=training)
     if real.failure is None:
-        warnings.warn(f"{type(model).__name__} cannot run on meta tensors ({record.failure}); traced it with a "
-                      "real forward", RuntimeWarning, stacklevel=2)
+        warn(f"{type(model).__name__} cannot run on meta tensors ({record.failure}); traced it with a real forward")
     return real

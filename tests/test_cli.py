@@ -136,14 +136,27 @@ def test_solve_prints_the_layer_and_its_formula(capsys: pytest.CaptureFixture[st
         "ConvTranspose 12 → 24: kernel_size=3, stride=2, padding=1, output_padding=1",
         "  out: (12-1)·2 - 2·1 + 1·(3-1) + 1 + 1 = 24",
     ]
-    code, out, _ = run(capsys, "solve", "12", "24", "--kernel-size", "3,4")
-    assert out.splitlines()[0] == ("ConvTranspose2d 12 → 24: kernel_size=(3, 4), stride=(2, 2), padding=(1, 1), "
-                                   "output_padding=(1, 0)")
+    code, out, _ = run(capsys, "solve", "12", "24", "--kernel-size", "3,4")  # 2-d: each int is every dimension's
+    assert out.splitlines()[0] == ("ConvTranspose2d 12×12 → 24×24: kernel_size=(3, 4), stride=(2, 2), "
+                                   "padding=(1, 1), output_padding=(1, 0)")
     code, out, _ = run(capsys, "solve", "25,24", "13,12")
     assert out.splitlines() == [
         "Conv2d 25×24 → 13×12: kernel_size=(3, 3), stride=(2, 2), padding=(1, 1)",
         "  H: ⌊(25 + 2·1 - 1·(3-1) - 1) / 2⌋ + 1 = 13; W: ⌊(24 + 2·1 - 1·(3-1) - 1) / 2⌋ + 1 = 12",
     ]
+
+
+@pytest.mark.parametrize(("argv", "header"), [
+    (["37,29", "19"], "Conv2d 37×29 → 19×19"),
+    (["19", "37,29"], "ConvTranspose2d 19×19 → 37×29"),
+])
+def test_solve_header_shows_an_int_size_in_every_dimension(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                           header: str) -> None:
+    code, out, _ = run(capsys, "solve", *argv)
+    assert code == 0 and out.split(":")[0] == header
+    sizes = [[int(v) for v in side.split("×")] for side in header.split(" ", 1)[1].split(" → ")]
+    _, params, _ = run(capsys, "solve", *argv, "--json")
+    assert _torch_output_size(json.loads(params), sizes[0]) == sizes[1]  # the sizes shown are torch's
 
 
 def test_solve_all_lists_ranked_alternatives_that_all_work(capsys: pytest.CaptureFixture[str]) -> None:
@@ -174,6 +187,12 @@ def test_impossible_solve_exits_1_naming_the_nearest_sizes(capsys: pytest.Captur
     (["solve", "12", "24", "--stride", "0"], "stride must be >= 1"),
     (["solve", "12,7", "24,14,3"], "different lengths"),
     (["solve", "12", "-3"], "OUT must be >= 1"),
+    (["solve", "12", "24", "--kernel-size", "0"], "--kernel-size must be >= 1, got 0"),
+    (["solve", "12,12", "24,24", "--dilation", "1,1,1"], "different lengths"),
+    (["plan", "4", "32", "--layers", "0"], "--layers must be >= 1, got 0"),
+    (["plan", "4", "32", "--layers", "2", "--max-stride", "0"], "--max-stride must be >= 1, got 0"),
+    (["plan", "4,4", "32,32", "--layers", "2", "--kernel-size", "4,4,4"], "different lengths"),
+    (["taps", "6", "--kernel-size", "3", "--at", "-1"], "--at must be >= 0, got -1"),
     (["plan", "4", "64"], "--layers"),
     (["frobnicate"], "invalid choice"),
     ([], "required"),
@@ -183,6 +202,7 @@ def test_usage_errors_exit_2_without_a_traceback(capsys: pytest.CaptureFixture[s
     code, out, err = run(capsys, *argv)
     assert (code, out) == (2, "")
     assert message in err and "Traceback" not in err
+    assert not re.search(r"\b(num_layers|max_stride|output_index|kernel_size|input_size|output_size)\b", err), err
 
 
 def test_help_exits_0_and_explains_every_positional_argument(capsys: pytest.CaptureFixture[str]) -> None:
@@ -422,8 +442,48 @@ def test_taps_png_without_matplotlib_is_a_usage_error(capsys: pytest.CaptureFixt
     assert (code, out) == (2, "") and "pip install matplotlib" in err
 
 
+@pytest.mark.parametrize(("argv", "last"), [
+    (["6", "--kernel-size", "3", "--stride", "2", "--padding", "1", "--at", "11"], 10),
+    (["6", "--kernel-size", "4", "--stride", "2", "--padding", "1", "--at", "12", "--json"], 11),
+])
+def test_taps_at_checks_the_output_padding_given(capsys: pytest.CaptureFixture[str], argv: list[str],
+                                                  last: int) -> None:
+    kernel = int(argv[argv.index("--kernel-size") + 1])
+    out = nn.functional.conv_transpose1d(torch.ones(1, 1, 6), torch.ones(1, 1, kernel), stride=2, padding=1)
+    assert out.shape[-1] - 1 == last  # torch's last output index, with the default --output-padding 0
+    code, printed, err = run(capsys, "taps", *argv)
+    assert (code, printed) == (2, "")  # used to list the taps of an output torch does not have
+    assert f"indices run from 0 to {last} " in err and f"Fix: use --at {last}, or --output-padding 1 " in err
+    code, printed, err = run(capsys, "taps", *argv, "--output-padding", "1")  # the fix, as written
+    grown = nn.functional.conv_transpose1d(torch.ones(1, 1, 6), torch.ones(1, 1, kernel), stride=2, padding=1,
+                                           output_padding=1)
+    assert (code, err) == (0, "") and grown.shape[-1] == last + 2
+    taps = json.loads(printed)["taps"] if "--json" in argv else printed.split(" = ")[1].split(" + ")
+    assert len(taps) == int(grown[0, 0, last + 1])
+
+
+def test_taps_png_to_a_missing_folder_is_a_usage_error_with_fixes_that_work(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("matplotlib")
+    path = tmp_path / "no" / "such" / "map.png"
+    argv = ["taps", "4", "--kernel-size", "3", "--stride", "2", "--png", str(path)]
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (2, "") and "Traceback" not in err and "Errno" not in err
+    assert err.startswith(f"autoshape taps: error: cannot write --png '{path}': there is no folder '{path.parent}'. ")
+    fixes = err.split("Fix: ", 1)[1]
+    made = re.search(r"\(mkdir -p (\S+)\)", fixes)
+    named = re.search(r"e\.g\. --png (\S+)\.$", fixes.strip())
+    assert made is not None and named is not None
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, *argv[:-1], named.group(1))[0] == 0 and (tmp_path / named.group(1)).is_file()
+    subprocess.run(["mkdir", "-p", made.group(1)], check=True)
+    assert run(capsys, *argv)[0] == 0 and path.read_bytes()[:4] == b"\x89PNG"
+    code, _, err = run(capsys, *argv[:-1], str(tmp_path))
+    assert code == 2 and "it is a folder" in err
+
+
 @pytest.mark.parametrize(("argv", "code", "message"), [
-    (["taps", "6", "--kernel-size", "3", "--stride", "2", "--at", "20"], 2, "from 0 to 13"),
+    (["taps", "6", "--kernel-size", "3", "--stride", "2", "--at", "20"], 2, "from 0 to 12"),
     (["taps", "6", "--kernel-size", "3", "--stride", "2", "--output-padding", "2"], 2, "--output-padding 2 must be"),
     (["taps", "4", "--kernel-size", "4", "--stride", "2", "--at", "0,1"], 2, "--at 0,1 has 2 index(es), but this "
      "layer has 1 dimension(s)"),
@@ -454,6 +514,8 @@ REFUSED = [
     ["plan", "16", "1000", "--layers", "5", "--kernel-size", "4"],
     ["taps", "4", "--kernel-size", "4", "--stride", "2", "--padding", "9"],
     ["taps", "6", "--kernel-size", "3", "--stride", "2", "--at", "20"],
+    ["taps", "6", "--kernel-size", "3", "--stride", "2", "--padding", "1", "--at", "11"],
+    ["taps", "6", "--kernel-size", "4", "--stride", "2", "--padding", "1", "--at", "12", "--json"],
     ["taps", "4", "--kernel-size", "4", "--stride", "2", "--at", "0,1"],
     ["taps", "4,4", "--kernel-size", "4", "--stride", "2", "--at", "0"],
     ["taps", "6", "--kernel-size", "3", "--stride", "2", "--output-padding", "2"],

@@ -236,3 +236,136 @@ def test_forward_fixes_work_when_followed(cls: type[nn.Module], kwargs: dict, go
             del changed["scale_factor"]
         rebuilt = cls(2, 2, **changed)
         assert rebuilt(torch.zeros(1, 2, *got)).shape[2:] == rebuilt.output_size
+
+
+# -- padding='same' and the sizes given with it: they agree, or the error names both ---------------------------------
+
+TRANSPOSED = [cls for (transposed, _), (cls, _) in TARGETS.items() if transposed]
+
+
+def follow(kwargs: dict, fix: str) -> dict:
+    """One fix of a message, applied to the keyword arguments exactly as it is written."""
+    changed = dict(kwargs)
+    dropped = re.match(r"drop (\w+)(?: and (\w+))?", fix)
+    if fix.startswith("drop padding='same'"):
+        del changed["padding"]
+    elif dropped:
+        for name in filter(None, dropped.groups()):
+            del changed[name]
+    else:
+        setting = re.match(r"(?:give )?(\w+)=(\(.*?\)|[\d.]+)", fix)
+        assert setting is not None, fix
+        changed[setting.group(1)] = ast.literal_eval(setting.group(2))
+    return changed
+
+
+def fixes_of(error: Exception) -> list[str]:
+    return str(error).split("Fix: ", 1)[1].rstrip(".").split(", or ")
+
+
+def run_at(layer: nn.Module, size: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(layer(torch.zeros(1, 2, *size)).shape[2:])
+
+
+@pytest.mark.parametrize("cls", TRANSPOSED, ids=lambda c: c.__name__)
+def test_same_padding_keeps_the_sizes_that_agree_and_checks_input_size(cls: type[nn.Module]) -> None:
+    n = int(cls.__name__[-2])
+    five, seven = (5,) * n, (7,) * n
+    for sizes in ({"input_size": 5}, {"input_size": 5, "output_size": 10}, {"input_size": 5, "scale_factor": 2}):
+        layer = cls(2, 2, kernel_size=3, stride=2, padding="same", **sizes)
+        assert run_at(layer, five) == (10,) * n and layer.output_size == (10,) * n
+        with pytest.raises(ShapeError, match=re.escape(f"built for input size {five} (to give {(10,) * n}) but got")):
+            layer(torch.zeros(1, 2, *seven))  # the input_size check holds, as for every Target layer
+    anywhere = cls(2, 2, kernel_size=3, stride=2, padding="same", scale_factor=2.0)
+    assert run_at(anywhere, five) == (10,) * n and run_at(anywhere, seven) == (14,) * n
+
+
+def wanted(changed: dict, size: tuple[int, ...], stride: tuple[int, ...]) -> tuple[int, ...]:
+    """The size a layer built with these arguments must give: its output_size, floor(input·scale_factor), or
+    input·stride (padding='same' with neither)."""
+    if "output_size" in changed:
+        target = changed["output_size"]
+        return target if isinstance(target, tuple) else (target,) * len(size)
+    if "scale_factor" in changed:
+        return tuple(int(i * changed["scale_factor"]) for i in size)
+    return tuple(i * s for i, s in zip(size, stride))
+
+
+@pytest.mark.parametrize(("cls", "kwargs", "error", "pattern"), [
+    (TargetConvTranspose2d, {"input_size": 5, "output_size": 11}, ShapeError,
+     r"^TargetConvTranspose2d: padding='same' gives output = input·stride = 10 .*but output_size=11\. "
+     r"Fix: drop padding='same' \(the solver then picks padding/output_padding for 11\), or output_size=10\.$"),
+    (autoshape.TargetConvTranspose1d, {"input_size": 5, "output_size": 15}, ShapeError,
+     r"= 10 .*but output_size=15\. Fix: output_size=10, or stride=3\.$"),
+    (autoshape.TargetConvTranspose3d, {"input_size": (2, 5, 7), "output_size": (4, 10, 15)}, ShapeError,
+     r"= \(4, 10, 14\) .*but output_size=\(4, 10, 15\)\. Fix: drop padding='same'"),
+    (TargetConvTranspose2d, {"scale_factor": 3}, ShapeError,
+     r"with stride=2, but scale_factor=3\. Fix: stride=3, or drop scale_factor"),
+    (TargetConvTranspose2d, {"input_size": 6, "scale_factor": 2, "stride": None}, ShapeError,
+     r"stride=1 \(the default\), but scale_factor=2\. Fix: stride=2, .*drop padding='same' \(the solver then "
+     r"picks stride/padding/output_padding for scale_factor=2\)"),
+    (TargetConvTranspose2d, {"output_size": 12}, TypeError,
+     r"padding='same' with output_size=12 needs input_size.* Fix: give input_size=6 too"),
+    (TargetConvTranspose2d, {"output_size": 11}, TypeError, r"Fix: drop output_size"),
+    (TargetConvTranspose2d, {"kernel_size": 5, "max_kernel_size": 3}, ValueError,
+     r"kernel_size=5 is above max_kernel_size=3.* Fix: drop max_kernel_size .*, or kernel_size=3\.$"),
+    (TargetConvTranspose2d, {"max_stride": 1}, ValueError, r"stride=2 is above max_stride=1.* Fix: drop max_stride"),
+], ids=["output", "output-1d", "output-3d", "scale", "scale-default-stride", "no-input", "no-input-odd", "max-kernel",
+        "max-stride"])
+def test_same_padding_refuses_what_contradicts_it_and_every_fix_works(
+        cls: type[nn.Module], kwargs: dict, error: type[Exception], pattern: str) -> None:
+    n = int(cls.__name__[-2])
+    kwargs = {"kernel_size": 3, "stride": 2, "padding": "same", **kwargs}
+    with pytest.raises(error, match=pattern) as caught:  # these used to build a layer that ignored the size
+        cls(2, 2, **kwargs)
+    for fix in fixes_of(caught.value):
+        changed = follow(kwargs, fix)
+        layer = cls(2, 2, **changed)
+        for size in [layer.input_size] if layer.input_size is not None else [(5,) * n, (6,) * n]:
+            assert run_at(layer, size) == wanted(changed, size, tuple(layer.stride)), fix
+
+
+@pytest.mark.parametrize("sizes", [{"input_size": 5}, {"input_size": 5, "output_size": 10}], ids=["input", "both"])
+def test_same_padding_forward_fixes_work_when_followed(sizes: dict) -> None:
+    kwargs = {"kernel_size": 3, "stride": 2, "padding": "same", **sizes}
+    layer = TargetConvTranspose2d(2, 2, **kwargs)
+    with pytest.raises(ShapeError) as caught:
+        layer(torch.zeros(1, 2, 7, 7))
+    fixes = fixes_of(caught.value)
+    assert any(fix.startswith("drop input_size") for fix in fixes)
+    for fix in fixes:
+        if fix.startswith("resize the input to (5, 5)"):
+            assert run_at(layer, (5, 5)) == (10, 10)
+            continue
+        built = re.match(r"build it with input_size=(\(.*?\))(?: and output_size=(\(.*?\)))?", fix)
+        changed = {**kwargs, "input_size": ast.literal_eval(built.group(1))} if built else follow(kwargs, fix)
+        if built and built.group(2):
+            changed["output_size"] = ast.literal_eval(built.group(2))
+        assert run_at(TargetConvTranspose2d(2, 2, **changed), (7, 7)) == (14, 14), fix
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"kernel_size": 3, "stride": 2, "padding": "same"},
+    {"input_size": 7, "output_size": 14},
+    {"input_size": 7, "scale_factor": 2},
+], ids=["same", "output", "scale"])
+def test_forward_output_size_must_be_the_layers_and_the_fixes_work(kwargs: dict) -> None:
+    layer = TargetConvTranspose2d(2, 2, **kwargs)
+    x = torch.zeros(1, 2, 7, 7)
+    assert layer(x, output_size=[14, 14]).shape[2:] == (14, 14)  # the size it gives anyway: allowed
+    assert layer(x, output_size=[1, 2, 14, 14]).shape[2:] == (14, 14)
+    pattern = r"gives \(14, 14\) for input size \(7, 7\) .*output_size=\[15, 15\]"
+    with pytest.raises(ShapeError, match=pattern) as caught:
+        layer(x, output_size=[15, 15])  # torch alone would pick output_padding=1 and give 15
+    fixes = fixes_of(caught.value)
+    assert fixes[0].startswith("call it without output_size")
+    assert layer(x).shape[2:] == (14, 14)
+    built = re.match(r"build it with input_size=(\(.*?\)) and output_size=(\(.*?\))( instead of scale_factor)?"
+                     r"( and without padding='same')?$", fixes[1])
+    assert built is not None, fixes
+    changed = {**kwargs, "input_size": ast.literal_eval(built.group(1)),
+               "output_size": ast.literal_eval(built.group(2))}
+    for name, said in (("scale_factor", built.group(3)), ("padding", built.group(4))):
+        if said:
+            del changed[name]
+    assert run_at(TargetConvTranspose2d(2, 2, **changed), (7, 7)) == (15, 15)

@@ -125,6 +125,8 @@ def follow_fixes(message: str) -> list[dict[str, object]]:
 def test_every_fix_of_a_refusal_works_when_followed_literally(transposed: bool, request: tuple, bounds: dict) -> None:
     i, o, kwargs = request
     kwargs = {**kwargs, **({} if "kernel_size" in kwargs else bounds)}
+    if kwargs.get("max_stride", 99) < kwargs.get("stride", 0):
+        del kwargs["max_stride"]  # a contradiction, refused on its own (test_a_fixed_value_above_its_bound_...)
     try:
         solve(transposed, i, o, **kwargs)
         return
@@ -389,3 +391,36 @@ def test_pytorch_suite_downsample_upsample_mirror_is_always_solvable() -> None:
             continue
         params = solve_conv_transpose(down[0], h, kernel_size=k, stride=s, padding=p, dilation=d)
         assert torch_size(params, down) == (h,)
+
+
+# -- a fixed value and its bound: they agree, or the error names both ---------------------------------------------
+
+@pytest.mark.parametrize(("transposed", "args", "kwargs", "name", "bound"), [
+    (False, (24, 12), {"kernel_size": 5, "max_kernel_size": 3}, "kernel_size=5", "max_kernel_size=3"),
+    (False, (24, 6), {"stride": 4, "max_stride": 2}, "stride=4", "max_stride=2"),
+    (True, ((12, 5), (24, 9)), {"stride": 2, "padding": 1, "max_stride": (1, 3)}, "stride=2", r"max_stride=\(1, 3\)"),
+], ids=["kernel", "stride", "per-dimension"])
+def test_a_fixed_value_above_its_bound_is_refused_and_both_fixes_work(
+        transposed: bool, args: tuple, kwargs: dict, name: str, bound: str) -> None:
+    with pytest.raises(ValueError, match=rf"^{name} is above {bound}: .*Fix: drop ") as caught:
+        solve(transposed, *args, **kwargs)  # used to solve with the fixed value, ignoring the bound
+    fix = str(caught.value).split("Fix: ", 1)[1]
+    dropped = re.search(r"drop (\w+)", fix)
+    assert dropped is not None
+    changes = [{dropped.group(1): None}]
+    changes += [{key: ast.literal_eval(value)}
+                for key, value in re.findall(r"\b(kernel_size|stride)=(\(.*?\)|\d+)", fix)]
+    assert len(changes) == 2
+    for change in changes:
+        params = solve(transposed, *args, **{**kwargs, **change})
+        i, o = (a if isinstance(a, tuple) else (a,) for a in args)
+        assert torch_size(params, i) == o
+
+
+def test_a_fixed_value_within_its_bound_is_kept() -> None:
+    params = solve_conv(24, 12, kernel_size=3, stride=2, max_kernel_size=3, max_stride=4)
+    assert (params.kernel_size, params.stride) == ((3,), (2,))
+    assert torch_size(params, (24,)) == (12,)
+    assert ranked_solutions(24, 12, transposed=False, kernel_size=3, max_kernel_size=5)[0].kernel_size == (3,)
+    with pytest.raises(ValueError, match="kernel_size=4 is above max_kernel_size=3"):
+        ranked_solutions(12, 24, kernel_size=4, max_kernel_size=3)

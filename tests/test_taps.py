@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -60,7 +61,7 @@ def test_taps_reproduce_torch_in_1d(config: tuple[int, ...], op_choice: int, see
     assume(out is not None)
     assert out is not None
     for o in range(out.shape[0]):
-        taps = transpose_taps(o, input_size=i, kernel_size=k, stride=s, padding=p, dilation=d)
+        taps = transpose_taps(o, input_size=i, kernel_size=k, stride=s, padding=p, dilation=d, output_padding=op)
         assert all(isinstance(xi, int) and isinstance(j, int) for xi, j in taps)
         assert _sum_over_taps(x, w, taps) == pytest.approx(float(out[o]), abs=1e-9)
 
@@ -84,7 +85,7 @@ def test_taps_reproduce_torch_in_2d(config: tuple[tuple[int, int], ...], seed: i
     assume(out is not None)
     assert out is not None
     for index in itertools.product(*(range(n) for n in out.shape)):
-        taps = transpose_taps(index, input_size=i, kernel_size=k, stride=s, padding=p, dilation=d)
+        taps = transpose_taps(index, input_size=i, kernel_size=k, stride=s, padding=p, dilation=d, output_padding=op)
         assert _sum_over_taps(x, w, taps) == pytest.approx(float(out[index]), abs=1e-9)
 
 
@@ -143,7 +144,7 @@ def test_png_without_matplotlib_says_how_to_get_it(tmp_path: Path, monkeypatch: 
 
 
 @pytest.mark.parametrize(("call", "error", "pattern"), [
-    (lambda: transpose_taps(14, input_size=6, kernel_size=3, stride=2), ValueError, r"from 0 to 13"),
+    (lambda: transpose_taps(14, input_size=6, kernel_size=3, stride=2), ValueError, r"from 0 to 12 .*=12\.$"),
     (lambda: transpose_taps(-1, input_size=6, kernel_size=3), ValueError, r"output_index must be >= 0"),
     (lambda: transpose_taps((0, 0), input_size=(4, 4, 4), kernel_size=3), ValueError, r"different lengths"),
     (lambda: transpose_taps(0, input_size=4, kernel_size=0), ValueError, r"kernel_size must be >= 1"),
@@ -155,3 +156,40 @@ def test_png_without_matplotlib_says_how_to_get_it(tmp_path: Path, monkeypatch: 
 def test_bad_arguments_are_named(call: Callable[[], object], error: type[Exception], pattern: str) -> None:
     with pytest.raises(error, match=pattern):
         call()
+
+
+@given(config=configs_1d, op_choice=st.integers(0, 3), past=st.integers(0, 3))
+def test_an_index_past_torchs_output_is_refused_and_the_fixes_work(config: tuple[int, ...], op_choice: int,
+                                                                   past: int) -> None:
+    i, k, s, p, d = config
+    op = op_choice % max(s, d)
+    layer = {"input_size": i, "kernel_size": k, "stride": s, "padding": p, "dilation": d}
+    out = _torch_conv_transpose(torch.ones(i), torch.ones(k), (s,), (p,), (d,), (op,))
+    assume(out is not None)
+    assert out is not None
+    index = out.shape[0] + past  # one past torch's last output, or further
+    with pytest.raises(ValueError, match=rf"outside the output: indices run from 0 to {out.shape[0] - 1} ") as caught:
+        transpose_taps(index, **layer, output_padding=op)
+    fix = str(caught.value).split("Fix: ", 1)[1]
+    last = re.match(r"use output_index=(\d+)", fix)
+    assert last is not None and int(last.group(1)) == out.shape[0] - 1
+    assert len(transpose_taps(int(last.group(1)), **layer, output_padding=op)) == int(out[-1])
+    uncovered = re.search(r"output_padding=(\d+)", fix)
+    more = _torch_conv_transpose(torch.ones(i), torch.ones(k), (s,), (p,), (d,), (op + past + 1,))
+    assert (uncovered is not None) == (op + past + 1 < max(s, d) and more is not None)  # torch allows it, or no fix
+    if uncovered:
+        bigger = int(uncovered.group(1))
+        grown = _torch_conv_transpose(torch.ones(i), torch.ones(k), (s,), (p,), (d,), (bigger,))
+        assert grown is not None and grown.shape[0] > index
+        assert len(transpose_taps(index, **layer, output_padding=bigger)) == int(grown[index])
+
+
+def test_the_reported_index_11_of_a_6_to_11_layer() -> None:
+    layer = {"input_size": 6, "kernel_size": 3, "stride": 2, "padding": 1}
+    assert F.conv_transpose1d(torch.ones(1, 1, 6), torch.ones(1, 1, 3), stride=2, padding=1).shape[-1] == 11
+    with pytest.raises(ValueError, match=r"indices run from 0 to 10 .* Fix: use output_index=10, or "
+                                         r"output_padding=1 \(the output then has size 12") as caught:
+        transpose_taps(11, **layer)  # used to answer [(5, 2)], an output torch does not have
+    assert "output_padding=1" in str(caught.value)
+    out = F.conv_transpose1d(torch.ones(1, 1, 6), torch.ones(1, 1, 3), stride=2, padding=1, output_padding=1)
+    assert out.shape[-1] == 12 and len(transpose_taps(11, **layer, output_padding=1)) == int(out[0, 0, 11])

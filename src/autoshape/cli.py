@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import shlex
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,7 +31,7 @@ from .core.solver import ConvParams, ranked_solutions, solve_conv, solve_conv_tr
 from .core.text import aligned_table, clause, format_shape
 from .diagnose.explain import explain
 from .diagnose.fix import fix
-from .diagnose.taps import overlap_map, transpose_taps
+from .diagnose.taps import OverlapMap, overlap_map, transpose_taps
 from .errors import ShapeError
 from .tracing.recorder import as_input_shape
 from .version import __version__
@@ -83,9 +84,11 @@ def _kwargs_text(params: ConvParams, int_form: bool) -> str:
 def _describe(params: ConvParams, input_size: IntOrTuple, output_size: IntOrTuple, int_form: bool) -> str:
     n = len(params.kernel_size)
     layer = ("ConvTranspose" if params.transposed else "Conv") + ("" if int_form else f"{n}d")
-    sizes = as_tuple(input_size, "IN", n)
+    sizes, target = as_tuple(input_size, "IN", n), as_tuple(output_size, "OUT", n)  # an int is every dimension's
     names = ("out",) if int_form else dim_names(n)
-    return (f"{layer} {format_shape(input_size)} → {format_shape(output_size)}: {_kwargs_text(params, int_form)}\n"
+    shown = f"{format_shape(sizes[0])} → {format_shape(target[0])}" if int_form else (
+        f"{format_shape(sizes)} → {format_shape(target)}")
+    return (f"{layer} {shown}: {_kwargs_text(params, int_form)}\n"
             f"  {format_terms(params_terms(params, sizes), names)}")
 
 
@@ -249,15 +252,32 @@ def _checked_index(args: argparse.Namespace) -> None:
                           f"Fix: use --at {','.join(['0'] * n)}.")
 
 
+def _save_png(counts: OverlapMap, path: str) -> None:
+    """``--png``: a path that cannot be written is a usage error naming it, with a fix."""
+    try:
+        counts.save_png(path)
+    except OSError as error:
+        file = Path(path)
+        if not file.parent.is_dir():
+            fix = (f"create the folder first (mkdir -p {shlex.quote(str(file.parent))}), or give a file in an "
+                   f"existing folder, e.g. --png {shlex.quote(file.name)}")
+            reason = f"there is no folder {str(file.parent)!r}"
+        elif file.is_dir():
+            fix, reason = f"name a file in it, e.g. --png {shlex.quote(str(file / 'taps.png'))}", "it is a folder"
+        else:
+            fix, reason = "give a file in a folder you can write to", error.strerror or str(error)
+        raise _UsageError(f"cannot write --png {path!r}: {reason}. Fix: {fix}.") from None
+
+
 def _taps(args: argparse.Namespace) -> int:
     layer = {"input_size": args.input, "kernel_size": args.kernel_size, "stride": args.stride,
              "padding": args.padding, "dilation": args.dilation}
     if args.at is not None:
         _checked_index(args)
     counts = overlap_map(**layer, output_padding=args.output_padding)
-    taps = None if args.at is None else transpose_taps(args.at, **layer)
+    taps = None if args.at is None else transpose_taps(args.at, **layer, output_padding=args.output_padding)
     if args.png:
-        counts.save_png(args.png)
+        _save_png(counts, args.png)
     if args.json:
         print(json.dumps({"output_size": list(counts.size), "counts": counts.counts,
                           "taps": None if taps is None else [list(tap) for tap in taps]}))
@@ -369,7 +389,9 @@ _DIRECTIONS = {"plan_downsampling": "--conv", "plan_upsampling": "--transpose"}
 
 def _in_flags(message: str) -> str:
     """A library message in the command line's terms: flags for arguments, IN and OUT for sizes, ``12,24`` for
-    tuples, so that its fixes can be followed as they are written."""
+    tuples, so that its fixes can be followed as they are written. An argument is translated where it has a
+    value (``stride=2``, ``output_index 11``) and where it is the subject of a check (``num_layers must be``,
+    ``kernel_size needs``), the form of every range and type check (:mod:`autoshape.core.sizes`)."""
     def flag(match: re.Match[str]) -> str:
         name, value = match.group(1), match.group(2)
         return f"{_FLAGS[name]} {value.strip('(),').replace(' ', '')}" if name in _FLAGS else match.group(0)
@@ -378,6 +400,8 @@ def _in_flags(message: str) -> str:
     message = re.sub(r"leave ([\w/]+) free \(None\)",
                      lambda m: "drop " + "/".join(_FLAGS.get(n, n) for n in m.group(1).split("/")), message)
     message = re.sub(r"\b(plan_downsampling|plan_upsampling)\b(?! ?\()", lambda m: _DIRECTIONS[m.group(1)], message)
+    subject = rf"\b({'|'.join(_FLAGS)})(?= (?:must|needs) )"  # the argument a range or type check names
+    message = re.sub(subject, lambda m: _FLAGS[m.group(1)], message)
     return re.sub(r"\b(\w+)[= ](\(\d+(?:, \d+)*,?\)|\d+)", flag, message)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 
 from ..errors import ShapeError
@@ -11,9 +11,10 @@ from .arithmetic import conv_out, conv_transpose_out
 from .reachable import nearest_reachable
 from .search import candidates
 from .sizes import IntOrTuple, as_tuple, dim_labels, spatial_ndim
+from .text import compact
 from .window import Candidate, Request
 
-__all__ = ["ConvParams", "ranked_solutions", "solve_conv", "solve_conv_transpose"]
+__all__ = ["ConvParams", "check_bounds", "ranked_solutions", "solve_conv", "solve_conv_transpose"]
 
 @dataclass(frozen=True)
 class ConvParams:
@@ -92,11 +93,44 @@ def _requests(
         name: (None,) * n if value is None else as_tuple(value, name, n, minimum=0 if name == "padding" else 1)
         for name, value in given.items()
     }
+    check_bounds(per_dim, lambda change: _reaches(transposed, input_size, output_size, {**given, **change}))
     return [
         Request(transposed=transposed, i=i, o=o, kernel=k, stride=s, padding=p, dilation=d or 1, max_kernel=mk,
                 max_stride=ms)
         for i, o, k, s, p, d, mk, ms in zip(*sizes, *per_dim.values())
     ]
+
+
+def _reaches(transposed: bool, input_size: IntOrTuple, output_size: IntOrTuple, given: dict[str, object]) -> bool:
+    """Whether a solve with these values finds a solution (a fix offered by an error must)."""
+    try:
+        requests = _requests(transposed, input_size, output_size, **given)  # type: ignore[arg-type]
+    except ValueError:
+        return False
+    return all(next(candidates(r), None) is not None for r in requests)
+
+
+def check_bounds(per_dim: Mapping[str, Sequence[int | None]], works: Callable[[dict[str, object]], bool]) -> None:
+    """Refuse a fixed ``kernel_size`` or ``stride`` above its ``max_*`` bound: the two contradict.
+
+    Args:
+        per_dim: the values by argument name, one entry per dimension (None: not given).
+        works: whether the request succeeds with a change, e.g. ``{"max_stride": None}``; the
+            error offers only the changes it accepts (``drop`` the bound when none is accepted).
+
+    Raises:
+        ValueError: naming both values, with a fix.
+    """
+    for name, bound_name in (("kernel_size", "max_kernel_size"), ("stride", "max_stride")):
+        pairs = [(v, b) for v, b in zip(per_dim[name], per_dim[bound_name]) if v is not None and b is not None]
+        if all(v <= b for v, b in pairs):
+            continue
+        values, bounds = (compact([pair[j] for pair in pairs]) for j in (0, 1))  # both given: one per dimension
+        capped = compact([min(pair) for pair in pairs])
+        fixes = [f"drop {bound_name} (it bounds a free {name})"] if works({bound_name: None}) else []
+        fixes += [f"{name}={capped}"] if works({name: capped}) else []
+        raise ValueError(f"{name}={values} is above {bound_name}={bounds}: the two contradict. "
+                         f"Fix: {', or '.join(fixes) or f'drop {bound_name}'}.")
 
 
 def _describe_fixed(r: Request) -> str:
@@ -162,7 +196,7 @@ def solve_conv_transpose(
 
     Every dimension is solved on its own; a tuple anywhere means n-d. Fixed values are
     honoured as given; ``None`` leaves a value free, ``dilation`` defaults to 1, and the
-    ``max_*`` arguments bound the free ones.
+    ``max_*`` arguments bound the free ones (a fixed value above its bound is an error).
 
     Rules:
         * Exact: torch's ``ConvTranspose*d`` with these values gives ``output_size``.
@@ -192,7 +226,8 @@ def solve_conv_transpose(
 
     Raises:
         TypeError: a size or value is not an int or tuple of ints.
-        ValueError: a value is out of range, or tuples disagree in length.
+        ValueError: a value is out of range, tuples disagree in length, or a fixed ``kernel_size`` or
+            ``stride`` is above its ``max_kernel_size`` or ``max_stride`` (the message names both).
         ShapeError: nothing within the fixed values and bounds reaches the target; the message
             names the nearest reachable sizes and a fix.
     """
@@ -234,7 +269,8 @@ def solve_conv(
 
     Raises:
         TypeError: a size or value is not an int or tuple of ints.
-        ValueError: a value is out of range, or tuples disagree in length.
+        ValueError: a value is out of range, tuples disagree in length, or a fixed ``kernel_size`` or
+            ``stride`` is above its ``max_kernel_size`` or ``max_stride`` (the message names both).
         ShapeError: nothing within the fixed values and bounds reaches the target.
     """
     requests = _requests(False, input_size, output_size, kernel_size, stride, padding, dilation,

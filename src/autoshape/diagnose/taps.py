@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import reduce
 from typing import Any, cast, overload
 
-from ..core.arithmetic import conv_transpose_output_range, conv_transpose_output_size
+from ..core.arithmetic import conv_transpose_output_size, max_output_padding
 from ..core.sizes import IntOrTuple, as_tuple, spatial_ndim
 
 __all__ = ["OverlapMap", "interior_tap_counts", "overlap_map", "transpose_taps"]
@@ -36,7 +36,8 @@ def _taps_1d(o: int, i: int, k: int, s: int, p: int, d: int) -> list[Tap1d]:
 
 @overload
 def transpose_taps(
-    output_index: int, *, input_size: int, kernel_size: int, stride: int = ..., padding: int = ..., dilation: int = ...
+    output_index: int, *, input_size: int, kernel_size: int, stride: int = ..., padding: int = ..., dilation: int = ...,
+    output_padding: int = ...,
 ) -> list[Tap1d]: ...
 @overload
 def transpose_taps(
@@ -47,6 +48,7 @@ def transpose_taps(
     stride: IntOrTuple = ...,
     padding: IntOrTuple = ...,
     dilation: IntOrTuple = ...,
+    output_padding: IntOrTuple = ...,
 ) -> list[Tap1d] | list[TapNd]: ...
 def transpose_taps(
     output_index: IntOrTuple,
@@ -56,13 +58,14 @@ def transpose_taps(
     stride: IntOrTuple = 1,
     padding: IntOrTuple = 0,
     dilation: IntOrTuple = 1,
+    output_padding: IntOrTuple = 0,
 ) -> list[Tap1d] | list[TapNd]:
     """The (input_index, kernel_index) pairs that a transposed convolution sums into one output.
 
     ``output[o] = Σ input[x]·weight[j]`` over the returned taps ``(x, j)`` (plus the bias), for one
     input and one output channel of ``nn.ConvTranspose*d``. Indices are ints in 1-d (all
     arguments ints) and tuples otherwise; n-d taps are every combination of the per-dimension ones.
-    Indices past the ``output_padding=0`` size are accepted: ``output_padding`` uncovers them.
+    ``output_index`` must lie in the output of the layer given, ``output_padding`` included.
 
     Args:
         output_index: the output position, an int or one int per dimension.
@@ -71,6 +74,7 @@ def transpose_taps(
         stride: the same.
         padding: the same.
         dilation: the same.
+        output_padding: the same (it adds outputs at the end, which have taps too).
 
     Shape:
         tap ``(x, j)`` of output ``o`` satisfies ``x·stride + j·dilation - padding = o`` with
@@ -84,24 +88,20 @@ def transpose_taps(
 
     Raises:
         TypeError: a value is not an int or tuple of ints.
-        ValueError: a value is out of range, tuples disagree in length, or ``output_index`` lies
-            outside every output size this layer can have (the message gives the valid range).
+        ValueError: a value is out of range, tuples disagree in length, ``output_padding`` is not
+            below stride or dilation, or ``output_index`` lies outside the output (the message gives
+            the valid range, and the ``output_padding`` with which the index exists, if any).
         ShapeError: the layer's output would be empty.
     """
-    n = spatial_ndim(output_index, input_size, kernel_size, stride, padding, dilation)
+    n = spatial_ndim(output_index, input_size, kernel_size, stride, padding, dilation, output_padding)
     o = as_tuple(output_index, "output_index", n or 1, minimum=0)
     i, k, s = (as_tuple(v, name, n or 1) for v, name in
                ((input_size, "input_size"), (kernel_size, "kernel_size"), (stride, "stride")))
     p = as_tuple(padding, "padding", n or 1, minimum=0)
     d = as_tuple(dilation, "dilation", n or 1)
-    largest = cast(tuple[int, ...], conv_transpose_output_range(i, k, s, p, d)[1])  # tuples in, tuples out
-    if any(oi >= hi for oi, hi in zip(o, largest)):
-        last = _flat(tuple(h - 1 for h in largest))
-        inside = _flat(tuple(min(oi, h - 1) for oi, h in zip(o, largest)))
-        raise ValueError(
-            f"output_index {output_index} is outside the output: indices run from 0 to {last} (the largest "
-            f"output, with the most output_padding) for input_size={input_size}. Fix: use output_index={inside}."
-        )
+    size = cast(tuple[int, ...], conv_transpose_output_size(i, k, s, p, d, output_padding))  # tuples in, out
+    if any(oi >= top for oi, top in zip(o, size)):
+        raise _outside(output_index, o, size, as_tuple(output_padding, "output_padding", len(o), 0), i, s, d)
     per_dim = [_taps_1d(*args) for args in zip(o, i, k, s, p, d)]
     if n is None:
         return per_dim[0]
@@ -110,6 +110,23 @@ def transpose_taps(
 
 def _flat(values: tuple[int, ...]) -> int | tuple[int, ...]:
     return values[0] if len(values) == 1 else values
+
+
+def _outside(output_index: IntOrTuple, o: tuple[int, ...], size: tuple[int, ...], output_padding: tuple[int, ...],
+             i: tuple[int, ...], s: tuple[int, ...], d: tuple[int, ...]) -> ValueError:
+    """The index lies past the output: the valid range, and the output_padding that uncovers it, if torch allows one."""
+    last = _flat(tuple(n - 1 for n in size))
+    fixes = [f"use output_index={_flat(tuple(min(oi, n - 1) for oi, n in zip(o, size)))}"]
+    bare = tuple(n - op for n, op in zip(size, output_padding))  # the size with output_padding=0
+    needed = tuple(max(op, oi - b + 1) for oi, b, op in zip(o, bare, output_padding))
+    if all(op <= max_output_padding(si, di) for op, si, di in zip(needed, s, d)):
+        grown = _flat(tuple(b + op for b, op in zip(bare, needed)))
+        fixes.append(f"output_padding={_flat(needed)} (the output then has size {grown} and the index exists)")
+    return ValueError(
+        f"output_index {output_index} is outside the output: indices run from 0 to {last} (output size "
+        f"{_flat(size)}, with output_padding={_flat(output_padding)}) for input_size={_flat(i)}. "
+        f"Fix: {', or '.join(fixes)}."
+    )
 
 
 def interior_tap_counts(kernel_size: int, stride: int, dilation: int = 1) -> tuple[int, ...]:

@@ -7,15 +7,16 @@ same kernels, same state_dict, same repr plus the declared sizes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
 
-from ..core.arithmetic import max_output_padding, scaled_size
+from ..core.arithmetic import scaled_size
 from ..core.sizes import IntOrTuple, as_int, as_tuple
 from ..core.solver import ConvParams, solve_conv, solve_conv_transpose
 from ..errors import ShapeError
+from .same import same_output, same_params
 
 
 def _target_size(
@@ -40,36 +41,22 @@ class _Asked(NamedTuple):
     output_size: IntOrTuple | None
     scale_factor: float | Sequence[float] | None
     fixed: dict[str, IntOrTuple | None]  # kernel_size, stride, padding, dilation, max_kernel_size, max_stride
+    layer: str  # the class name, for messages
+    same: bool = False  # padding='same' (transposed): nothing is solved, output = input·stride
 
     def solve(self, input_size: tuple[int, ...], **changes: IntOrTuple | None) -> tuple[tuple[int, ...], ConvParams]:
         """The target size and the solved parameters for ``input_size`` (ShapeError if none reach)."""
+        if self.same:
+            output, params = self.solve_same(input_size)
+            return cast(tuple[int, ...], output), params  # an input size gives an output size
         output = _target_size(input_size, self.output_size, self.scale_factor, self.ndim)
         solve = solve_conv_transpose if self.transposed else solve_conv
         return output, solve(input_size, output, **{**self.fixed, **changes})
 
-
-def _same_transpose_params(kernel_size: IntOrTuple | None, stride: IntOrTuple | None,
-                           dilation: IntOrTuple | None, n: int) -> ConvParams:
-    """Keras' padding='same' for a transposed conv: output = input·stride for every input size."""
-    if kernel_size is None:
-        raise ValueError("padding='same' needs kernel_size (and usually stride): nothing is solved")
-    k = as_tuple(kernel_size, "kernel_size", n)
-    s = as_tuple(1 if stride is None else stride, "stride", n)
-    d = as_tuple(1 if dilation is None else dilation, "dilation", n)
-    padding, output_padding = [], []
-    for ki, si, di in zip(k, s, d):
-        excess = di * (ki - 1) + 1 - si  # need 2·padding - output_padding == excess
-        p = max(0, -(-excess // 2))
-        if 2 * p - excess > max_output_padding(si, di):  # only stride 1, dilation 1 and an even kernel
-            raise ShapeError(
-                f"padding='same' cannot give output = input·stride with kernel_size={ki}, stride={si}, "
-                f"dilation={di}: it needs output_padding={2 * p - excess}, but torch allows less than "
-                f"max(stride, dilation)={max(si, di)}. Fix: use kernel_size={ki + 1} (odd: the padding is the "
-                "same on both sides), or stride=2."
-            )
-        padding.append(p)
-        output_padding.append(2 * p - excess)
-    return ConvParams(k, s, tuple(padding), d, tuple(output_padding), transposed=True)
+    def solve_same(self, input_size: tuple[int, ...] | None) -> tuple[tuple[int, ...] | None, ConvParams]:
+        """padding='same': the output for ``input_size`` (None: every size), checked against the other sizes asked."""
+        params = same_params(self.fixed, self.ndim)
+        return same_output(params, self.fixed, input_size, self.output_size, self.scale_factor, self.layer), params
 
 
 def _check_padding_mode(params: ConvParams, padding_mode: str, asked: _Asked, input_size: tuple[int, ...]) -> None:
@@ -122,31 +109,37 @@ class _Target:
         n = self._ndim
         as_int(in_channels, "in_channels")
         as_int(out_channels, "out_channels")
-        if padding == "same" and self._transposed:
-            self.input_size = self.output_size = None
-            params = _same_transpose_params(kernel_size, stride, dilation, n)
+        same = padding == "same" and self._transposed
+        if isinstance(padding, str) and not same:
+            raise ValueError(
+                f"padding={padding!r} is not solvable here: give an int, a tuple or None"
+                + (" ('same' is supported by the transposed layers)" if padding == "same" else "")
+            )
+        if input_size is None and not same:
+            raise TypeError(f"{type(self).__name__} needs input_size (the spatial size it will receive)")
+        size = None if input_size is None else as_tuple(input_size, "input_size", n)
+        fixed = {"kernel_size": kernel_size, "stride": stride, "padding": None if isinstance(padding, str) else padding,
+                 "dilation": dilation, "max_kernel_size": max_kernel_size, "max_stride": max_stride}
+        self._asked = _Asked(self._transposed, n, output_size, scale_factor, fixed, type(self).__name__, same)
+        output: tuple[int, ...] | None
+        if same or size is None:  # no size only with padding='same'
+            output, params = self._asked.solve_same(size)
         else:
-            if isinstance(padding, str):
-                raise ValueError(
-                    f"padding={padding!r} is not solvable here: give an int, a tuple or None"
-                    + (" ('same' is supported by the transposed layers)" if padding == "same" else "")
-                )
-            if input_size is None:
-                raise TypeError(f"{type(self).__name__} needs input_size (the spatial size it will receive)")
-            self.input_size = as_tuple(input_size, "input_size", n)
-            fixed = {"kernel_size": kernel_size, "stride": stride, "padding": padding, "dilation": dilation,
-                     "max_kernel_size": max_kernel_size, "max_stride": max_stride}
-            self._asked = _Asked(self._transposed, n, output_size, scale_factor, fixed)
-            self.output_size = _target_size(self.input_size, output_size, scale_factor, n)
-            try:
-                params = self._asked.solve(self.input_size)[1]
-            except ShapeError as error:
-                context = f"{type(self).__name__}({in_channels}, {out_channels}, input_size={self.input_size}, "
-                raise ShapeError(f"{context}output_size={self.output_size}): {error}") from None
-            _check_padding_mode(params, padding_mode, self._asked, self.input_size)
-        self.conv_params = params
+            output, params = self._solve_declared(size, in_channels, out_channels)
+            _check_padding_mode(params, padding_mode, self._asked, size)
+        self.input_size, self.output_size, self.conv_params = size, output, params
         super().__init__(in_channels, out_channels, **params.as_kwargs(), groups=groups,  # type: ignore[call-arg]
                          bias=bias, padding_mode=padding_mode, device=device, dtype=dtype)
+
+    def _solve_declared(self, size: tuple[int, ...], in_channels: int,
+                        out_channels: int) -> tuple[tuple[int, ...], ConvParams]:
+        """The target size and the solved parameters; a ShapeError names the layer and its sizes."""
+        output = _target_size(size, self._asked.output_size, self._asked.scale_factor, self._ndim)
+        try:
+            return output, self._asked.solve(size)[1]
+        except ShapeError as error:
+            context = f"{type(self).__name__}({in_channels}, {out_channels}, input_size={size}, "
+            raise ShapeError(f"{context}output_size={output}): {error}") from None
 
     def _accepts(self, input: Tensor) -> bool:
         """The forward check: one torch.Size comparison (about a microsecond), guarded away by compile."""
@@ -155,6 +148,9 @@ class _Target:
     def _wrong_input(self, input: Tensor) -> ShapeError:
         got = tuple(input.shape[-self._ndim:])
         fixes = [*self._rebuilt(got), f"resize the input to {self.input_size} (e.g. nn.functional.interpolate)"]
+        if self._asked.same:
+            sizes = "input_size and output_size" if self._asked.output_size is not None else "input_size"
+            fixes.insert(-1, f"drop {sizes} (padding='same' then takes every size)")
         return ShapeError(
             f"{type(self).__name__} was built for input size {self.input_size} (to give {self.output_size}) "
             f"but got {got}. Fix: {', or '.join(fixes)}. MirrorAutoencoder passes the sizes of every call instead."
@@ -192,7 +188,31 @@ class _TargetConvTranspose(_Target):
     def forward(self, input: Tensor, output_size: list[int] | None = None) -> Tensor:
         if not self._accepts(input):
             raise self._wrong_input(input)
+        if output_size is not None:  # torch would pick another output_padding for it
+            self._check_call_size(input, output_size)
         return super().forward(input, output_size)  # type: ignore[misc, no-any-return]
+
+    def _check_call_size(self, input: Tensor, output_size: Sequence[int]) -> None:
+        """An ``output_size`` passed to forward must be the size the layer was built to give."""
+        got = tuple(input.shape[-self._ndim:])
+        gives = self.conv_params.output_size(got)
+        asked = tuple(int(v) for v in output_size)[-self._ndim:]
+        if asked == gives:
+            return
+        fixes = [f"call it without output_size (it gives {gives})"]
+        changed = self._asked._replace(output_size=asked, scale_factor=None, same=False)
+        try:
+            changed.solve(got)
+            instead = " instead of scale_factor" if self._asked.scale_factor is not None else ""
+            unsame = " and without padding='same'" if self._asked.same else ""
+            fixes.append(f"build it with input_size={got} and output_size={asked}{instead}{unsame}")
+        except ValueError:
+            pass
+        built = "padding='same'" if self.output_size is None else f"output_size={self.output_size}"
+        raise ShapeError(
+            f"{type(self).__name__} gives {gives} for input size {got} ({built}), but forward got "
+            f"output_size={list(output_size)}, which would change its output_padding. Fix: {', or '.join(fixes)}."
+        )
 
 
 _SHAPE_CONV = """
@@ -206,7 +226,9 @@ _SHAPE_TRANSPOSE = """
         Input ``(N, C_in, {dims})`` with ``{dims}`` equal to ``input_size``; output
         ``(N, C_out, {dims_out})`` equal to ``output_size``, where per dimension
         ``out = (in-1)·stride - 2·padding + dilation·(kernel_size-1) + output_padding + 1``.
-        With ``padding='same'`` any input is accepted and ``out = in·stride``.
+        With ``padding='same'`` ``out = in·stride``: for any input, or only ``input_size`` if given.
+        An ``output_size`` passed to ``forward`` must be the size the layer gives (torch would pick
+        another ``output_padding`` for it).
 """
 _ARGS = """
     Args:
@@ -219,7 +241,9 @@ _ARGS = """
             ``kernel_size``, ``stride``, ``padding`` and ``dilation`` are the layer's usual attributes.
         stride: fix it, or None to have it solved.
         padding: fix it, or None to have it solved; the transposed layers also take ``'same'``
-            (``output = input·stride`` at every input size, with no ``input_size``).
+            (``output = input·stride`` at every input size; nothing is solved). With ``'same'``,
+            ``input_size`` is optional (if given, it is checked on every call), and ``output_size``,
+            ``scale_factor`` and the ``max_*`` bounds must agree with the kernel and stride.
         dilation: fix it, or None for 1.
         max_kernel_size: a bound for a free kernel_size.
         max_stride: a bound for a free stride.
@@ -231,9 +255,12 @@ _ARGS = """
 
     Raises:
         TypeError: a size is not an int or tuple of ints, or ``input_size`` is missing.
-        ValueError: a value is out of range; both or neither of ``output_size``/``scale_factor``.
+        ValueError: a value is out of range; both or neither of ``output_size``/``scale_factor``;
+            a fixed ``kernel_size`` or ``stride`` above its ``max_*`` bound.
         ShapeError: the fixed values make the target unreachable (the message names the
-            nearest reachable sizes), or ``forward`` gets another spatial size than ``input_size``.
+            nearest reachable sizes); ``padding='same'`` with an ``output_size`` or ``scale_factor``
+            other than ``input·stride`` (the message names both); ``forward`` gets another spatial
+            size than ``input_size``, or (transposed) an ``output_size`` other than the layer's.
 """
 
 

@@ -193,6 +193,8 @@ def test_impossible_solve_exits_1_naming_the_nearest_sizes(capsys: pytest.Captur
     (["plan", "4", "32", "--layers", "2", "--max-stride", "0"], "--max-stride must be >= 1, got 0"),
     (["plan", "4,4", "32,32", "--layers", "2", "--kernel-size", "4,4,4"], "different lengths"),
     (["taps", "6", "--kernel-size", "3", "--at", "-1"], "--at must be >= 0, got -1"),
+    (["plan", "16", "100", "--layers", "2", "--kernel-size", "4", "--max-kernel-size", "5"],
+     "give --kernel-size or --max-kernel-size, not both"),
     (["plan", "4", "64"], "--layers"),
     (["frobnicate"], "invalid choice"),
     ([], "required"),

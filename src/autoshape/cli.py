@@ -391,7 +391,8 @@ def _in_flags(message: str) -> str:
     """A library message in the command line's terms: flags for arguments, IN and OUT for sizes, ``12,24`` for
     tuples, so that its fixes can be followed as they are written. An argument is translated where it has a
     value (``stride=2``, ``output_index 11``) and where it is the subject of a check (``num_layers must be``,
-    ``kernel_size needs``), the form of every range and type check (:mod:`autoshape.core.sizes`)."""
+    ``kernel_size needs``, ``kernel_size or max_kernel_size, not both``), the form of every range and type
+    check (:mod:`autoshape.core.sizes`)."""
     def flag(match: re.Match[str]) -> str:
         name, value = match.group(1), match.group(2)
         return f"{_FLAGS[name]} {value.strip('(),').replace(' ', '')}" if name in _FLAGS else match.group(0)
@@ -400,7 +401,7 @@ def _in_flags(message: str) -> str:
     message = re.sub(r"leave ([\w/]+) free \(None\)",
                      lambda m: "drop " + "/".join(_FLAGS.get(n, n) for n in m.group(1).split("/")), message)
     message = re.sub(r"\b(plan_downsampling|plan_upsampling)\b(?! ?\()", lambda m: _DIRECTIONS[m.group(1)], message)
-    subject = rf"\b({'|'.join(_FLAGS)})(?= (?:must|needs) )"  # the argument a range or type check names
+    subject = rf"\b({'|'.join(_FLAGS)})(?= (?:must|needs) |(?: or \w+)?, not both)"  # what a check names
     message = re.sub(subject, lambda m: _FLAGS[m.group(1)], message)
     return re.sub(r"\b(\w+)[= ](\(\d+(?:, \d+)*,?\)|\d+)", flag, message)
 

@@ -402,7 +402,10 @@ def test_fix_makes_a_crash_run_and_says_when_nothing_is_needed(capsys: pytest.Ca
     (["autoshape_cli_models:model", "--input-shape", "2,1,24,24", "--output-shape", "1,24,24"], 2,
      "error: --output-shape 1,24,24 has 3 dimensions, but the model's output has 4 (2×1×23×23). Fix: pass the full "
      "output shape, batch first, e.g. --output-shape 2,1,24,24."),
-    (["autoshape_cli_models:missing", "--input-shape", "1,1,24,24"], 2, "has no attribute 'missing'"),
+    (["autoshape_cli_models:missing", "--input-shape", "1,1,24,24"], 2, "has no attribute 'missing'. Fix: point to "
+     "autoshape_cli_models:DataDependent or autoshape_cli_models:Generator or autoshape_cli_models:Mismatch"),
+    (["autoshape_cli_models:not_a_model", "--input-shape", "1,1,24,24"], 2, "is an int, not an nn.Module, a Module "
+     "class or a factory. Fix: point to autoshape_cli_models:DataDependent or"),
     (["autoshape_cli_models:model"], 2, "--input-shape"),
 ])
 @pytest.mark.usefixtures("models")
@@ -410,6 +413,8 @@ def test_fix_exit_codes(capsys: pytest.CaptureFixture[str], argv: list[str], cod
     exit_code, out, err = run(capsys, "fix", *argv)
     assert (exit_code, out) == (code, "")
     assert message in err and "Traceback" not in err
+    for named in re.findall(r"point to (\S+?) or", err)[:1]:  # a model the fix names, followed
+        assert run(capsys, "explain", named, *argv[1:])[0] == 0
 
 
 # --- taps ---------------------------------------------------------------------------------------

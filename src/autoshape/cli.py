@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import importlib
 import importlib.util
+import inspect
 import json
 import math
 import os
@@ -166,13 +167,33 @@ def _import_file(path: str) -> Any:
     return module
 
 
-def _build(target: str, found: object) -> nn.Module:
+def _models_in(module: object, prefix: str) -> str:
+    """``Fix: point to mymodels.py:model or mymodels.py:Net``: the models a module defines, to name in a fix."""
+    def buildable(value: object) -> bool:
+        if isinstance(value, nn.Module):
+            return True
+        if not (isinstance(value, type) and issubclass(value, nn.Module)
+                and value.__module__ == getattr(module, "__name__", None)):
+            return False
+        try:
+            inspect.signature(value).bind()  # a class built without arguments
+        except (TypeError, ValueError):
+            return False
+        return True
+
+    names = [name for name, value in vars(module).items() if not name.startswith("_") and buildable(value)]
+    if not names:
+        return "Fix: point to an nn.Module instance, a Module class or a factory that takes no arguments."
+    return f"Fix: point to {' or '.join(f'{prefix}:{name}' for name in sorted(names)[:6])}."
+
+
+def _build(target: str, found: object, module: object) -> nn.Module:
     if isinstance(found, nn.Module):
         return found
     if not callable(found):
         kind = type(found).__name__
         raise _UsageError(f"{target} is {'an' if kind[0] in 'aeiou' else 'a'} {kind}, not an nn.Module, a Module class "
-                          "or a factory")
+                          f"or a factory. {_models_in(module, target.rpartition(':')[0])}")
     try:
         model = found()
     except Exception as error:
@@ -194,13 +215,14 @@ def _load_model(target: str) -> nn.Module:
     if not module_name or not attribute:
         raise _UsageError(f"expected MODULE:ATTR or path/to/file.py:ATTR (e.g. mymodels:Generator), got {target!r}")
     is_path = module_name.endswith(".py") or "/" in module_name or os.sep in module_name
-    found = _import_file(module_name) if is_path else _import(module_name, attribute)
+    module = found = _import_file(module_name) if is_path else _import(module_name, attribute)
     for part in attribute.split("."):
         try:
             found = getattr(found, part)
         except AttributeError:
-            raise _UsageError(f"{module_name!r} has no attribute {attribute!r}") from None
-    return _build(target, found)
+            raise _UsageError(f"{module_name!r} has no attribute {attribute!r}. "
+                              f"{_models_in(module, module_name)}") from None
+    return _build(target, found, module)
 
 
 def _full_shape(value: IntOrTuple, option: str) -> tuple[int, ...]:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from torch import nn
 from torch.nn import functional as F
 
-from autoshape import explain
+from autoshape import ShapeError, explain, fix
 from tests import architectures as arch
 from tests.test_fix import LeNetView, outputs_of, real_output, small_unet
 
@@ -398,3 +398,121 @@ def test_odd_sizes_upsampled_by_scale_are_told_the_size_to_restore() -> None:
             tuple(n + 2 for n in size)
     assert real_output(model, (1, 3, 65, 67)) == (1, 3, 65, 67)
     assert not [n for n in explain(model, (1, 3, 65, 67)).notes if "by scaling" in n]
+
+
+# --- the input's layout: batch, channels, flatten ------------------------------------------------
+
+def _with_flatten_before(model: nn.Sequential, index: int) -> nn.Sequential:
+    return nn.Sequential(*model[:index], nn.Flatten(), *model[index:])
+
+
+@pytest.mark.parametrize(("model", "index", "out"), [
+    (nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10)), 0, (2, 10)),
+    (nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Linear(8 * 26 * 26, 10)), 2, (2, 10)),
+])
+def test_a_missing_flatten_before_a_linear_is_told_to_flatten_not_to_shrink_the_linear(
+        model: nn.Sequential, index: int, out: tuple[int, ...]) -> None:
+    failure = explain(model, (2, 1, 28, 28)).failure
+    assert failure is not None and failure.fix is not None
+    assert failure.fix.startswith(f"'{index}' Linear got 2×") and "flatten them first, nn.Flatten() before it" in \
+        failure.fix and "in_features" not in failure.fix
+    assert real_output(_with_flatten_before(model, index), (2, 1, 28, 28)) == out  # followed
+    with pytest.raises(ShapeError, match=r"Fix: '\d' Linear got .*nn\.Flatten\(\) before it"):
+        fix(model, (2, 1, 28, 28))  # never a Linear re-initialised to act on rows of pixels
+
+
+class _FlattensAll(nn.Module):
+    """``torch.flatten(x)`` without ``start_dim``: the batch is flattened in too."""
+
+    def __init__(self, keep_batch: bool = False) -> None:
+        super().__init__()
+        self.conv, self.fc, self.keep_batch = nn.Conv2d(1, 16, 5), nn.Linear(16 * 12 * 12, 10), keep_batch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(self.conv(x), 2)
+        return self.fc(torch.flatten(x, 1) if self.keep_batch else torch.flatten(x))
+
+
+def test_a_flatten_that_folds_the_batch_in_is_told_to_keep_it_and_fix_refuses_it() -> None:
+    failure = explain(_FlattensAll(), (4, 1, 28, 28)).failure
+    assert failure is not None and failure.fix == (
+        "keep the batch, torch.flatten(x, 1) (or nn.Flatten(), which starts at dimension 1), which gives 4×2304")
+    assert real_output(_FlattensAll(keep_batch=True), (4, 1, 28, 28)) == (4, 10)  # followed
+    note = _note(explain(_FlattensAll(), (1, 1, 28, 28)).notes, "folded the batch")  # runs, and loses the batch
+    assert note.startswith("'(model)' torch.flatten turned 1×16×12×12 into 2304")
+    for batch in (1, 4):
+        with pytest.raises(ShapeError, match=r"torch\.flatten\(x, 1\)"):
+            fix(_FlattensAll(), (batch, 1, 28, 28))
+
+
+class _Unbatched(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(6, 16, 5), nn.Linear(400, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x).view(-1, 400))
+
+
+@pytest.mark.parametrize(("model", "shape", "meant"), [
+    (_Unbatched(), (6, 9, 9), (1, 6, 9, 9)),  # (C, H, W): the batch is missing
+    (nn.Sequential(nn.Conv1d(1, 8, 5), nn.ReLU(), nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(8, 2)), (16, 100),
+     (16, 1, 100)),  # (N, L): the channel is missing
+    (nn.Sequential(nn.Conv3d(1, 2, 3)), (2, 16, 12, 12), (2, 1, 16, 12, 12)),
+])
+def test_an_input_without_a_batch_or_channel_dimension_is_told_the_shape_not_a_layer_change(
+        model: nn.Module, shape: tuple[int, ...], meant: tuple[int, ...]) -> None:
+    explanation = explain(model, shape)  # never raises, whatever a layer change would make of the shape
+    note = _note(explanation.notes, "Fix: give the input shape")
+    assert note.endswith(f"{meant}.")
+    assert explanation.failure is None or explanation.failure.fix == note.split("Fix: ")[1][:-1]  # one advice
+    real_output(model, meant)  # followed: it runs
+
+
+@pytest.mark.parametrize(("model", "shape", "meant"), [
+    (nn.Sequential(nn.ConvTranspose2d(100, 64, 4), nn.ReLU(), nn.ConvTranspose2d(64, 1, 4, 2, 1)), (16, 100),
+     (16, 100, 1, 1)),  # a GAN's z without its 1×1
+    (nn.Sequential(nn.Conv2d(3, 8, 3)), (2, 1, 3, 32, 32), (2, 3, 32, 32)),  # the batch is kept
+    (nn.Sequential(nn.Conv1d(1, 8, 3)), (16, 1, 1, 100), (16, 1, 100)),
+])
+def test_an_input_of_another_rank_keeps_its_batch_and_channels_in_the_shape_named(
+        model: nn.Module, shape: tuple[int, ...], meant: tuple[int, ...]) -> None:
+    failure = explain(model, shape).failure
+    assert failure is not None and failure.fix is not None
+    assert f"give the model an input of shape {meant}" in failure.fix
+    real_output(model, meant)
+
+
+def test_a_channels_last_input_is_told_to_permute_and_fix_never_rebuilds_the_conv() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 30 * 30, 10))
+    failure = explain(model, (2, 32, 32, 3)).failure
+    assert failure is not None and failure.fix == (
+        "'0' Conv2d got 2×32×32×3, its 3 channels last: give the model x.permute(0, 3, 1, 2), of shape (2, 3, 32, 32)")
+    x = torch.zeros(2, 32, 32, 3)
+    assert tuple(model(x.permute(0, 3, 1, 2)).shape) == (2, 10)  # followed
+    with pytest.raises(ShapeError, match=r"Fix: '0' Conv2d got 2×32×32×3, its 3 channels last"):
+        fix(model, (2, 32, 32, 3))
+
+
+@pytest.mark.parametrize(("model", "shape", "least"), [
+    (nn.Sequential(nn.Conv2d(3, 8, 4, 4), nn.Conv2d(8, 8, 2, 2), nn.Conv2d(8, 8, 2, 2)), (1, 3, 3, 3), 16),
+    (nn.Sequential(*[nn.Sequential(nn.Conv2d(3 if i == 0 else 8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+                     for i in range(6)]), (2, 3, 28, 28), 64),
+])
+def test_the_least_model_input_named_is_the_least_with_which_every_layer_gives_an_output(
+        model: nn.Module, shape: tuple[int, ...], least: int) -> None:
+    failure = explain(model, shape).failure
+    assert failure is not None and failure.fix is not None
+    assert f"give the model an input of at least {shape[0]}×{shape[1]}×{least}×{least}" in failure.fix
+    real_output(model, (*shape[:2], least, least))
+    with pytest.raises(RuntimeError):
+        real_output(model, (*shape[:2], least - 1, least))
+
+
+def test_a_forward_given_fewer_inputs_than_it_takes_is_told_to_give_one_per_input() -> None:
+    from tests.test_fix import ConditionalGenerator
+    failure = explain(ConditionalGenerator(), (4, 100)).failure
+    assert failure is not None and failure.fix == (
+        "its forward takes 2 inputs (z, labels) and got 1: give input_shape as one shape or example tensor per input, "
+        "((4, 100), <labels>) (the command line takes one input)")
+    assert explain(ConditionalGenerator(), ((4, 100), torch.zeros(4, dtype=torch.long))).failure is None  # followed

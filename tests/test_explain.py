@@ -316,10 +316,14 @@ def test_model_that_cannot_run_on_meta_falls_back_with_a_warning() -> None:
 def test_a_lazy_module_is_named_and_the_forward_its_error_asks_for_lets_explain_run() -> None:
     model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Flatten(), nn.LazyLinear(10))
     with pytest.raises(ValueError, match=r"\('2' LazyLinear\).*Fix: run the model once first, "
-                                         r"model\(torch\.zeros\(1, 3, 8, 8\)\)\.$"):
+                                         r"model\(torch\.zeros\(1, 3, 8, 8\)\) \(it sets the lazy layers up even"):
         explain(model, (1, 3, 8, 8))
     model(torch.zeros(1, 3, 8, 8))  # as the fix says
     assert explain(model, (1, 3, 8, 8)).output_shape == (1, 10)
+    broken = nn.Sequential(nn.LazyConv2d(8, 3), nn.Flatten(), nn.Linear(100, 10))  # its forward fails later
+    with pytest.raises(RuntimeError, match="mat1 and mat2"):
+        broken(torch.zeros(2, 3, 28, 28))  # the fix, followed: it fails, and sets the lazy conv up all the same
+    assert explain(broken, (2, 3, 28, 28)).failure is not None  # now explained: the Linear's fix is named
 
 
 def test_explanation_is_a_sequence_with_an_aligned_table_and_json() -> None:

@@ -22,7 +22,8 @@ from ..rules import rule_for
 from ..tracing import Call
 from .rows import where
 
-__all__ = ["RESHAPES", "changed_batch", "failed_reshape", "unbatched"]
+__all__ = ["RESHAPES", "BatchChange", "batch_change", "changed_batch", "failed_reshape", "unbatched",
+           "unbatched_input"]
 
 Shape = tuple[int, ...]
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -30,9 +31,10 @@ RESHAPES = {"view": "view", "reshape": "reshape", "torch.reshape": "reshape"}
 """The calls that take a shape with ``-1`` in it, and the Tensor method a fix writes for each."""
 
 
-def unbatched(rows: Sequence[Call]) -> str | None:
-    """A note when the first spatial layer got one sample without a batch (``(C, H, W)`` for a 2-d
-    conv): torch reads it as unbatched, so the shape given was most likely meant with a batch."""
+def unbatched_input(rows: Sequence[Call]) -> tuple[str, str] | None:
+    """What is wrong and the fix, when the first spatial layer got an input without a batch (``(C, H, W)``
+    for a 2-d conv): torch reads it as one sample, so the shape given was most likely meant with a batch,
+    or, where the first number is not the conv's channels and it takes one, without the channel dimension."""
     for call in rows:
         rule = rule_for(call)
         shape = call.input_shape
@@ -40,10 +42,24 @@ def unbatched(rows: Sequence[Call]) -> str | None:
             continue
         if len(shape) != rule.ndim(call) + 1:
             return None
-        return (f"{where(call)} got {format_shape(shape)}, one sample without a batch dimension: torch reads "
-                f"it as (C, *spatial), so the first number is not a batch. Fix: give the input shape with the "
-                f"batch first, e.g. {(1, *shape)}.")
+        channels = call.target.in_channels
+        if shape[0] == channels:
+            return (f"{where(call)} got {format_shape(shape)}, one sample without a batch dimension: torch reads "
+                    f"it as (C, *spatial), so the first number is not a batch",
+                    f"give the input shape with the batch first, e.g. {(1, *shape)}")
+        meant = (shape[0], 1, *shape[1:]) if channels == 1 else (1, channels, *shape[1:])
+        reading = ("the batch, with the channel dimension missing" if channels == 1 else
+                   f"neither a batch nor its {channels} channels")
+        return (f"{where(call)} got {format_shape(shape)}, which torch reads as one sample of {shape[0]} channels, "
+                f"but it takes {channels}: the first number is most likely {reading}",
+                f"give the input shape as {meant}")
     return None
+
+
+def unbatched(rows: Sequence[Call]) -> str | None:
+    """:func:`unbatched_input` as a note."""
+    found = unbatched_input(rows)
+    return None if found is None else f"{found[0]}. Fix: {found[1]}."
 
 
 def _splits_samples(before: Shape, after: Shape) -> bool:
@@ -60,29 +76,58 @@ def _linear_after(rows: Sequence[Call], index: int, width: int) -> Call | None:
                  and row.input_shape[-1] == width), None)
 
 
-def changed_batch(rows: Sequence[Call], model_input: Shape, output: Shape | None) -> str | None:
-    """A note when a ``view``/``reshape`` of a tensor with the model's batch first gives another number
-    of rows, not by splitting each sample into whole rows, and the model's output (``output``, None
-    when unknown) does not get the batch back: the fix that keeps the batch, and the Linear it then needs."""
+_FLATTENS = frozenset({"torch.flatten", "flatten", "Flatten"})
+"""Calls that flatten dimensions (``torch.flatten(x)`` without ``start_dim=1`` folds the batch in too)."""
+
+
+@dataclass(frozen=True)
+class BatchChange:
+    """A ``view``/``reshape``/``flatten`` whose rows no longer hold one sample each, and the fix keeping the batch."""
+
+    call: Call
+    before: Shape
+    after: Shape
+    fix: str
+
+    def __str__(self) -> str:
+        batch = self.before[0]
+        what = (f"it folded the batch of {batch} into one dimension" if len(self.after) == 1 else
+                f"it changed the batch from {batch} to {self.after[0]}")
+        return (f"{where(self.call)} turned {format_shape(self.before)} into {format_shape(self.after)}: {what}, so "
+                f"its rows no longer hold one sample each. Fix: {self.fix}.")
+
+
+def batch_change(rows: Sequence[Call], model_input: Shape, output: Shape | None) -> BatchChange | None:
+    """The first ``view``/``reshape``/``flatten`` of a tensor with the model's batch first that gives another
+    number of rows (not by splitting each sample into whole rows), where the model's output (``output``,
+    None when unknown) does not get the batch back; with the fix that keeps the batch and the Linear it
+    then needs."""
     batch = model_input[0]
     if output is not None and output[:1] == (batch,):
         return None
     for index, call in enumerate(rows):
         before, after = call.input_shape, call.output_shape
-        if call.name not in RESHAPES or not before or not after or before[0] != batch or after[0] == batch:
+        reshape = call.name in RESHAPES or call.name in _FLATTENS
+        if not reshape or not before or not after or before[0] != batch or after[0] == batch:
             continue
-        if _splits_samples(before, after):
+        if len(after) > 1 and _splits_samples(before, after):
             continue
         features = math.prod(before[1:])
         linear, then = _linear_after(rows, index, after[-1]), ""
         if linear is not None and linear.target.in_features != features:
             then = (f"; then build {where(linear)} with in_features={features}: "
                     f"nn.Linear({features}, {linear.target.out_features})")
-        return (f"{where(call)} turned {format_shape(before)} into {format_shape(after)}: it changed the batch from "
-                f"{batch} to {after[0]}, so its rows no longer hold one sample each. Fix: keep the batch, "
-                f"x.{RESHAPES[call.name]}(x.size(0), -1) or torch.flatten(x, 1), which gives "
-                f"{format_shape((batch, features))}{then}.")
+        way = ("torch.flatten(x, 1) (or nn.Flatten(), which starts at dimension 1)" if call.name in _FLATTENS else
+               f"x.{RESHAPES[call.name]}(x.size(0), -1) or torch.flatten(x, 1)")
+        return BatchChange(call, before, after,
+                           f"keep the batch, {way}, which gives {format_shape((batch, features))}{then}")
     return None
+
+
+def changed_batch(rows: Sequence[Call], model_input: Shape, output: Shape | None) -> str | None:
+    """:func:`batch_change` as a note."""
+    change = batch_change(rows, model_input, output)
+    return None if change is None else str(change)
 
 
 def _asked(call: Call) -> tuple[int, ...] | None:

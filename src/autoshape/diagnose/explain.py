@@ -9,7 +9,7 @@ exception here: the rows up to the failure are kept, and :attr:`Explanation.fail
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, overload
 
 from torch import Tensor, nn
@@ -19,6 +19,7 @@ from ..core.text import aligned_table, format_shape
 from ..errors import ShapeError
 from ..rules import rule_for, spatial_sizes, terms_of
 from ..tracing import Call, InputShapes, Record, as_examples, trace, trace_dtype
+from .batch import unbatched_input
 from .failure import ExplainFailure, diagnose
 from .notes import notes_for
 from .rows import rows_of, where
@@ -163,6 +164,9 @@ def _row(call: Call, formula: str | None) -> ExplainRow:
 def _failure(model: nn.Module, inputs: tuple[Tensor, ...], record: Record) -> ExplainFailure:
     """The failure with its fix: all the changes ``fix`` verifies (on meta tensors only: no real
     forwards), or the one this call needs."""
+    no_batch = unbatched_input(rows_of(record))
+    if no_batch is not None:  # every size after it is read wrongly: the input shape is the fix
+        return replace(diagnose(record, ()), fix=no_batch[1])
     if not record.on_meta:
         return diagnose(record)
     try:
@@ -185,9 +189,11 @@ def explain(model: nn.Module, input_shape: InputShapes) -> Explanation:
 
     A forward that fails does not raise: the explanation holds the rows up to the failure and
     ``failure`` says where it failed, on which shapes, with torch's message and, where autoshape can
-    compute one, the fix (a ``Linear``'s ``in_features``, a conv's ``in_channels``, the padding or
-    input size with which a conv gives an output at all, the layer and parameter that make the newer
-    of two concatenated or summed branches agree with the skip). When
+    compute one, the fix (a ``Linear``'s ``in_features``, or the flatten it lacks; a conv's
+    ``in_channels``; the padding or least model input with which a conv or pooling gives an output;
+    the map size a failed ``view`` asks for; the layer and parameter that make the newer of two
+    concatenated or summed branches agree with the skip; and, where the input itself is the problem,
+    the shape to give: with its batch, its channels second, or one per input of the forward). When
     :func:`autoshape.fix` finds changes that make the whole forward run (a U-Net at 101×67 has a
     mismatched skip at several levels), the fix names them all; only then does explain trace more
     than once (a few patched copies, on meta tensors).
@@ -203,8 +209,9 @@ def explain(model: nn.Module, input_shape: InputShapes) -> Explanation:
       kernel_size = stride, the nearest input sizes they tile; a kernel smaller than its stride
       skips rows by design);
     * an upsampling by a scale that restores no size seen earlier (17 doubled to 34, not 33);
-    * a ``view`` or ``reshape`` that changes the batch (``x.view(-1, 400)`` written for another
-      input size turns 25 samples into 16 rows), and an input shape without a batch;
+    * a ``view``, ``reshape`` or ``flatten`` that changes the batch (``x.view(-1, 400)`` written for
+      another input size turns 25 samples into 16 rows; ``torch.flatten(x)`` folds it in), and an
+      input shape without a batch (or without its channel dimension);
     * a forward that used another output_padding than the module's (``output_size=...``);
     * a forward that does not follow its layer's size rule, and the real-forward fallback.
 

@@ -13,27 +13,28 @@ sizes disagree, with the layer and parameter that make the newer branch agree wi
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
 
+from ..core.sizes import dim_names
 from ..core.text import compact, format_shape
 from ..rules import rule_for
 from ..rules.registry import arg
 from ..tracing import Call, Record, Value, trace
-from .batch import failed_reshape
+from .batch import batch_change, failed_reshape
 from .reach import CONVS, Proposal, emptied, least_input, least_model_input, proposals
-from .rows import is_row, row_that_made, where
+from .rows import is_row, row_that_made, rows_of, where
 
-__all__ = ["MERGES", "ExplainFailure", "advice", "conv_channels", "diagnose", "failing_calls", "merge_sides",
-           "wanted_input"]
+__all__ = ["MERGES", "ExplainFailure", "advice", "channels_last", "conv_channels", "diagnose", "failing_calls",
+           "flatten_missing", "merge_sides", "wanted_input"]
 
 Shape = tuple[int, ...]
 _CONCATENATIONS = frozenset({"torch.cat", "torch.concat", "torch.concatenate"})
 _TRANSPOSED = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
-_SPATIAL = ("D", "H", "W")
 MERGES = _CONCATENATIONS | {"torch.stack", "add", "add_", "__iadd__", "torch.add", "sub", "mul", "torch.mul"}
 """Torch calls that combine tensors whose sizes must agree (except along a concatenated dimension)."""
 
@@ -93,24 +94,40 @@ def _shapes(call: Call) -> tuple[Shape, ...]:
 
 
 def _flattened(record: Record, call: Call) -> str:
-    """``8·14·14, the size of 1×8×14×14 flattened``, when the input comes from a flatten or view."""
+    """``8·14·14, the size of 1×8×14×14 flattened``, when the input comes from a flatten or view of whole samples."""
     value = call.data_inputs[0] if call.data_inputs else None
     made = None if value is None else row_that_made(record, value)
     rule = None if made is None else rule_for(made)
     if made is None or rule is None or rule.name not in ("flatten", "reshape") or not made.data_inputs:
         return ""
     before = made.data_inputs[0].shape
+    if value is None or math.prod(before[1:]) != value.shape[-1]:
+        return ""
     return f" (= {'·'.join(map(str, before[1:]))}, the size of {format_shape(before)} flattened)"
 
 
 def _linear_fix(record: Record, call: Call) -> str | None:
+    """A Linear given other than ``in_features``: the features it gets, or, for an image-like input
+    ``(N, C, *spatial)`` that no flatten came before, the flatten it needs."""
     linear: Any = call.target
     shape = call.input_shape
     if shape is None or shape[-1] == linear.in_features:
         return None
+    if len(shape) >= 4:  # (N, C, H, W) reaching a Linear: a flatten is missing, not a width
+        features = math.prod(shape[1:])
+        build = "" if features == linear.in_features else (
+            f", and build it with in_features={features}: nn.Linear({features}, {linear.out_features})")
+        return (f"{where(call)} got {format_shape(shape)}, whose samples hold {features} entries "
+                f"(= {'·'.join(map(str, shape[1:]))}): flatten them first, nn.Flatten() before it (or "
+                f"torch.flatten(x, 1)){build}")
     features = shape[-1]
     return (f"build {where(call)} with in_features={features}{_flattened(record, call)}: "
             f"nn.Linear({features}, {linear.out_features})")
+
+
+def flatten_missing(call: Call) -> bool:
+    """A Linear given an image-like input, ``(N, C, *spatial)``: the fix is a flatten, not its ``in_features``."""
+    return isinstance(call.target, nn.Linear) and call.input_shape is not None and len(call.input_shape) >= 4
 
 
 def conv_channels(call: Call) -> int | None:
@@ -119,27 +136,59 @@ def conv_channels(call: Call) -> int | None:
     return shape[-n - 1] if shape is not None and len(shape) in (n + 1, n + 2) else None
 
 
+def channels_last(call: Call) -> tuple[int, ...] | None:
+    """For a conv given ``(N, *spatial, C)`` (its channels last, as images load): the order that puts them
+    second, ``(0, 3, 1, 2)`` in 2-d; None otherwise."""
+    shape, n, channels = call.input_shape, len(call.target.kernel_size), call.target.in_channels
+    if shape is None or len(shape) != n + 2 or shape[1] == channels or shape[-1] != channels:
+        return None
+    return (0, n + 1, *range(1, n + 1))
+
+
+def _meant_shape(shape: Shape, channels: int, n: int) -> Shape | None:
+    """The input a conv of ``n`` spatial dimensions most likely was meant to get instead of ``shape``:
+    ``(N, C)`` without spatial dimensions gets them (a GAN's ``z``), extra dimensions go, the batch stays."""
+    if len(shape) == 2 and shape[1] == channels:
+        return (shape[0], channels, *(1,) * n)
+    if len(shape) == n:
+        return (1, channels, *shape)
+    if len(shape) > n + 2:
+        return (shape[0], channels, *shape[-n:])
+    return None
+
+
 def _rank_fix(record: Record, call: Call) -> str | None:
     """A conv given an input of another rank: the shapes it takes, and the model input that gives one."""
     conv: Any = call.target
     shape, n = call.input_shape, len(conv.kernel_size)
     if shape is None or conv_channels(call) is not None:
         return None
-    spatial = ", ".join(_SPATIAL[-n:])
+    spatial = ", ".join(dim_names(n))
     fix = (f"{where(call)} takes (N, C, {spatial}) or (C, {spatial}) and got {format_shape(shape)}, "
            f"{len(shape)} dimensions")
-    if call.data_inputs and call.data_inputs[0] in record.inputs and len(shape) >= n:
-        fix += f": give the model an input of shape {(1, conv.in_channels, *shape[-n:])}"
+    meant = _meant_shape(shape, conv.in_channels, n)
+    if meant is not None and call.data_inputs and call.data_inputs[0] in record.inputs:
+        grown = len(shape) == 2 and shape[1] == conv.in_channels  # (N, C): the spatial dimensions are added
+        how = f" (x[:, :, {', '.join(['None'] * n)}] adds them)" if grown else ""
+        fix += f": give the model an input of shape {meant}{how}"
     return fix
 
 
-def _conv_fix(call: Call) -> str | None:
+def _conv_fix(record: Record, call: Call) -> str | None:
     conv: Any = call.target
-    channels = conv_channels(call)
+    channels, order = conv_channels(call), channels_last(call)
     if channels is None or channels == conv.in_channels:
         return None
+    shape = call.input_shape
+    assert shape is not None
+    if order is not None:
+        permuted = tuple(shape[d] for d in order)
+        head = f"{where(call)} got {format_shape(shape)}, its {conv.in_channels} channels last"
+        if call.data_inputs and call.data_inputs[0] in record.inputs:
+            return f"{head}: give the model x.permute{order}, of shape {permuted}"
+        return f"{head}: put them second, x.permute{order}, which gives {format_shape(permuted)}"
     return (f"build {where(call)} with in_channels={channels}, the channels of its input "
-            f"{format_shape(call.input_shape)}: {type(conv).__name__}({channels}, {conv.out_channels}, ...)")
+            f"{format_shape(shape)}: {type(conv).__name__}({channels}, {conv.out_channels}, ...)")
 
 
 def _empty_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> str | None:
@@ -154,7 +203,7 @@ def _empty_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> str | N
     if least is None:
         return text
     model_input = _least_model_input(record, call, least)
-    return f"{text}, or give {model_input or f'it an input of at least {format_shape(least)}'}"
+    return f"{text}, or {f'give {model_input}' if model_input else f'make its input at least {format_shape(least)}'}"
 
 
 def wanted_input(call: Call) -> tuple[Shape, bool] | None:
@@ -168,15 +217,27 @@ def wanted_input(call: Call) -> tuple[Shape, bool] | None:
     return (reshape.spatial, False) if reshape is not None and reshape.spatial is not None else None
 
 
+_GROWTHS = 8
+"""The most times the least model input grows past a later layer that is still too small (a trace each)."""
+
+
 def _least_model_input(record: Record, call: Call, least: Shape) -> str | None:
     """``the model an input of at least 1×3×9×9``: the least model input with which the failing ``call``
-    gets an input of ``least``, checked by tracing the model at it (on meta tensors only)."""
+    gets an input of ``least`` and no later layer is left without an output, checked by tracing the
+    model there (on meta tensors only; each later layer still too small grows it, at most ``_GROWTHS`` times)."""
     shape = least_model_input(record, call.data_inputs[0], least) if call.data_inputs and record.on_meta else None
-    if shape is None:
-        return None
-    again = trace(record.calls[0].target, shape)
-    row = failing_calls(again)[0] if again.failure is not None else None
-    return f"the model an input of at least {format_shape(shape)}" if row is None or row.index > call.index else None
+    for _ in range(_GROWTHS):
+        if shape is None:
+            return None
+        again = trace(record.calls[0].target, shape, fallback=False)
+        row = failing_calls(again)[0] if again.failure is not None else None
+        needs = least_input(row) if row is not None and row.data_inputs else None
+        if row is None or needs is None:
+            return f"the model an input of at least {format_shape(shape)}" if row is None or \
+                row.index > call.index else None
+        more = least_model_input(again, row.data_inputs[0], needs)
+        shape = None if more is None else tuple(max(a, b) for a, b in zip(shape, more))
+    return None
 
 
 def _small_fix(record: Record, call: Call, least: Shape, edits: Sequence[Proposal]) -> tuple[str, bool] | None:
@@ -205,14 +266,33 @@ def _reshape_fix(record: Record, call: Call, edits: Sequence[Proposal]) -> tuple
     return reshape.fix(None if change is None else advice(change)), change is not None
 
 
+def _positional(model: Any) -> list[inspect.Parameter]:
+    """The positional parameters of a model's forward."""
+    return [p for p in inspect.signature(model.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _inputs_fix(record: Record) -> str | None:
+    """A forward that takes more inputs than it was given: one shape or example tensor for each."""
+    model = record.calls[0].target if record.calls else None
+    if model is None:
+        return None
+    needed = [p.name for p in _positional(model) if p.default is p.empty]
+    given = record.inputs
+    if len(needed) <= len(given):
+        return None
+    shapes = ", ".join([*(str(v.shape) for v in given), *(f"<{name}>" for name in needed[len(given):])])
+    return (f"its forward takes {len(needed)} inputs ({', '.join(needed)}) and got {len(given)}: give input_shape "
+            f"as one shape or example tensor per input, ({shapes}) (the command line takes one input)")
+
+
 def _indices_fix(record: Record, call: Call) -> str | None:
     """An ``Embedding`` that failed on a floating-point input of the model (a shape is traced as one)."""
     value = call.data_inputs[0] if call.data_inputs else None
     if not isinstance(call.target, nn.Embedding) or value is None or value not in record.inputs or not value.floating:
         return None
     position = record.inputs.index(value)
-    names = [p.name for p in inspect.signature(record.calls[0].target.forward).parameters.values()
-             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    names = [p.name for p in _positional(record.calls[0].target)]
     named = f"'{names[position]}'" if position < len(names) else f"number {position + 1}"
     example = f"torch.zeros({', '.join(map(str, value.shape))}, dtype=torch.long)"
     return (f"{where(call)} takes integer indices, but the forward's input {named} was not (a shape is traced in the "
@@ -297,12 +377,18 @@ def diagnose(record: Record, edits: Sequence[Proposal] | None = None) -> Explain
     assert failure is not None
     call, innermost = failing_calls(record)
     fix, changes = None, True
-    if call is not None and isinstance(call.target, nn.Linear):
-        fix = _linear_fix(record, call)
+    mixed = batch_change(rows_of(record), record.input.shape, None) if call is not None else None
+    if call is not None and mixed is not None and mixed.call.index < call.index:
+        fix, changes = mixed.fix, False
+    elif call is not None and isinstance(call.target, nn.Linear):
+        fix, changes = _linear_fix(record, call), not flatten_missing(call)
     elif call is not None and isinstance(call.target, CONVS) and conv_channels(call) is None:
         fix, changes = _rank_fix(record, call), False
     elif call is not None and isinstance(call.target, CONVS):
-        fix = _conv_fix(call) or _empty_fix(record, call, edits or ())
+        fix = _conv_fix(record, call) or _empty_fix(record, call, edits or ())
+        changes = channels_last(call) is None
+    elif call is not None and call.index == 0 and (needs := _inputs_fix(record)) is not None:
+        fix, changes = needs, False
     elif call is not None and isinstance(call.target, nn.Embedding):
         fix, changes = _indices_fix(record, call), False
     elif call is not None and (least := least_input(call)) is not None:

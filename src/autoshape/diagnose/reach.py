@@ -180,9 +180,9 @@ def _numbers(module: Any) -> list[tuple[int, ...]] | None:
 def _conv_proposal(call: Call, ranges: Sequence[tuple[int, int]]) -> Proposal | None:
     module: Any = call.target
     numbers = _numbers(module)
-    shape = call.input_shape
-    if numbers is None or shape is None:
-        return None
+    shape, n = call.input_shape, len(module.kernel_size)
+    if numbers is None or shape is None or len(shape) != n + 2 or len(ranges) != n:
+        return None  # an unbatched or misshapen input: no size change of this layer is meaningful
     transposed = isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
     per_dim: list[DimChange] = []
     for i, (low, high), (k, s, p, d, op) in zip(shape[2:], ranges, zip(*numbers)):

@@ -32,9 +32,19 @@ from ..core.adjust import KINDS
 from ..core.text import clause, format_shape
 from ..errors import ShapeError
 from ..tracing import Call, Record, Value, trace
-from .failure import MERGES, conv_channels, failing_calls, merge_sides, wanted_input
+from .batch import batch_change
+from .failure import (
+    MERGES,
+    channels_last,
+    conv_channels,
+    diagnose,
+    failing_calls,
+    flatten_missing,
+    merge_sides,
+    wanted_input,
+)
 from .reach import Proposal, changeable, emptied, proposals
-from .rows import where
+from .rows import rows_of, where
 
 __all__ = ["MAX_LAYERS", "MAX_REAL_TRACES", "MAX_TRACES", "Found", "build", "quiet_trace", "search"]
 
@@ -191,9 +201,9 @@ def _input_size(call: Call) -> Proposal | None:
     shape, module = call.input_shape, call.target
     if shape is None:
         return None
-    if changeable(module, (nn.Linear,)) and shape[-1] != module.in_features:
+    if changeable(module, (nn.Linear,)) and shape[-1] != module.in_features and not flatten_missing(call):
         return Proposal(call, {"in_features": shape[-1]}, (_INPUT_SIZE, 0, 0, abs(shape[-1] - module.in_features)))
-    channels = conv_channels(call) if changeable(module) else None
+    channels = conv_channels(call) if changeable(module) and channels_last(call) is None else None
     if channels is not None and channels != module.in_channels and channels % module.groups == 0:
         return Proposal(call, {"in_channels": channels}, (_INPUT_SIZE, 0, 0, abs(channels - module.in_channels)))
     return None
@@ -206,6 +216,9 @@ def _failure(record: Record) -> _Problem:
     position = innermost.index if innermost is not None else 0
     shapes = ", ".join(format_shape(v.shape) for v in (row.data_inputs if row else ())) or "no tensor"
     text = f"the forward fails at {where(row) if row else 'the start'} on {shapes}: {clause(failure.error)}"
+    mixed = batch_change(rows_of(record), record.input.shape, None)
+    if row is not None and mixed is not None and mixed.call.index < row.index:
+        return _Problem(position, text, ())  # the forward's code is wrong (its batch), not a layer
     found = (_input_size(row) or emptied(row)) if row is not None else None
     if found is not None:
         return _Problem(position, text, (found,))
@@ -326,10 +339,12 @@ class _Searcher:
         on = ", ".join(format_shape(tuple(x.shape)) for x in self.inputs)
         head = f"no fix for {model} on {on} with at most {MAX_LAYERS} changed layers: "
         if not root.problem.proposals:
+            known = diagnose(root.record).fix if root.record.failure is not None else None
             return (f"{head}{root.problem.text}. No change of one layer fixes that: fix changes the output_padding, "
                     "padding, kernel_size or stride of the plain convolutions that make a size, a Linear's "
-                    "in_features and a conv's in_channels; pooling and upsampling layers never change. "
-                    "Fix: explain(model, input_shape) shows every size and formula; change the layers by hand.")
+                    "in_features and a conv's in_channels; pooling and upsampling layers never change. " + (
+                        f"Fix: {known}." if known else
+                        "Fix: explain(model, input_shape) shows every size and formula; change the layers by hand."))
         layers = sorted({edit.path for edits in self.tried for edit in edits})
         limit = f" (the limit of {self.limit})" if self.traces >= self.limit else ""
         return (f"{head}{root.problem.text}. Tried {self.traces} candidate fixes {self.traced_on}{limit}, changing "

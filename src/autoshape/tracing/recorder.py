@@ -328,7 +328,8 @@ def _check_initialised(model: nn.Module, examples: Sequence[Tensor]) -> None:
         zeros = ", ".join(f"torch.zeros{tuple(x.shape)}" for x in examples)
         raise ValueError(f"{type(model).__name__} has lazy modules that are not initialised yet ({names}): their "
                          "shapes come from a first real forward, and autoshape traces without one. Fix: run the model "
-                         f"once first, model({zeros}).")
+                         f"once first, model({zeros}) (it sets the lazy layers up even where it fails later: "
+                         "catch that error), then trace it again.")
 
 
 def trace(model: nn.Module, input_shape: InputShapes, *, fallback: bool = True, training: bool = False) -> Record:

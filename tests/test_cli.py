@@ -388,7 +388,11 @@ def test_fix_makes_a_crash_run_and_says_when_nothing_is_needed(capsys: pytest.Ca
     assert code == 0 and out.startswith("'up' ConvTranspose2d(4, 1, kernel_size=2, stride=2) → padding=1, "
                                         "output_padding=1\noutput: 1×2×25×25")
     code, out, _ = run(capsys, "fix", "autoshape_cli_models:model", "--input-shape", "1,1,24,24")
-    assert (code, out) == (0, "no change needed: the model runs and gives 1×1×23×23\n")
+    assert (code, out) == (0, "no change needed: the model runs and gives 1×1×23×23\n"
+                              "to give 24×24, pass --output-shape 1,1,24,24\n")  # in the command line's terms
+    flags = out.splitlines()[-1].split(" pass ")[1].split()  # followed literally
+    code, out, _ = run(capsys, "fix", "autoshape_cli_models:model", "--input-shape", "1,1,24,24", *flags)
+    assert code == 0 and "\noutput: 1×1×24×24 for an input of 1×1×24×24" in out
 
 
 @pytest.mark.parametrize(("argv", "code", "message"), [

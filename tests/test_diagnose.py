@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import itertools
 import re
@@ -195,6 +196,83 @@ def test_an_overshoot_note_followed_literally_restores_the_size() -> None:
     fixed = copy.deepcopy(model)
     _set(fixed[1], _values(note.split("pass ")[1].split(" (or")[0]))
     assert real_output(fixed, (1, 3, 25, 25)) == (1, 3, 25, 25)
+
+
+class _FourLevels(nn.Module):
+    """A hand-written 4-level U-Net: two 3×3 convs per level, one shared MaxPool2d(2) down, per level up a
+    ConvTranspose2d(k2, s2) (or nn.Upsample(scale_factor=2) and a 1×1 conv), the skip concatenated first."""
+
+    def __init__(self, upsample: bool, widths: tuple[int, ...] = (4, 8, 16, 32, 64)) -> None:
+        super().__init__()
+
+        def double(a: int, b: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.ReLU(), nn.Conv2d(b, b, 3, padding=1), nn.ReLU())
+
+        self.downs = nn.ModuleList(double(a, b) for a, b in zip((1, *widths[:-2]), widths[:-1]))
+        self.pool, self.bottom = nn.MaxPool2d(2), double(widths[-2], widths[-1])
+        pairs = list(zip(widths[:0:-1], widths[-2::-1]))
+        self.ups = nn.ModuleList(nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(high, low, 1)) if upsample
+                                 else nn.ConvTranspose2d(high, low, 2, stride=2) for high, low in pairs)
+        self.convs = nn.ModuleList(double(2 * low, low) for _, low in pairs)
+        self.head = nn.Conv2d(widths[0], 2, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for down in self.downs:
+            x = down(x)
+            skips.append(x)
+            x = self.pool(x)
+        x = self.bottom(x)
+        for up, conv, skip in zip(self.ups, self.convs, skips[::-1]):
+            x = conv(torch.cat([skip, up(x)], dim=1))
+        return self.head(x)  # type: ignore[no-any-return]
+
+
+def _input_of(model: nn.Module, shape: tuple[int, ...], path: str) -> tuple[int, ...]:
+    """The real input shape of the module at ``path`` (its first call), as far as the forward gets."""
+    seen: list[tuple[int, ...]] = []
+    handle = model.get_submodule(path).register_forward_pre_hook(lambda _, args: seen.append(tuple(args[0].shape)))
+    with contextlib.suppress(RuntimeError):
+        real_output(model, shape)
+    handle.remove()
+    return seen[0]
+
+
+@pytest.mark.parametrize("upsample", [False, True], ids=["ConvTranspose2d", "Upsample"])
+@pytest.mark.parametrize(("spatial", "step"), [
+    ((30, 30), "gives 2×2{}, but {}3×3"),  # pooled 4 times: 15, 7, 3, 1
+    ((17, 45), "gives 2×4{}, but {}2×5"),  # 8, 4, 2, 1 and 22, 11, 5, 2: H is restored, W is not
+])
+def test_a_unet_up_step_is_told_the_skip_it_meets_never_its_own_input_and_each_note_followed_keeps_it(
+        upsample: bool, spatial: tuple[int, int], step: str) -> None:
+    model, shape = _FourLevels(upsample), (1, 1, *spatial)
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        real_output(model, shape)
+    assert _input_of(model, shape, "ups.0")[2] == 1
+    first = _note(explain(model, shape).notes, "restore")
+    opening = ("'ups.0.0' Upsample " + step.format(" by scaling", "") if upsample else
+               "'ups.0' ConvTranspose2d " + step.format("", f"output_padding={1 if spatial[0] == 30 else (0, 1)} "
+                                                            "would give "))
+    assert first.startswith(f"{opening}, the size of the output of 'downs.3.3'")
+    followed_notes = []
+    while notes := [n for n in explain(model, shape).notes if "restore" in n]:
+        note = notes[0]
+        path = note.split("'")[1]
+        if upsample:  # "upsample to it: size=3 instead of scale_factor (nn.Upsample(size=...))", literally
+            size = ast.literal_eval(note.split("upsample to it: size=")[1].split(" instead")[0])
+            model.ups[int(path.split(".")[1])][0] = nn.Upsample(size=size)
+            promised = (size, size) if isinstance(size, int) else size
+        else:
+            _set(model.get_submodule(path), _values(note.split(" pass ")[1].split(" (or")[0]))
+            promised = tuple(int(v) for v in _PROMISE.findall(note)[0].split("×"))
+        sizes = _input_of(model, shape, path)[2:]
+        assert all(p > i for p, i in zip(promised, sizes)), (note, sizes)  # an up-step restores a larger size
+        assert outputs_of(model, shape, [path])[path][2:] == promised  # and the note keeps its promise
+        followed_notes.append(path)
+        assert len(followed_notes) <= 3
+    if spatial == (30, 30):
+        assert followed_notes == (["ups.0.0", "ups.1.0", "ups.2.0"] if upsample else ["ups.0", "ups.1", "ups.2"])
+    assert real_output(model, shape) == (1, 2, *spatial)
 
 
 def _interior_taps(layer: nn.ConvTranspose1d, size: int) -> set[int]:

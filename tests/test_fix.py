@@ -213,8 +213,72 @@ def test_nothing_to_fix() -> None:
     model = readme_autoencoder()
     fixed = fix(model, (1, 3, 24, 24))
     assert isinstance(fixed, Fix) and fixed.changes == () and fixed.model is not model
-    assert str(fixed) == "no change needed: the model runs and gives 1×3×23×23"
+    assert str(fixed) == ("no change needed: the model runs and gives 1×3×23×23\n"
+                          "to give 24×24, pass output_shape=(1, 3, 24, 24)")  # a pixel off the input's size
+    assert real_output(fix(model, (1, 3, 24, 24), output_shape=(1, 3, 24, 24)).model, (1, 3, 24, 24)) == (1, 3, 24, 24)
     assert fix(model, torch.zeros(1, 3, 25, 25), (1, 3, 25, 25)).changes == ()
+
+
+class _StridedUNet(nn.Module):
+    """MONAI's UNet written by hand: a stride-2 3×3 conv per level down, a stride-2 3×3 transposed conv with
+    output_padding=1 per level up, the skip concatenated after it, and the last one up to the input's
+    resolution with no skip (so a fix that only makes it run leaves it ``2·ceil(size/2)``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.downs = nn.ModuleList(nn.Conv2d(a, b, 3, stride=2, padding=1) for a, b in ((1, 8), (8, 16), (16, 32)))
+        self.ups = nn.ModuleList(nn.ConvTranspose2d(a, b, 3, stride=2, padding=1, output_padding=1)
+                                 for a, b in ((32, 16), (32, 8), (16, 2)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = []
+        for down in self.downs:
+            x = F.relu(down(x))
+            skips.append(x)
+        for up, skip in zip(self.ups, skips[-2::-1]):
+            x = torch.cat([skip, F.relu(up(x))], dim=1)
+        return self.ups[-1](x)  # type: ignore[no-any-return]
+
+
+def _monai_unet() -> nn.Module:
+    nets = pytest.importorskip("monai.networks.nets")
+    return nets.UNet(spatial_dims=2, in_channels=1, out_channels=2, channels=(8, 16, 32, 64),  # type: ignore[no-any-return]
+                     strides=(2, 2, 2))
+
+
+@pytest.mark.parametrize("make", [_monai_unet, _StridedUNet], ids=["monai", "by-hand"])
+def test_a_unet_fixed_to_run_a_pixel_off_its_input_is_told_the_output_shape_of_its_input_and_that_followed_gives_it(
+        make: Callable[[], nn.Module]) -> None:
+    model, shape = make(), (1, 1, 101, 67)
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        real_output(model, shape)
+    fixed = fix(model, shape)
+    assert real_output(fixed.model, shape) == (1, 2, 102, 68) == fixed.output_shape
+    text = str(fixed)
+    assert text.endswith("\noutput: 1×2×102×68 for an input of 1×1×101×67 (checked at this size; other sizes may "
+                         "need other values)\nto also give 101×67, pass output_shape=(1, 2, 101, 67)")
+    wanted = ast.literal_eval(text.rsplit("pass output_shape=", 1)[1])  # the hint, literally
+    assert wanted == fixed.suggested_output_shape
+    again = fix(model, shape, output_shape=wanted)
+    assert len(again.changes) == 3 and again.suggested_output_shape is None
+    assert real_output(again.model, shape) == (1, 2, 101, 67)
+
+
+@pytest.mark.parametrize(("model", "shape", "output"), [
+    (nn.Sequential(nn.MaxPool2d(2), nn.Upsample(scale_factor=2)), (1, 1, 25, 25), (1, 1, 24, 24)),  # nothing to fix
+    (nn.Sequential(nn.Conv2d(1, 1, 1, stride=8), nn.ConvTranspose2d(1, 1, 1, stride=8)), (1, 1, 30, 30),
+     (1, 1, 25, 25)),  # more than 2 off
+    (nn.Sequential(nn.Conv2d(1, 1, 3, padding=1)), (1, 1, 25, 25), (1, 1, 25, 25)),  # the input's size already
+    (nn.Sequential(nn.Conv1d(1, 1, 2), nn.Flatten()), (1, 1, 25), (1, 24)),  # another rank
+])
+def test_no_output_shape_is_suggested_where_fix_would_not_reach_it_or_none_is_near(
+        model: nn.Module, shape: tuple[int, ...], output: tuple[int, ...]) -> None:
+    fixed = fix(model, shape)
+    assert real_output(fixed.model, shape) == output and fixed.changes == ()
+    assert fixed.suggested_output_shape is None and str(fixed).count("\n") == 0
+    if isinstance(model[-1], nn.Upsample):  # a pixel off, but fix changes no pooling or upsampling
+        with pytest.raises(ShapeError):
+            fix(model, shape, (1, 1, 25, 25))
 
 
 def test_the_model_may_be_the_layer() -> None:

@@ -254,7 +254,12 @@ def _fix(args: argparse.Namespace) -> int:
     shape = _full_shape(args.input_shape, "--input-shape")
     wanted = None if args.output_shape is None else _full_shape(args.output_shape, "--output-shape")
     model = _load_model(args.target)
-    print(_warning_to_stderr("fix", lambda: fix(model, shape, wanted)))
+    fixed = _warning_to_stderr("fix", lambda: fix(model, shape, wanted))
+    text = str(fixed)
+    if fixed.suggested_output_shape is not None:  # its last line: pass --output-shape 1,2,101,67
+        head, _, hint = text.rpartition("\n")
+        text = f"{head}\n{_in_flags(hint)}"
+    print(text)
     return OK
 
 

@@ -202,7 +202,10 @@ def plan_upsampling(
 ) -> Plan:
     """Plan ``num_layers`` transposed convolutions that take ``input_size`` to exactly ``output_size``.
 
-    Every kernel is divisible by its stride wherever achievable (no checkerboard), every layer
+    Every kernel is divisible by its stride wherever the kernel bound (``kernel_size``,
+    ``max_kernel_size`` or the free cap) allows one, so there is no checkerboard; otherwise a layer
+    gets a kernel that is not (the cap is odd: 4×6 → 88×104 in 3 layers takes kernel 9, stride 2 in
+    each), which :func:`~autoshape.explain` notes. Every layer
     changes the size wherever the sizes leave room, whole strides (``out = in·stride``) are used
     wherever possible and the scale is spread geometrically over all the layers, every stride
     ``<= max_stride``. A layer on a 1×1 input is a projection to its kernel's footprint, as DCGAN's
@@ -215,7 +218,9 @@ def plan_upsampling(
         num_layers: how many layers.
         kernel_size: fix every layer's kernel (e.g. 4, as DCGAN); None lets the planner choose, up to
             the largest free kernel, ``4·max_stride+1`` (9 at the default stride 2), except in a
-            projection from size 1, whose kernel is its footprint; no layer then shrinks the size.
+            projection from size 1, whose kernel is its footprint; no layer then shrinks the size. A
+            fixed kernel's plan may shrink where no other plan exists (25 → 24 → 23 → 44 → 86 with
+            ``kernel_size=2``).
         max_stride: the largest stride of any layer.
         max_kernel_size: bound the chosen kernels instead (only with ``kernel_size=None``): a hard
             bound, which may exceed the free cap; within it a plan is missing only if none exists.
@@ -235,6 +240,8 @@ def plan_upsampling(
         [(1, 0), (2, 1), (2, 1), (2, 1), (2, 1)]
         >>> [s.output_size for s in plan_upsampling((3, 5), (48, 80), 4)]
         [(6, 10), (12, 20), (24, 40), (48, 80)]
+        >>> [s.output_size[0] for s in plan_upsampling(25, 86, 4, kernel_size=2)]  # shrinks first
+        [24, 23, 44, 86]
 
     Raises:
         TypeError: a size or bound is not an int or a tuple of ints.
@@ -268,7 +275,8 @@ def plan_downsampling(
         num_layers: how many layers.
         kernel_size: fix every layer's kernel; None lets the planner choose, up to the largest free
             kernel, ``4·max_stride+1`` (9 at the default stride 2), except in a projection to size 1,
-            whose kernel is its input; no layer then grows the size.
+            whose kernel is its input; no layer then grows the size. A fixed kernel's plan may grow
+            where no other plan exists (86 → 44 → 23 → 24 → 25 with ``kernel_size=2``).
         max_stride: the largest stride of any layer.
         max_kernel_size: bound the chosen kernels instead (only with ``kernel_size=None``): a hard
             bound, which may exceed the free cap; within it a plan is missing only if none exists.
@@ -286,6 +294,8 @@ def plan_downsampling(
         [32, 16, 8, 4, 1]
         >>> plan[-1].params.as_kwargs()
         {'kernel_size': (4,), 'stride': (1,), 'padding': (0,), 'dilation': (1,)}
+        >>> [s.output_size[0] for s in plan_downsampling(86, 25, 4, kernel_size=2)]  # grows last
+        [44, 23, 24, 25]
 
     Raises:
         TypeError: a size or bound is not an int or a tuple of ints.

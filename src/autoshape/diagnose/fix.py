@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ..core.text import clause, format_inputs, format_shape
 from ..errors import ShapeError, warn
-from ..tracing import InputShapes, as_examples, as_input_shape, shapes_of, trace_dtype
+from ..tracing import InputShapes, Record, as_examples, as_input_shape, shapes_of, trace_dtype
 from .batch import changed_batch, unbatched
 from .rows import rows_of
 from .search import MAX_LAYERS, MAX_REAL_TRACES, build, quiet_trace, search
@@ -83,6 +83,11 @@ class Fix:
             forward with several inputs). A changed ``output_padding``
             or ``padding`` gives the wanted size at this input size; another input size may need
             other values (a transposed conv called with ``output_size=`` adapts per call).
+        suggested_output_shape: given when ``output_shape`` was not and the output has the input's rank and
+            a spatial size a little off the input's (at most 2 in each dimension): the output shape with the
+            input's spatial size, ``(N, C_out, *input_spatial)``, which a search for it verified that
+            ``fix`` also reaches; None otherwise. ``str`` ends with it: ``to also give 101×67, pass
+            output_shape=(1, 2, 101, 67)``.
 
     Shape:
         ``fix.model(x).shape == fix.output_shape`` for an input ``x`` of the shape fixed for.
@@ -102,14 +107,20 @@ class Fix:
     changes: tuple[Change, ...]
     output_shape: Shape | None
     input_shape: Shape | tuple[Shape, ...] = ()
+    suggested_output_shape: Shape | None = None
 
     def __str__(self) -> str:
         output = format_shape(self.output_shape) if self.output_shape else "no single tensor"
         if not self.changes:
-            return f"no change needed: the model runs and gives {output}"
-        checked = (f"output: {output} for {format_inputs(self.input_shape)} (checked at this size; "
-                   "other sizes may need other values)")
-        return "\n".join([*map(str, self.changes), checked])
+            lines = [f"no change needed: the model runs and gives {output}"]
+        else:
+            lines = [*map(str, self.changes), f"output: {output} for {format_inputs(self.input_shape)} (checked at "
+                                               "this size; other sizes may need other values)"]
+        if self.suggested_output_shape is not None:
+            wanted = self.suggested_output_shape
+            lines.append(f"to {'also ' if self.changes else ''}give {format_shape(wanted[2:])}, pass "
+                         f"output_shape={wanted}")
+        return "\n".join(lines)
 
 
 def _set(model: nn.Module, path: str, layer: nn.Module) -> nn.Module:
@@ -123,6 +134,25 @@ def _set(model: nn.Module, path: str, layer: nn.Module) -> nn.Module:
 
 def _output_shape(value: Sequence[int] | Tensor | None) -> Shape | None:
     return None if value is None else as_input_shape(value, "output_shape")
+
+
+def _input_sized(model: nn.Module, inputs: tuple[Tensor, ...], original: Record, out: Shape | None) -> Shape | None:
+    """``(N, C_out, *input_spatial)`` where ``out``, the fixed model's output, has the input's rank and a
+    spatial size at most 2 off the input's in each dimension (off in one at least), and a search for it
+    (one, on meta tensors) finds a fix that keeps the batch; None otherwise."""
+    shape = tuple(inputs[0].shape)
+    if (out is None or not original.on_meta or len(out) != len(shape) or len(shape) < 3 or out[2:] == shape[2:]
+            or any(abs(o - i) > 2 for o, i in zip(out[2:], shape[2:]))):
+        return None
+    wanted = (*out[:2], *shape[2:])
+    try:
+        found = search(model, inputs, wanted, original)
+    except (ShapeError, ValueError):
+        return None
+    record = found.record
+    if record.failure is not None or record.output_shape != wanted or changed_batch(rows_of(record), shape, wanted):
+        return None
+    return wanted
 
 
 def fix(model: nn.Module, input_shape: InputShapes,
@@ -140,6 +170,12 @@ def fix(model: nn.Module, input_shape: InputShapes,
     every concatenation or sum (the skip; in a residual block after a changed layer, ``x + f(x)``,
     both sides move together) and the input of every ``Linear``. With ``output_shape``,
     the patched model also gives exactly that shape (spatial sizes only: channels never change).
+    Without it, where the output then has the input's rank and a spatial size at most 2 off the input's
+    in each dimension (a U-Net whose last transposed conv doubles 51 to 102 for an input of 101), one
+    more search looks for ``(N, C_out, *input_spatial)``; where it finds a fix, the :class:`Fix` says so
+    (:attr:`Fix.suggested_output_shape`, and ``str`` ends with ``to also give 101×67, pass
+    output_shape=(1, 2, 101, 67)``). That search runs on meta tensors only: a model traced by real
+    forwards gets no suggestion.
 
     What may change, in order of preference: the fewest layers; then the least change, trying
     ``output_padding``, then ``padding``, then ``kernel_size``, then ``stride``, then a kernel
@@ -215,4 +251,5 @@ def fix(model: nn.Module, input_shape: InputShapes,
         on = ", ".join(format_shape(tuple(x.shape)) for x in inputs)
         raise ShapeError(f"{type(model).__name__} runs on {on}{' once fixed' if found.edits else ''}"
                          f" but does not keep its batch, and fix changes layers, not the forward's code: {mixed}")
-    return Fix(patched, tuple(changes), record.output_shape, shapes_of(inputs))
+    suggested = None if goal is not None else _input_sized(model, inputs, original, record.output_shape)
+    return Fix(patched, tuple(changes), record.output_shape, shapes_of(inputs), suggested)

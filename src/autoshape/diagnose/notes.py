@@ -2,11 +2,14 @@
 
 * checkerboard risk: a transposed conv whose neighbouring outputs sum unequal numbers of taps;
 * a transposed conv that misses a size seen earlier, short of it (an unused output_padding) or
-  past it by less than its stride (an overshoot): the parameters that restore it;
+  past it by less than its stride (an overshoot): the parameters that restore it (never a size at or
+  below its own input in a dimension it upsamples: a U-Net's up-step restores the skip it meets, not
+  the bottleneck it comes up from);
 * a forward that used another output_padding than its module's (``output_size=...``);
 * a strided conv that never reads its input's last rows: an exact alternative that reads them all,
   or, for non-overlapping patches (kernel_size = stride), the nearest input sizes they tile;
-* an upsampling by a scale that restores no size seen earlier (an odd size halved, then doubled).
+* an upsampling by a scale that restores no size seen earlier (an odd size halved, then doubled),
+  again past its own input.
 """
 
 from __future__ import annotations
@@ -100,18 +103,22 @@ def earlier_sizes(rows: Sequence[Call], model_input: Shape, n: int, rank: int) -
     """Spatial sizes seen before the given rows end, most recent first, with where they were seen.
 
     A padding layer's output is no size to restore: a decoder restores the size before the padding
-    (the padded 67×69 in front of a stride-2 conv stands for the 65×67 it was padded from)."""
+    (the padded 67×69 in front of a stride-2 conv stands for the 65×67 it was padded from). A value
+    that a row made is named by that row (``the output of 'downs.3.3'``), not by a row that reads it,
+    which may be a module called at every level (a U-Net's one ``pool``)."""
     seen: list[tuple[Shape, str]] = [(model_input[-n:], "the model's input")] if len(model_input) == rank else []
     padded: set[int] = set()
+    made: set[int] = set()
     for call in rows:
         rule = rule_for(call)
         shape = call.input_shape
-        if shape is not None and len(shape) == rank and not {v.index for v in call.data_inputs[:1]} & padded:
+        if shape is not None and len(shape) == rank and not {v.index for v in call.data_inputs[:1]} & (padded | made):
             seen.append((shape[-n:], f"the input of {_named(call)}"))
         if rule is not None and rule.name == "padding":
             padded.update(v.index for v in call.outputs)
         elif call.output_shape is not None and len(call.output_shape) == rank:
             seen.append((call.output_shape[-n:], f"the output of {_named(call)}"))
+            made.add(call.outputs[0].index)
     return seen[::-1]
 
 
@@ -133,8 +140,16 @@ def restoring(m: Any, sizes: Shape, target: Shape) -> dict[str, int | tuple[int,
     return change
 
 
+def _above(size: Shape, sizes: Shape, scales: Sequence[float]) -> bool:
+    """Whether ``size`` is past ``sizes`` in every dimension that an up-step scales by more than 1: a size
+    at or below the step's own input (its input itself, or the bottleneck it comes up from) is no size
+    for it to restore."""
+    return all(e > i for e, i, f in zip(size, sizes, scales) if f > 1)
+
+
 def _missed_size(rows: Sequence[Call], index: int, model_input: Shape, sizes: Shape, out: Shape) -> str | None:
-    """A transposed conv short of a size seen earlier, or past it by less than its stride."""
+    """A transposed conv short of a size seen earlier, or past it by less than its stride; never a size at
+    or below its own input in a dimension it upsamples."""
     call = rows[index]
     m: Any = call.target
     n = len(sizes)
@@ -144,6 +159,8 @@ def _missed_size(rows: Sequence[Call], index: int, model_input: Shape, sizes: Sh
         return None
     used = used_output_padding(m, sizes, out)
     for size, source in earlier:
+        if not _above(size, sizes, m.stride):
+            continue
         diff = [e - o for e, o in zip(size, out)]
         room = [max_output_padding(s, d) - op for s, d, op in zip(m.stride, m.dilation, used)]
         if not all(-s < x <= r for x, s, r in zip(diff, m.stride, room)):
@@ -269,8 +286,9 @@ def _upsample_scale(call: Call) -> float | None:
     return None if size is not None else scale
 
 
-def _unrestored(rows: Sequence[Call], index: int, model_input: Shape, out: Shape) -> str | None:
-    """An upsampling by a scale that gives no size seen earlier, next to one it likely should."""
+def _unrestored(rows: Sequence[Call], index: int, model_input: Shape, sizes: Shape, out: Shape) -> str | None:
+    """An upsampling by a scale that gives no size seen earlier, next to one past its input that it likely
+    should."""
     call = rows[index]
     scale = _upsample_scale(call)
     if scale is None:
@@ -280,7 +298,7 @@ def _unrestored(rows: Sequence[Call], index: int, model_input: Shape, out: Shape
     if any(size == out for size, _ in earlier) or any(f <= 1 for f in scales):
         return None
     for size, source in earlier:
-        if all(abs(e - o) < math.ceil(f) for e, o, f in zip(size, out, scales)):
+        if _above(size, sizes, scales) and all(abs(e - o) < math.ceil(f) for e, o, f in zip(size, out, scales)):
             wanted = compact(size)
             how = ("nn.Upsample(size=...)" if call.kind == "module"
                    else "F.interpolate(x, size=...), e.g. size=<that tensor>.shape[2:]")
@@ -308,6 +326,6 @@ def notes_for(rows: Sequence[Call], model_input: Shape, output: Shape | None) ->
             dims = _conv_dims(call, sizes, out, _padded_after(rows[:index], call, n))
             found = (_dropped_rows(call, dims), _patch_rows(call, dims))
         elif rule.name == "interpolation":
-            found = (_unrestored(rows, index, model_input, out),)
+            found = (_unrestored(rows, index, model_input, sizes, out),)
         notes += [note for note in found if note is not None]
     return notes

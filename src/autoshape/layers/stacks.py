@@ -142,7 +142,8 @@ class UpsamplingStack(_Stack):
     """A generator or decoder: ``len(channels)+1`` transposed convolutions planned to hit ``output_size``.
 
     The layers come from :func:`plan_upsampling` (scale spread geometrically, whole strides and
-    checkerboard-free kernels wherever possible) and are plain ``nn.ConvTranspose*d``. Every
+    checkerboard-free kernels wherever the kernel bounds allow them: the free cap, ``4·max_stride+1``,
+    is odd) and are plain ``nn.ConvTranspose*d``. Every
     layer but the last is followed by ``norm`` and ``activation``; the last by
     ``final_activation``. The plan is the attribute ``plan`` (``print(stack.plan)`` shows it).
 
@@ -152,8 +153,8 @@ class UpsamplingStack(_Stack):
         out_channels: channels of the output (e.g. 3 for RGB).
         input_size: the spatial input size (1 for a latent vector seen as a 1×1 image).
         output_size: the spatial size to produce.
-        kernel_size: fix every kernel (4 reproduces DCGAN); None lets the planner choose, up to
-            ``4·max_stride+1`` (see :func:`plan_upsampling`).
+        kernel_size: fix every kernel (4 reproduces DCGAN; a fixed kernel's plan may shrink before
+            it grows); None lets the planner choose, up to ``4·max_stride+1`` (see :func:`plan_upsampling`).
         max_stride: the largest stride of any layer.
         max_kernel_size: bound the chosen kernels (with ``kernel_size=None``).
         norm: ``"batch"`` (``nn.BatchNorm1d/2d/3d`` to match ``dims``), a class or factory called
@@ -221,8 +222,8 @@ class DownsamplingStack(_Stack):
         out_channels: channels of the output (e.g. 1 for a discriminator's score).
         input_size: the spatial input size.
         output_size: the spatial size to produce (1 for a score per image).
-        kernel_size: fix every kernel (4 reproduces DCGAN); None lets the planner choose, up to
-            ``4·max_stride+1`` (see :func:`plan_downsampling`).
+        kernel_size: fix every kernel (4 reproduces DCGAN; a fixed kernel's plan may grow before
+            it shrinks); None lets the planner choose, up to ``4·max_stride+1`` (see :func:`plan_downsampling`).
         max_stride: the largest stride of any layer.
         max_kernel_size: bound the chosen kernels (with ``kernel_size=None``).
         norm: ``"batch"`` (``nn.BatchNorm1d/2d/3d`` to match ``dims``), a class or factory called

@@ -133,6 +133,25 @@ def _lazy(initialised: bool) -> nn.Module:
     return encoder
 
 
+class SizePadded(nn.Module):
+    """Pads its input to a multiple of 8 in its forward, a padding computed from the input's size."""
+
+    def __init__(self, pyramid: bool = False) -> None:
+        super().__init__()
+        self.a, self.b, self.pyramid = nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 16, 3, 2, 1), pyramid
+
+    def forward(self, x: torch.Tensor) -> Any:
+        h, w = x.shape[-2:]
+        fine = self.a(F.pad(x, (0, (-w) % 8, 0, (-h) % 8)))
+        return [fine, self.b(fine)] if self.pyramid else self.b(fine)
+
+
+_GRAY_ENCODER = nn.Sequential(nn.Conv2d(1, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1))
+_AUDIO = nn.Sequential(nn.Conv1d(1, 8, 10, 5), nn.GELU(), nn.Conv1d(8, 16, 3, 2), nn.GELU())
+_RGB = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU())
+_INDICES = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1), nn.MaxPool2d(2, return_indices=True))
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -185,7 +204,7 @@ CASES = [
     Case("an-output-that-is-not-there", _decoder(Pair(), (2, 4, 4), output="third"), ValueError,
          r"output='third' picks nothing.*Fix: .*output='first'", _decoder(Pair(), (2, 4, 4), output="first")),
     Case("a-shape-the-encoder-refuses", _decoder(nn.Conv2d(3, 8, 3), (5, 9, 9)), ShapeError,
-         r"refuses input_shape \(5, 9, 9\).*Fix: input_shape=\(3, 9, 9\), the channels its first layer takes",
+         r"refuses input_shape \(5, 9, 9\).*Fix: input_shape=\(3, 9, 9\), the sample shape its first layer takes",
          _decoder(nn.Conv2d(3, 8, 3), (3, 9, 9))),
     Case("a-shape-too-small-for-the-encoder", _decoder(nn.Sequential(nn.Conv2d(3, 8, 5)), (3, 4, 4)), ShapeError,
          r"refuses input_shape \(3, 4, 4\).*Fix: pass the shape of one sample the encoder accepts, \(C, \*spatial\); "
@@ -239,6 +258,44 @@ CASES = [
     Case("a-lazy-encoder", lambda: MirrorDecoder(_lazy(False), (3, 16, 16)), ValueError,
          r"lazy modules that are not initialised yet \('0' LazyConv2d\).*Fix: run the model once first, "
          r"model\(torch\.zeros\(1, 3, 16, 16\)\)", lambda: MirrorAutoencoder(_lazy(True), (3, 16, 16))),
+    Case("an-input-shape-without-its-channels", _decoder(_GRAY_ENCODER, (28, 28)), ShapeError,
+         r"first convolution '0' \(Conv2d\) got 1×28×28 for input_shape \(28, 28\).*Fix: input_shape=\(1, 28, 28\)",
+         _autoencoder(_GRAY_ENCODER, (1, 28, 28))),
+    Case("raw-audio-without-its-channel", lambda: MirrorUNet(_AUDIO, (1600,), out_channels=1), ShapeError,
+         r"got 1×1600 for input_shape \(1600,\).*Fix: input_shape=\(1, 1600\)", _autoencoder(_AUDIO, (1, 1600))),
+    Case("an-input-shape-of-another-rank", _autoencoder(_RGB, (32, 32)), ShapeError,
+         r"Fix: input_shape=\(3, 32, 32\), the sample shape its first layer takes", _autoencoder(_RGB, (3, 32, 32))),
+    Case("an-input-shape-channels-last", _autoencoder(_RGB, (32, 30, 3)), ShapeError,
+         r"Fix: input_shape=\(3, 32, 30\), the sample shape", _autoencoder(_RGB, (3, 32, 30))),
+    Case("integer-maps-in-a-pyramid", lambda: MirrorUNet(_INDICES, (3, 37, 29), out_channels=3), ShapeError,
+         r"feature 1 \(1×8×18×14\) holds integers.*Fix: pick only the feature maps, output=0",
+         lambda: _shaped(MirrorUNet(_INDICES, (3, 37, 29), out_channels=3, output=0)(torch.zeros(1, 3, 37, 29)),
+                         (1, 3, 37, 29))),
+    Case("an-unflatten-front-in-a-unet", lambda: MirrorUNet(nn.Sequential(nn.Unflatten(1, (1, -1)), *_AUDIO), (1600,),
+                                                            out_channels=1), ShapeError,
+         r"Fix: pass the rest, encoder\[1:\], with input_shape=\(1, 1600\), and give it inputs reshaped",
+         lambda: _shaped(MirrorUNet(_AUDIO, (1, 1600), out_channels=1)(torch.zeros(2, 1600)[:, None]), (2, 1, 1600))),
+    Case("a-padding-computed-from-the-size", _autoencoder(SizePadded(), (3, 61, 45)), ShapeError,
+         r"F\.pad in '<model>' \(SizePadded\) is called with .*Fix: pad inputs before the encoder rather than inside",
+         lambda: _shaped(MirrorAutoencoder(nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.Conv2d(8, 16, 3, 2, 1)),
+                                           (3, 64, 48))(F.pad(torch.zeros(1, 3, 61, 45), (0, 3, 0, 3))),
+                         (1, 3, 64, 48))),
+    Case("a-padded-pyramid-at-another-size",
+         lambda: MirrorUNet(SizePadded(pyramid=True), (3, 64, 64), out_channels=2)(torch.zeros(1, 3, 101, 67)),
+         ShapeError, r"Fix: build it with pool_mirror='nearest'",
+         lambda: _shaped(MirrorUNet(SizePadded(pyramid=True), (3, 64, 64), out_channels=2, pool_mirror="nearest")(
+             torch.zeros(1, 3, 101, 67)), (1, 2, 101, 67))),
+    Case("a-flat-latent-at-another-size",
+         lambda: MirrorAutoencoder(nn.Sequential(*_GRAY_ENCODER, nn.Flatten()), (1, 28, 28))(torch.zeros(2, 1, 30, 30)),
+         ShapeError, r"its encoder flattens, so its latent has a fixed width, 784.*Fix: call it at \(N, 1, 28, 28\)",
+         lambda: _shaped(MirrorAutoencoder(nn.Sequential(*_GRAY_ENCODER, nn.Flatten()), (1, 28, 28))(
+             torch.zeros(2, 1, 28, 28)), (2, 1, 28, 28))),
+    Case("an-activation-class", _decoder(_GRAY_ENCODER, (1, 28, 28), final_activation=nn.Sigmoid), TypeError,
+         r"got the class Sigmoid\. Fix: pass an instance, final_activation=nn\.Sigmoid\(\)",
+         _autoencoder(_GRAY_ENCODER, (1, 28, 28), final_activation=nn.Sigmoid())),
+    Case("an-activation-function", _decoder(_GRAY_ENCODER, (1, 28, 28), final_activation=torch.tanh), TypeError,
+         r"Fix: pass its module, final_activation=nn\.Tanh\(\)",
+         _autoencoder(_GRAY_ENCODER, (1, 28, 28), final_activation=nn.Tanh())),
     Case("a-unet-on-a-classifier", lambda: MirrorUNet(_LENET, (1, 32, 32), out_channels=1), ShapeError,
          r"'6' \(Flatten\).*Fix: pass only its convolutional part, encoder\[:6\]",
          lambda: MirrorUNet(_LENET[:6], (1, 32, 32), out_channels=1)),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -168,15 +168,50 @@ def _expand(record: Record, call: Call, vin: Value, vout: Value) -> list[Step] |
     return [Step(call, vin, vout, opaque)]
 
 
-def _channels_wanted(record: Record) -> int | None:
-    """The channels the layer that failed on the model's input takes (``in_channels``), if that is what failed."""
+def _meant(shape: tuple[int, ...], channels: int, n: int) -> tuple[int, ...]:
+    """The sample shape ``(C, *spatial)`` a conv of ``n`` spatial dimensions taking ``channels`` was most likely
+    meant to get from ``shape``: its channels moved first when they came last (an image as loaded), its
+    spatial sizes kept, anything else dropped."""
+    if len(shape) > n and shape[-1] == channels != shape[-n - 1]:
+        return (channels, *shape[-n - 1:-1])
+    return (channels, *shape[-n:])
+
+
+def _layer_refusing(record: Record) -> nn.Module | None:
+    """The conv that failed on the model's input for its channels or rank, if that is what failed."""
     failure = record.failure
     modules = [call for call in (failure.stack if failure else ()) if call.module is not None]
     layer = modules[-1] if modules else None
-    channels = getattr(layer.module, "in_channels", None) if layer is not None else None
-    if layer is None or not isinstance(channels, int) or record.input not in layer.inputs:
+    module: Any = layer.module if layer is not None else None
+    if layer is None or not isinstance(getattr(module, "in_channels", None), int) or \
+            record.input not in layer.inputs or not isinstance(getattr(module, "kernel_size", None), tuple):
         return None
-    return channels if len(record.input.shape) > 1 and record.input.shape[1] != channels else None
+    got = record.input.shape
+    fits = len(got) == len(module.kernel_size) + 2 and got[1] == module.in_channels
+    return None if fits else module  # a right shape that fails for its size is another story
+
+
+def _first_conv(record: Record) -> Call | None:
+    """The first convolution module the traced forward ran."""
+    return next((call for call in record.calls if call.module is not None and (rule := rule_for(call)) is not None
+                 and rule.name == "convolution"), None)
+
+
+def _unbatched(record: Record, shape: tuple[int, ...]) -> ShapeError | None:
+    """An encoder whose first conv got its input without a batch: torch read ``(1, *input_shape)`` as one sample,
+    so ``input_shape`` lacks its channel dimension (``(28, 28)`` for a 1-channel image)."""
+    conv = _first_conv(record)
+    module: Any = conv.module if conv is not None else None
+    got = conv.input_shape if conv is not None else None
+    kernel = getattr(module, "kernel_size", None)
+    if conv is None or got is None or not isinstance(kernel, tuple) or len(got) != len(kernel) + 1:
+        return None
+    meant = _meant(shape, module.in_channels, len(kernel))
+    return ShapeError(
+        f"the encoder's first convolution {conv.describe()} got {format_shape(got)} for input_shape {shape}: torch "
+        f"reads that as one sample without a batch, so input_shape has no channel dimension and a mirror would be "
+        f"built for the wrong sizes. Fix: input_shape={meant}, the channels it takes first."
+    )
 
 
 def trace_encoder(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> Record:
@@ -185,7 +220,8 @@ def trace_encoder(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> Re
     Raises:
         TypeError, ValueError: not a module, or a bad shape.
         ShapeError: the encoder refuses both shapes (both of its messages are quoted; where its first
-            layer takes other channels, the shape it takes).
+            layer takes other channels or another rank, the sample shape it takes), or its first
+            convolution reads the sample as unbatched (``input_shape`` lacks its channels).
     """
     if not isinstance(encoder, nn.Module):
         raise TypeError(f"encoder must be an nn.Module, got {type(encoder).__name__}")
@@ -196,10 +232,15 @@ def trace_encoder(encoder: nn.Module, input_shape: Sequence[int] | Tensor) -> Re
     for candidate in candidates:
         record = trace(encoder, torch.empty(candidate, dtype=dtype, device="meta"))
         if record.failure is None:
+            unbatched = _unbatched(record, shape)
+            if unbatched is not None:
+                raise unbatched
             return record
         records.append(record)
-    channels = _channels_wanted(records[0])
-    fix = (f"input_shape={(channels, *shape[1:])}, the channels its first layer takes" if channels is not None else
+    layer: Any = _layer_refusing(records[0])
+    kernel = getattr(layer, "kernel_size", ())
+    fix = (f"input_shape={_meant(shape, layer.in_channels, len(kernel))}, the sample shape its "
+           "first layer takes" if layer is not None and kernel else
            f"pass the shape of one sample the encoder accepts, (C, *spatial); explain(encoder, {candidates[0]}) "
            "shows every size up to the failure")
     raise ShapeError(
@@ -281,6 +322,27 @@ def replays(chain: Chain, encoder: nn.Module) -> list[Callable[[Tensor], Tensor]
     return [replay(step.call, step.input, step.output, encoder,
                    calls[step.call.parent].target if step.call.parent is not None else encoder)
             for step in chain.steps]
+
+
+def check_activation(final_activation: object) -> None:
+    """``final_activation`` is a module or None; a class or a function is told the module to pass.
+
+    Raises:
+        TypeError: anything else, with the instance to pass (``nn.Sigmoid()`` for ``nn.Sigmoid`` or
+            ``torch.sigmoid``) where one is known.
+    """
+    if final_activation is None or isinstance(final_activation, nn.Module):
+        return
+    got = type(final_activation).__name__
+    if isinstance(final_activation, type) and issubclass(final_activation, nn.Module):
+        prefix = "nn." if getattr(nn, final_activation.__name__, None) is final_activation else ""
+        fix = f" Fix: pass an instance, final_activation={prefix}{final_activation.__name__}()."
+        got = f"the class {final_activation.__name__}"
+    else:
+        name = getattr(final_activation, "__name__", "")
+        module = {attribute.lower(): attribute for attribute in dir(nn)}.get(name.lower())
+        fix = f" Fix: pass its module, final_activation=nn.{module}()." if callable(final_activation) and module else ""
+    raise TypeError(f"final_activation must be an nn.Module or None, got {got}.{fix}")
 
 
 def wrong_rank(module: nn.Module, x: Tensor, traced: tuple[int, ...]) -> ShapeError:

@@ -17,15 +17,14 @@ from ..errors import ShapeError
 from ..rules import Options, PoolMirror
 from ..tracing import Selector
 from .assemble import assemble, channels_of
-from .chain import Chain, encoder_chain, replays, wrong_rank
+from .chain import Chain, check_activation, encoder_chain, replays, wrong_rank
 from .faithful import check_replay
 
 __all__ = ["MirrorAutoencoder", "MirrorDecoder"]
 
 
 def _options(encoder: nn.Module, final_activation: object, pool_mirror: object, tie_weights: object) -> Options:
-    if final_activation is not None and not isinstance(final_activation, nn.Module):
-        raise TypeError(f"final_activation must be an nn.Module or None, got {type(final_activation).__name__}")
+    check_activation(final_activation)
     return Options.for_encoder(encoder, pool_mirror, tie_weights)
 
 
@@ -244,8 +243,20 @@ class MirrorAutoencoder(nn.Module):
             x = step(x)
         if x.shape[0] != sizes[0][0]:
             raise self._batch_changed([*sizes, x.shape])
+        if x.dim() == 2 and x.shape[1] != self.decoder.latent_shape[1]:
+            raise self._flat_latent(sizes[0], x.shape)
         out: Tensor = self.decoder(x, sizes)
         return out
+
+    def _flat_latent(self, given: Sequence[int], latent: Sequence[int]) -> ShapeError:
+        """The error for an input size whose flattened latent is another width than the decoder's."""
+        built, width = self.decoder.input_shape, self.decoder.latent_shape[1]
+        return ShapeError(
+            f"MirrorAutoencoder was built for inputs (N, {', '.join(map(str, built[1:]))}); its encoder flattens, so "
+            f"its latent has a fixed width, {width}, and it takes only that input size. Got {format_shape(given)}, "
+            f"whose latent is {format_shape(latent)}. Fix: call it at (N, {', '.join(map(str, built[1:]))}), or build "
+            "it at the size you call it with."
+        )
 
     def _batch_changed(self, sizes: Sequence[Sequence[int]]) -> ShapeError:
         """The error for a forward whose encoder step turned the batch into another number of rows."""

@@ -18,6 +18,7 @@ from torch import nn
 
 from ..core.text import format_shape
 from ..errors import ShapeError
+from ..rules import rule_for
 from ..tracing import Selector, trace
 from .chain import Break, Chain, Step, chain_of
 from .replay import signature
@@ -29,6 +30,8 @@ _NEIGHBOURS = (1, 2)
 
 _ARGUMENT_FIX = ("compute it with a layer that takes any size (nn.AdaptiveAvgPool2d(1) for a global pool, "
                  "torch.flatten(x, 1) or x.view(x.size(0), -1) for a reshape), or use MirrorDecoder for one input size")
+_PAD_FIX = ("pad inputs before the encoder rather than inside it (a padding of fixed amounts replays at every size), "
+            "or use MirrorDecoder for one input size")
 _BRANCH_FIX = ("make the forward run the same steps at every input size (resize inputs before the encoder rather "
                "than inside it), or use MirrorDecoder for one input size")
 _TRAINING_FIX = ("put the training-only part in a module of its own, which is replayed whole with its own training "
@@ -81,8 +84,10 @@ def _difference(traced: Chain, other: Chain | str, training: bool) -> Break | No
         if signature(mine.call, mine.input, mine.output) != signature(theirs.call, theirs.input, theirs.output):
             if mine.name != theirs.name:
                 return Break(f"it runs {theirs.describe()} where it ran {mine.describe()}", steps_fix)
+            rule = rule_for(mine.call)
+            padding = rule is not None and rule.name == "padding"
             return Break(f"{mine.describe()} is called with {_arguments(theirs)} instead of {_arguments(mine)}",
-                         _TRAINING_FIX if training else _ARGUMENT_FIX)
+                         _TRAINING_FIX if training else _PAD_FIX if padding else _ARGUMENT_FIX)
     if len(traced.steps) != len(other.steps):
         extra = other.steps[len(traced.steps):] or traced.steps[len(other.steps):]
         return Break(f"it runs {len(other.steps)} steps instead of {len(traced.steps)} ({extra[0].describe()})",

@@ -60,10 +60,18 @@ def pyramid_features(record: Record, found: list[tuple[int | str, Value]]) -> li
     """The skips, finest first, one per size (the last returned), checked to be feature maps.
 
     Raises:
-        ShapeError: a feature is not ``(N, C, *spatial)`` with the input's batch and spatial rank.
+        ShapeError: a feature is not ``(N, C, *spatial)`` with the input's batch and spatial rank, or
+            holds integers (pooling indices, a mask) rather than features.
     """
     image = record.input.shape
     for key, value in found:
+        if not value.floating:
+            keys = [k for k, v in found if v.floating]
+            pick = f"output={keys[0]!r}" if len(keys) == 1 else f"output=lambda out: [out[k] for k in {tuple(keys)!r}]"
+            raise ShapeError(
+                f"MirrorUNet needs feature maps of floating-point features, but feature {key!r} "
+                f"({format_shape(value.shape)}) holds integers (pooling indices or a mask). Fix: pick only the "
+                f"feature maps, {pick}.")
         if len(value.shape) != len(image) or value.shape[0] != image[0]:
             raise ShapeError(
                 f"MirrorUNet needs feature maps (N, C, *spatial) like its input {format_shape(image)}, but feature "

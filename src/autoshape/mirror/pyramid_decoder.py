@@ -110,7 +110,7 @@ class PyramidDecoder(nn.Module):
                 above = f"map {self.keys[-2 - index]!r}'s" if skip is not None else "the input's"
                 raise self._misfit(image, f"the up step from map {self.keys[-1 - index]!r} "
                                           f"({format_shape(tuple(x.shape))}) reaches {_ranges(reach)}, not "
-                                          f"{above} {format_shape(size)}")
+                                          f"{above} {format_shape(size)}", resizable=True)
             x = stage(x, skip, size)
         out: Tensor = self.head(x)
         return out
@@ -126,12 +126,16 @@ class PyramidDecoder(nn.Module):
                                       f"with {len(shape) - 2} spatial dimensions")
         return value
 
-    def _misfit(self, image: Sequence[int], what: str) -> ShapeError:
+    def _misfit(self, image: Sequence[int], what: str, resizable: bool = False) -> ShapeError:
+        """``resizable``: only the sizes misfit (a backbone that pads or crops by the input's size), which
+        interpolating up steps meet at every size."""
         built = ", ".join(f"{key!r}: {format_shape(shape)}" for key, shape in zip(self.keys, self.shapes))
+        nearest = ("build it with pool_mirror='nearest' (each up step then resizes to the map it meets, per call), "
+                   "or " if resizable else "")
         return ShapeError(
             f"MirrorUNet's decoder was built for the maps the backbone returned for an input of "
             f"{format_shape(self.traced)} ({built}), but for an input of {format_shape(tuple(image))} {what}: its "
-            f"forward returns other maps at this size. Fix: build the U-Net at this size, "
+            f"forward returns other maps at this size. Fix: {nearest}build the U-Net at this size, "
             f"MirrorUNet(encoder, {tuple(image[1:])}, ...) with the other arguments as before, or make the backbone "
             "return maps laid out alike at every size."
         )

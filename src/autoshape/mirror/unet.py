@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
@@ -12,7 +13,7 @@ from ..errors import ShapeError
 from ..rules import Options, PoolMirror, rule_for
 from ..tracing import Selector, pick, select_all
 from .assemble import assemble, channels_of
-from .chain import Chain, Step, chain_of, picked, replays, trace_encoder, wrong_rank
+from .chain import Chain, Step, chain_of, check_activation, picked, replays, trace_encoder, wrong_rank
 from .faithful import check_replay
 from .pyramid import build_pyramid, pyramid_features
 from .pyramid_decoder import PyramidDecoder
@@ -28,14 +29,21 @@ def _check_convolutional(encoder: nn.Module, chain: Chain) -> None:
             raise ShapeError(
                 f"MirrorUNet needs a fully convolutional encoder, one whose every step keeps (N, C, *spatial) "
                 f"and mixes channels only; {step.describe()} maps {step.input_shape} to {step.output_shape}. "
-                f"Fix: {_convolutional_part(encoder, step)}, or use MirrorAutoencoder for an encoder that flattens."
+                f"Fix: {_convolutional_part(encoder, step, step is chain.steps[0])}, or use MirrorAutoencoder for an "
+                "encoder that flattens."
             )
 
 
-def _convolutional_part(encoder: nn.Module, step: Step) -> str:
-    """``pass encoder[:6]``: the slice of a Sequential before the step that is not convolutional."""
+def _convolutional_part(encoder: nn.Module, step: Step, first: bool) -> str:
+    """``pass encoder[:6]``: the slice of a Sequential before the step that is not convolutional; for a first
+    step that only reshapes the input (an ``nn.Unflatten`` front on raw audio), the rest after it."""
     head = step.call.path.split(".")[0]
-    if isinstance(encoder, nn.Sequential) and head.isdigit() and int(head) > 0:
+    sequential = isinstance(encoder, nn.Sequential) and head.isdigit()
+    if first and math.prod(step.input_shape) == math.prod(step.output_shape):
+        rest = f"encoder[{int(head) + 1}:]" if sequential else "the encoder's steps after it"
+        return (f"pass the rest, {rest}, with input_shape={tuple(step.output_shape[1:])}, and give it inputs "
+                f"reshaped as {step.describe()} does")
+    if sequential and int(head) > 0:
         return f"pass only its convolutional part, encoder[:{head}]"
     return f"pass only the part of the encoder before {step.describe()}"
 
@@ -143,8 +151,7 @@ class MirrorUNet(nn.Module):
         out_channels = as_int(out_channels, "out_channels")
         if skip not in ("concat", "add"):
             raise ValueError(f"skip must be 'concat' or 'add', got {skip!r}")
-        if final_activation is not None and not isinstance(final_activation, nn.Module):
-            raise TypeError(f"final_activation must be an nn.Module or None, got {type(final_activation).__name__}")
+        check_activation(final_activation)
         options = Options.for_encoder(encoder, pool_mirror, tie_weights=False)
         record = trace_encoder(encoder, input_shape)
         found = picked(record, encoder, output, select_all, "a tensor or feature maps")

@@ -25,7 +25,6 @@ __all__ = [
     "pool_output_size",
     "same_padding",
     "scaled_size",
-    "smallest_conv_input",
     "unread_rows",
 ]
 
@@ -51,11 +50,6 @@ def output_padding_for(target: int, i: int, k: int, s: int, p: int, d: int) -> i
     """The output_padding with which a transposed conv takes ``i`` to ``target``; None where torch cannot."""
     op = target - conv_transpose_out(i, k, s, p, d, 0)
     return op if 0 <= op <= max_output_padding(s, d) else None
-
-
-def smallest_conv_input(k: int, p: int, d: int) -> int:
-    """The smallest input size for which a conv gives an output (of size 1): ``d(k-1) + 1 - 2p``, at least 1."""
-    return max(1, d * (k - 1) + 1 - 2 * p)
 
 
 def unread_rows(i: int, o: int, k: int, s: int, p: int, d: int) -> int:

@@ -19,11 +19,11 @@ from torch import nn
 from ..core.factors import nearest_factors
 from ..core.text import format_shape
 from ..rules import rule_for
-from ..tracing import Call
-from .rows import where
+from ..tracing import Call, Record
+from .rows import rows_of, where
 
-__all__ = ["RESHAPES", "BatchChange", "batch_change", "changed_batch", "failed_reshape", "unbatched",
-           "unbatched_input"]
+__all__ = ["RESHAPES", "BatchChange", "batch_change", "batch_changed_before", "changed_batch", "failed_reshape",
+           "unbatched", "unbatched_input"]
 
 Shape = tuple[int, ...]
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -80,6 +80,13 @@ _FLATTENS = frozenset({"torch.flatten", "flatten", "Flatten"})
 """Calls that flatten dimensions (``torch.flatten(x)`` without ``start_dim=1`` folds the batch in too)."""
 
 
+def _keeping_batch(name: str) -> str:
+    """The call that keeps the batch in place of a ``view``/``reshape``/``flatten`` named ``name``."""
+    if name in _FLATTENS:
+        return "torch.flatten(x, 1) (or nn.Flatten(), which starts at dimension 1)"
+    return f"x.{RESHAPES[name]}(x.size(0), -1) or torch.flatten(x, 1)"
+
+
 @dataclass(frozen=True)
 class BatchChange:
     """A ``view``/``reshape``/``flatten`` whose rows no longer hold one sample each, and the fix keeping the batch."""
@@ -117,11 +124,16 @@ def batch_change(rows: Sequence[Call], model_input: Shape, output: Shape | None)
         if linear is not None and linear.target.in_features != features:
             then = (f"; then build {where(linear)} with in_features={features}: "
                     f"nn.Linear({features}, {linear.target.out_features})")
-        way = ("torch.flatten(x, 1) (or nn.Flatten(), which starts at dimension 1)" if call.name in _FLATTENS else
-               f"x.{RESHAPES[call.name]}(x.size(0), -1) or torch.flatten(x, 1)")
-        return BatchChange(call, before, after,
-                           f"keep the batch, {way}, which gives {format_shape((batch, features))}{then}")
+        return BatchChange(call, before, after, f"keep the batch, {_keeping_batch(call.name)}, which gives "
+                                                f"{format_shape((batch, features))}{then}")
     return None
+
+
+def batch_changed_before(record: Record, call: Call) -> BatchChange | None:
+    """The :func:`batch_change` made before ``call`` (the one that failed): the forward's code is then wrong
+    (its batch), not the layer that failed on it."""
+    change = batch_change(rows_of(record), record.input.shape, None)
+    return change if change is not None and change.call.index < call.index else None
 
 
 def changed_batch(rows: Sequence[Call], model_input: Shape, output: Shape | None) -> str | None:
@@ -154,7 +166,7 @@ class FailedReshape:
     def fix(self, change: str | None) -> str:
         """The fix, with ``change`` (the advice that brings the input to :attr:`spatial`) as the other way."""
         before = self.call.data_inputs[0].shape
-        text = (f"x.{RESHAPES[self.call.name]}(x.size(0), -1) or torch.flatten(x, 1) keeps the batch, giving "
+        text = (f"{_keeping_batch(self.call.name)} keeps the batch, giving "
                 f"{format_shape((before[0], self.holds))}: each sample of {format_shape(before)} holds "
                 f"{self.holds} entries (= {'·'.join(map(str, before[1:]))}), not {self.needs}; then give the layer "
                 f"that reads it {self.holds} input features")

@@ -25,9 +25,9 @@ from ..core.text import compact, format_shape
 from ..rules import rule_for
 from ..rules.registry import arg
 from ..tracing import Call, Record, Value, trace
-from .batch import batch_change, failed_reshape
+from .batch import batch_changed_before, failed_reshape
 from .reach import CONVS, Proposal, emptied, least_input, least_model_input, proposals
-from .rows import is_row, row_that_made, rows_of, where
+from .rows import is_row, row_that_made, where
 
 __all__ = ["MERGES", "ExplainFailure", "advice", "channels_last", "conv_channels", "diagnose", "failing_calls",
            "flatten_missing", "merge_sides", "wanted_input"]
@@ -377,8 +377,8 @@ def diagnose(record: Record, edits: Sequence[Proposal] | None = None) -> Explain
     assert failure is not None
     call, innermost = failing_calls(record)
     fix, changes = None, True
-    mixed = batch_change(rows_of(record), record.input.shape, None) if call is not None else None
-    if call is not None and mixed is not None and mixed.call.index < call.index:
+    mixed = batch_changed_before(record, call) if call is not None else None
+    if mixed is not None:
         fix, changes = mixed.fix, False
     elif call is not None and isinstance(call.target, nn.Linear):
         fix, changes = _linear_fix(record, call), not flatten_missing(call)

@@ -32,7 +32,7 @@ from ..core.adjust import KINDS
 from ..core.text import clause, format_shape
 from ..errors import ShapeError
 from ..tracing import Call, Record, Value, trace
-from .batch import batch_change
+from .batch import batch_changed_before
 from .failure import (
     MERGES,
     channels_last,
@@ -44,7 +44,7 @@ from .failure import (
     wanted_input,
 )
 from .reach import Proposal, changeable, emptied, proposals
-from .rows import rows_of, where
+from .rows import where
 
 __all__ = ["MAX_LAYERS", "MAX_REAL_TRACES", "MAX_TRACES", "Found", "build", "quiet_trace", "search"]
 
@@ -216,8 +216,7 @@ def _failure(record: Record) -> _Problem:
     position = innermost.index if innermost is not None else 0
     shapes = ", ".join(format_shape(v.shape) for v in (row.data_inputs if row else ())) or "no tensor"
     text = f"the forward fails at {where(row) if row else 'the start'} on {shapes}: {clause(failure.error)}"
-    mixed = batch_change(rows_of(record), record.input.shape, None)
-    if row is not None and mixed is not None and mixed.call.index < row.index:
+    if row is not None and batch_changed_before(record, row) is not None:
         return _Problem(position, text, ())  # the forward's code is wrong (its batch), not a layer
     found = (_input_size(row) or emptied(row)) if row is not None else None
     if found is not None:

@@ -25,7 +25,7 @@ class Settings:
     """What every benchmark section is told: the device, and the run's mode.
 
     ``quick`` is the CI smoke run (tiny sizes, a few pairs: numbers mean nothing). ``short`` is the
-    time-boxed run for a GPU session (benchmarks/gpu_check.sh): realistic sizes, fewer pairs, fewer
+    time-boxed run on a GPU (benchmarks/gpu_check.sh): realistic sizes, fewer pairs, fewer
     table rows. Both may be given (the script's CPU dry run): sizes and pairs are then the quick ones.
     """
 
@@ -47,7 +47,7 @@ class Settings:
         if self.quick:
             return "--quick (CI smoke run: few repeats, numbers are NOT meaningful)"
         if self.short:
-            return "--short (time-boxed GPU-session run: fewer pairs and rows than a full run)"
+            return "--short (time-boxed GPU run: fewer pairs and rows than a full run)"
         return "full"
 
 

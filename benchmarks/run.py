@@ -4,7 +4,7 @@
                              [--sections overhead,padding,...] [--refresh] [--out benchmarks/RESULTS.md]
 
 ``--quick`` is the CI smoke run (under a minute; its numbers mean nothing). ``--short`` is the
-time-boxed run of a GPU session (benchmarks/gpu_check.sh): realistic sizes, fewer pairs and rows.
+time-boxed run on a GPU (benchmarks/gpu_check.sh): realistic sizes, fewer pairs and rows.
 Times are medians and overheads are paired ratios against plain torch, never single absolute
 times. ``--sections`` picks sections and their order; the file is rewritten after every section,
 so a run cut short keeps what it measured. With ``--refresh`` the sections measured replace their
@@ -62,7 +62,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="CI smoke run: few repeats, small sizes")
     parser.add_argument("--short", action="store_true",
-                        help="time-boxed GPU-session run: realistic sizes, fewer pairs and rows")
+                        help="time-boxed GPU run: realistic sizes, fewer pairs and rows")
     parser.add_argument("--sections", type=_sections, default=list(SECTIONS),
                         help=f"comma-separated, run in the order given (default: all, {','.join(SECTIONS)})")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

@@ -285,7 +285,7 @@ def section(settings: Settings) -> str:
     """The training section of RESULTS.md: measured on CUDA, otherwise a note saying why not."""
     title = "## Training throughput (CUDA)"
     if settings.device.type != "cuda":
-        return "\n\n".join([title, "**Not measured: no GPU was available in this session.** This benchmark is "
+        return "\n\n".join([title, "**Not measured: this benchmark has not yet run on a GPU.** This benchmark is "
                              "CUDA-only (`python benchmarks/run.py --device cuda`; `bash benchmarks/gpu_check.sh` "
                              "runs it with the rest of the GPU check); CPU figures would say nothing about GPU "
                              "training speed, so none are given."])
